@@ -1,0 +1,202 @@
+//! Names and order: every node name unique, every node reference to a node declared above,
+//! lists made of node names only, settings valid. Collects every error; emits no tokens.
+
+use std::collections::HashMap;
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, LitStr, Path};
+
+use super::parse::{Dag, Statement};
+use crate::options::{self, Place, Settings};
+
+pub struct Checked {
+    pub name: Option<LitStr>,
+    pub nodes: Vec<Node>,
+}
+
+pub struct Node {
+    pub name: Ident,
+    pub task: Path,
+    pub call_span: Span,
+    pub args: Vec<Arg>,
+    pub settings: Settings,
+}
+
+pub enum Arg {
+    /// A node declared above, by index, with the name as written.
+    Node(usize, Ident),
+    /// `[a, b, c]`: nodes declared above.
+    List(Vec<(usize, Ident)>, Span),
+    /// Any other expression: a constant input.
+    Value(Expr),
+}
+
+pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
+    let mut errors = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, stmt) in dag.nodes.iter().enumerate() {
+        let name = stmt.name.to_string();
+        if let Some(&first) = index.get(&name) {
+            errors.push(syn::Error::new(
+                stmt.name.span(),
+                format!(
+                    "duplicate node name `{name}`: a node `{name}` is already declared above (statement {}); node names must be unique within a `dag!`",
+                    first + 1
+                ),
+            ));
+        } else {
+            index.insert(name, i);
+        }
+    }
+
+    let mut nodes = Vec::new();
+    for (i, stmt) in dag.nodes.iter().enumerate() {
+        let mut args = Vec::new();
+        for expr in &stmt.args {
+            match node_ref(expr) {
+                Some(ident) if index.contains_key(&ident.to_string()) => {
+                    if let Some(j) = reference(dag, &index, i, ident, &mut errors) {
+                        args.push(Arg::Node(j, ident.clone()));
+                    }
+                }
+                _ => match expr {
+                    Expr::Array(array)
+                        if array.elems.iter().any(|e| {
+                            node_ref(e).is_some_and(|id| index.contains_key(&id.to_string()))
+                        }) =>
+                    {
+                        let mut list = Vec::new();
+                        for elem in &array.elems {
+                            match node_ref(elem) {
+                                Some(ident) if index.contains_key(&ident.to_string()) => {
+                                    if let Some(j) = reference(dag, &index, i, ident, &mut errors) {
+                                        list.push((j, ident.clone()));
+                                    }
+                                }
+                                _ => errors.push(syn::Error::new(
+                                    elem.span(),
+                                    format!(
+                                        "a list of nodes holds node names only, and `{}` is not a node of this `dag!`; pass constants to a parameter of their own",
+                                        crate::pretty::tokens(elem)
+                                    ),
+                                )),
+                            }
+                        }
+                        args.push(Arg::List(list, array.span()));
+                    }
+                    other => args.push(Arg::Value(other.clone())),
+                },
+            }
+        }
+        let settings = options::check(&stmt.settings, Place::Node, &mut errors);
+        nodes.push(Node {
+            name: stmt.name.clone(),
+            task: stmt.task.clone(),
+            call_span: stmt.call_span,
+            args,
+            settings,
+        });
+    }
+
+    if errors.is_empty() {
+        Ok(Checked {
+            name: dag.name.clone(),
+            nodes,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// A bare identifier argument, which names a node if one by that name exists.
+fn node_ref(expr: &Expr) -> Option<&Ident> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident(),
+        Expr::Group(g) => node_ref(&g.expr),
+        _ => None,
+    }
+}
+
+/// Resolves a reference from statement `from` to the node `ident`, which must be above it.
+fn reference(
+    dag: &Dag,
+    index: &HashMap<String, usize>,
+    from: usize,
+    ident: &Ident,
+    errors: &mut Vec<syn::Error>,
+) -> Option<usize> {
+    let to = index[&ident.to_string()];
+    let me = &dag.nodes[from].name;
+    if to == from {
+        errors.push(syn::Error::new(
+            ident.span(),
+            format!("node `{me}` takes its own output as input: that is a cycle; a node can only use nodes declared above it"),
+        ));
+        return None;
+    }
+    if to > from {
+        let message = match path(dag, index, to, from) {
+            Some(cycle) => format!(
+                "`{me}` uses `{ident}`, which is declared below it and itself depends on `{me}`: this would be a cycle ({}); a graph must be acyclic",
+                cycle.join(" → ")
+            ),
+            None => format!(
+                "node `{ident}` is used before it is declared: a node can only use nodes declared above it; move `{ident} = ...;` above `{me} = ...;`"
+            ),
+        };
+        errors.push(syn::Error::new(ident.span(), message));
+        return None;
+    }
+    Some(to)
+}
+
+/// The chain of uses from node `start` down to node `goal`, if `start` depends on `goal`:
+/// `[me, start, ..., me]` spelled as names.
+fn path(
+    dag: &Dag,
+    index: &HashMap<String, usize>,
+    start: usize,
+    goal: usize,
+) -> Option<Vec<String>> {
+    fn uses(stmt: &Statement, index: &HashMap<String, usize>) -> Vec<usize> {
+        let mut out = Vec::new();
+        for arg in &stmt.args {
+            let mut push = |e: &Expr| {
+                if let Some(i) = node_ref(e).and_then(|id| index.get(&id.to_string())) {
+                    out.push(*i);
+                }
+            };
+            match arg {
+                Expr::Array(a) => a.elems.iter().for_each(&mut push),
+                other => push(other),
+            }
+        }
+        out
+    }
+    let mut seen = vec![false; dag.nodes.len()];
+    let mut stack = vec![(start, vec![start])];
+    while let Some((at, trail)) = stack.pop() {
+        if at == goal {
+            let mut names: Vec<String> = std::iter::once(goal)
+                .chain(trail.iter().copied())
+                .map(|i| format!("`{}`", dag.nodes[i].name))
+                .collect();
+            names.dedup();
+            let first = names.first().cloned();
+            if names.last() != first.as_ref() {
+                names.extend(first);
+            }
+            return Some(names);
+        }
+        if std::mem::replace(&mut seen[at], true) {
+            continue;
+        }
+        for next in uses(&dag.nodes[at], index) {
+            let mut t = trail.clone();
+            t.push(next);
+            stack.push((next, t));
+        }
+    }
+    None
+}

@@ -1,0 +1,169 @@
+//! Expands a checked `dag!` into typed builder calls, one block per node, with each
+//! argument's wiring check emitted on the argument's own tokens.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::check::{Arg, Checked, Node};
+
+pub fn expand(dag: &Checked) -> TokenStream {
+    let graph = format_ident!("__typedag_graph", span = Span::mixed_site());
+    let name = match &dag.name {
+        Some(lit) => quote!(#lit),
+        None => quote!(::core::module_path!()),
+    };
+    let markers = dag.nodes.iter().map(|n| {
+        let marker = marker(n);
+        quote!(pub struct #marker {})
+    });
+    let handles: Vec<_> = dag.nodes.iter().map(handle).collect();
+    let statements = dag
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| node(dag, i, n, &graph, &handles));
+    let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
+    let params: Vec<_> = (0..dag.nodes.len())
+        .map(|i| format_ident!("__TypedagOut{}", i, span = Span::mixed_site()))
+        .collect();
+    let out = format_ident!("__typedag_out", span = Span::mixed_site());
+    let outputs = format_ident!("__TypedagOutputs", span = Span::mixed_site());
+
+    quote! {{
+        #[allow(non_camel_case_types, dead_code, unreachable_pub)]
+        mod __typedag_nodes {
+            #(#markers)*
+        }
+
+        /// The outputs of a `dag!` run, one field per node.
+        #[derive(Debug)]
+        #[allow(non_snake_case)]
+        struct #outputs<#(#params),*> {
+            #(pub #fields: #params,)*
+        }
+
+        let mut #graph = ::typedag::__private::Graph::new(#name);
+        #(#statements)*
+        #(#graph.keep(#handles);)*
+        #graph.with_outputs(move |#out: &mut ::typedag::__private::Outputs| {
+            ::core::option::Option::Some(#outputs {
+                #(#fields: #out.take_node(&#handles)?,)*
+            })
+        })
+    }}
+}
+
+/// The zero-sized type whose name is the node's name, so wiring errors can print it.
+fn marker(n: &Node) -> syn::Ident {
+    syn::Ident::new(&n.name.to_string(), Span::mixed_site())
+}
+
+fn handle(n: &Node) -> syn::Ident {
+    format_ident!("__typedag_node_{}", n.name, span = Span::mixed_site())
+}
+
+fn node(
+    dag: &Checked,
+    index: usize,
+    n: &Node,
+    graph: &syn::Ident,
+    handles: &[syn::Ident],
+) -> TokenStream {
+    let task = &n.task;
+    let id = n.name.to_string();
+    let handle = &handles[index];
+    let arity = n.args.len();
+    let args = format_ident!("__typedag_args", span = Span::mixed_site());
+    let wiring = quote_spanned! {task.span()=>
+        ::typedag::__private::wiring(::typedag::__private::task::<#task>())
+    };
+    let arity_call = quote_spanned!(n.call_span=> .arity::<#arity>());
+    let sources = n
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| source(dag, i, arg, &args, handles));
+    let settings = settings(n, graph, handle);
+    quote! {
+        let #handle = {
+            let #args = #wiring #arity_call;
+            let __typedag_sources = ::typedag::__private::Vec::from([#(#sources),*]);
+            #args.add(&mut #graph, #id, __typedag_sources)
+        };
+        #settings
+    }
+}
+
+fn source(
+    dag: &Checked,
+    i: usize,
+    arg: &Arg,
+    args: &syn::Ident,
+    handles: &[syn::Ident],
+) -> TokenStream {
+    match arg {
+        Arg::Node(j, ident) => {
+            let check = format_ident!("node{}", i, span = ident.span());
+            let handle = &handles[*j];
+            let marker = marker(&dag.nodes[*j]);
+            quote_spanned! {ident.span()=>
+                {
+                    #args.#check::<__typedag_nodes::#marker, _>(::typedag::__private::type_of_node(&#handle));
+                    ::typedag::__private::node_source(&#handle)
+                }
+            }
+        }
+        Arg::List(items, span) => {
+            let check = format_ident!("list{}", i, span = *span);
+            let list = items.iter().map(|(j, _)| &handles[*j]);
+            quote_spanned! {*span=>
+                {
+                    let __typedag_list = [#(#list),*];
+                    #args.#check(::typedag::__private::type_of_list(&__typedag_list));
+                    ::typedag::__private::list_source(__typedag_list)
+                }
+            }
+        }
+        Arg::Value(expr) => {
+            let span = expr.span();
+            let check = format_ident!("value{}", i, span = span);
+            // Hygienic, but located on the user's expression so errors point there.
+            let value = format_ident!(
+                "__typedag_value",
+                span = Span::mixed_site().located_at(span)
+            );
+            let checked =
+                quote_spanned!(span=> #args.#check(::typedag::__private::type_of_value(&#value)));
+            let source = quote_spanned!(span=> ::typedag::__private::value_source(#value));
+            quote! {
+                {
+                    let #value = #expr;
+                    #checked;
+                    #source
+                }
+            }
+        }
+    }
+}
+
+fn settings(n: &Node, graph: &syn::Ident, handle: &syn::Ident) -> TokenStream {
+    let s = &n.settings;
+    let mut calls = Vec::new();
+    if let Some(v) = s.priority {
+        calls.push(quote!(.priority(#v)));
+    }
+    if let Some(v) = s.retries {
+        calls.push(quote!(.retries(#v)));
+    }
+    if let Some(v) = &s.timeout {
+        calls.push(quote!(.timeout(#v)));
+    }
+    if let Some(v) = &s.backoff {
+        calls.push(quote!(.backoff(#v)));
+    }
+    if calls.is_empty() {
+        return TokenStream::new();
+    }
+    quote!(#graph.configure(&#handle) #(#calls)*;)
+}

@@ -1,0 +1,443 @@
+//! `key = value` settings: of a task in `#[task(...)]`, of a node after `with` in `dag!`.
+//!
+//! Parsing keeps the raw pairs; `check` turns them into typed settings or errors that say
+//! what was found, what is allowed, and the closest valid key.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprPath, Ident, Lit, Token};
+
+/// One `key = value` as written.
+pub struct Raw {
+    pub key: Ident,
+    pub value: Expr,
+}
+
+impl Parse for Raw {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `{key} = <value>`: settings are written as `key = value`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        Ok(Raw { key, value })
+    }
+}
+
+/// Parses `a = 1, b = "x"` (possibly empty).
+pub fn parse_list(input: ParseStream) -> syn::Result<Vec<Raw>> {
+    Ok(Punctuated::<Raw, Token![,]>::parse_terminated(input)?
+        .into_iter()
+        .collect())
+}
+
+/// Where a list of settings is written, which decides the keys it may use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Task,
+    Node,
+}
+
+impl Place {
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Place::Task => &[
+                "retries", "backoff", "timeout", "priority", "limit", "version", "cache",
+                "retry_if",
+            ],
+            Place::Node => &["retries", "backoff", "timeout", "priority"],
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Place::Task => "`#[task]` option",
+            Place::Node => "node setting",
+        }
+    }
+}
+
+/// Validated settings, each with the span of its value.
+#[derive(Default)]
+pub struct Settings {
+    pub retries: Option<u32>,
+    pub backoff: Option<Backoff>,
+    pub timeout: Option<Duration>,
+    pub priority: Option<i32>,
+    pub limit: Option<usize>,
+    pub version: Option<String>,
+    pub cache: Option<bool>,
+    pub retry_if: Option<ExprPath>,
+}
+
+/// A duration in nanoseconds.
+#[derive(Clone, Copy)]
+pub struct Duration(pub u128);
+
+impl ToTokens for Duration {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let secs = (self.0 / 1_000_000_000) as u64;
+        let nanos = (self.0 % 1_000_000_000) as u32;
+        tokens.extend(quote!(::core::time::Duration::new(#secs, #nanos)));
+    }
+}
+
+pub struct Backoff {
+    pub shape: &'static str,
+    pub initial: Duration,
+    pub cap: Option<Duration>,
+    pub jitter: bool,
+}
+
+impl ToTokens for Backoff {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let shape = Ident::new(self.shape, Span::call_site());
+        let initial = self.initial;
+        let mut expr = quote!(::typedag::__private::Backoff::#shape(#initial));
+        if let Some(cap) = self.cap {
+            expr = quote!(#expr.cap(#cap));
+        }
+        if self.jitter {
+            expr = quote!(#expr.jitter());
+        }
+        tokens.extend(expr);
+    }
+}
+
+/// Checks every pair, collecting all errors.
+pub fn check(raw: &[Raw], place: Place, errors: &mut Vec<syn::Error>) -> Settings {
+    let mut s = Settings::default();
+    let mut seen: Vec<String> = Vec::new();
+    for Raw { key, value } in raw {
+        let name = key.to_string();
+        if !place.keys().contains(&name.as_str()) {
+            errors.push(unknown_key(key, place));
+            continue;
+        }
+        if seen.contains(&name) {
+            errors.push(syn::Error::new(
+                key.span(),
+                format!("`{name}` is set twice; keep one"),
+            ));
+            continue;
+        }
+        seen.push(name.clone());
+        let result = match name.as_str() {
+            "retries" => int::<u32>(value, "a whole number of retries, like `retries = 3`")
+                .map(|v| s.retries = Some(v)),
+            "priority" => int::<i32>(
+                value,
+                "a whole number, higher runs first, like `priority = 10`",
+            )
+            .map(|v| s.priority = Some(v)),
+            "limit" => int::<usize>(
+                value,
+                "how many nodes of this task may run at once, like `limit = 4`",
+            )
+            .and_then(|v| {
+                if v == 0 {
+                    Err(syn::Error::new(
+                        value.span(),
+                        "`limit = 0` would never run the task: use 1 or more",
+                    ))
+                } else {
+                    s.limit = Some(v);
+                    Ok(())
+                }
+            }),
+            "timeout" => duration(value).map(|v| s.timeout = Some(v)),
+            "version" => {
+                string(value, "a string, like `version = \"2\"`").map(|v| s.version = Some(v))
+            }
+            "cache" => {
+                boolean(value, "`cache = true` or `cache = false`").map(|v| s.cache = Some(v))
+            }
+            "backoff" => backoff(value).map(|v| s.backoff = Some(v)),
+            "retry_if" => match value {
+                Expr::Path(p) => {
+                    s.retry_if = Some(p.clone());
+                    Ok(())
+                }
+                other => Err(syn::Error::new(
+                    other.span(),
+                    "`retry_if` takes the path of a function `fn(&E) -> bool` that says whether an error is worth another attempt, like `retry_if = is_transient`",
+                )),
+            },
+            _ => unreachable!("keys are checked above"),
+        };
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    s
+}
+
+fn unknown_key(key: &Ident, place: Place) -> syn::Error {
+    let name = key.to_string();
+    let valid = place.keys();
+    let list = valid
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let closest = valid
+        .iter()
+        .map(|k| (distance(&name, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min();
+    let hint = match closest {
+        Some((_, k)) => format!("did you mean `{k}`? "),
+        None => String::new(),
+    };
+    let extra = if place == Place::Node && Place::Task.keys().contains(&name.as_str()) {
+        format!(" (`{name}` is set on the task, in `#[task({name} = ...)]`)")
+    } else {
+        String::new()
+    };
+    syn::Error::new(
+        key.span(),
+        format!(
+            "unknown {} `{name}`{extra}: {hint}valid ones are {list}",
+            place.what()
+        ),
+    )
+}
+
+/// Levenshtein distance, for "did you mean".
+pub fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let old = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev + usize::from(ca != *cb));
+            prev = old;
+        }
+    }
+    row[b.len()]
+}
+
+fn lit(value: &Expr) -> Option<&Lit> {
+    match value {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => lit(&g.expr),
+        _ => None,
+    }
+}
+
+fn int<T: std::str::FromStr>(value: &Expr, expected: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let (negative, inner) = match value {
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => (true, &*u.expr),
+        other => (false, other),
+    };
+    match lit(inner) {
+        Some(Lit::Int(i)) => {
+            let digits = if negative {
+                format!("-{}", i.base10_digits())
+            } else {
+                i.base10_digits().to_owned()
+            };
+            digits
+                .parse::<T>()
+                .map_err(|e| syn::Error::new(value.span(), format!("{e}: expected {expected}")))
+        }
+        _ => Err(syn::Error::new(
+            value.span(),
+            format!(
+                "expected {expected}, found `{}`",
+                crate::pretty::tokens(value)
+            ),
+        )),
+    }
+}
+
+fn string(value: &Expr, expected: &str) -> syn::Result<String> {
+    match lit(value) {
+        Some(Lit::Str(s)) => Ok(s.value()),
+        _ => Err(syn::Error::new(
+            value.span(),
+            format!(
+                "expected {expected}, found `{}`",
+                crate::pretty::tokens(value)
+            ),
+        )),
+    }
+}
+
+fn boolean(value: &Expr, expected: &str) -> syn::Result<bool> {
+    match lit(value) {
+        Some(Lit::Bool(b)) => Ok(b.value),
+        _ => Err(syn::Error::new(
+            value.span(),
+            format!(
+                "expected {expected}, found `{}`",
+                crate::pretty::tokens(value)
+            ),
+        )),
+    }
+}
+
+const DURATION_HELP: &str =
+    "a duration like \"500ms\", \"30s\", \"2m\" or \"1h\" (units: ns, us, ms, s, m, h)";
+
+fn duration(value: &Expr) -> syn::Result<Duration> {
+    let Some(Lit::Str(s)) = lit(value) else {
+        return Err(syn::Error::new(
+            value.span(),
+            format!(
+                "expected {DURATION_HELP}, found `{}`",
+                crate::pretty::tokens(value)
+            ),
+        ));
+    };
+    parse_duration(&s.value()).ok_or_else(|| {
+        syn::Error::new(
+            s.span(),
+            format!(
+                "`{:?}` is not a duration: expected {DURATION_HELP}",
+                s.value()
+            ),
+        )
+    })
+}
+
+/// `"1.5s"` → nanoseconds. One number, one unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let scale: u128 = match unit.trim() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut nanos = whole.checked_mul(scale)?;
+    if !frac.is_empty() {
+        let digits: u32 = frac.len().try_into().ok()?;
+        let frac_value: u128 = frac.parse().ok()?;
+        nanos += frac_value.checked_mul(scale)? / 10u128.checked_pow(digits)?;
+    }
+    Some(Duration(nanos))
+}
+
+const BACKOFF_HELP: &str = "expected `fixed(\"1s\")`, `linear(\"100ms\")` or `exponential(\"100ms\")`, optionally followed by `cap = \"10s\"` and `jitter` inside the parentheses, like `exponential(\"100ms\", cap = \"10s\", jitter)`";
+
+fn backoff(value: &Expr) -> syn::Result<Backoff> {
+    let Expr::Call(call) = value else {
+        return Err(syn::Error::new(
+            value.span(),
+            format!("malformed `backoff`: {BACKOFF_HELP}"),
+        ));
+    };
+    let shape = match &*call.func {
+        Expr::Path(p) if p.path.is_ident("fixed") => "fixed",
+        Expr::Path(p) if p.path.is_ident("linear") => "linear",
+        Expr::Path(p) if p.path.is_ident("exponential") => "exponential",
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                format!(
+                    "unknown backoff `{}`: {BACKOFF_HELP}",
+                    crate::pretty::tokens(other)
+                ),
+            ));
+        }
+    };
+    let mut args = call.args.iter();
+    let Some(first) = args.next() else {
+        return Err(syn::Error::new(
+            call.span(),
+            format!("`{shape}` needs a first delay: {BACKOFF_HELP}"),
+        ));
+    };
+    let initial = duration(first)?;
+    let mut b = Backoff {
+        shape,
+        initial,
+        cap: None,
+        jitter: false,
+    };
+    for arg in args {
+        match arg {
+            Expr::Assign(a) if matches!(&*a.left, Expr::Path(p) if p.path.is_ident("cap")) => {
+                b.cap = Some(duration(&a.right)?);
+            }
+            Expr::Path(p) if p.path.is_ident("jitter") => b.jitter = true,
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    format!(
+                        "unexpected `{}` in `backoff`: {BACKOFF_HELP}",
+                        crate::pretty::tokens(other)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(b)
+}
+
+/// Parses `a = 1, b = "x"` up to (not including) a `;`.
+pub fn parse_list_until_semi(input: ParseStream) -> syn::Result<Vec<Raw>> {
+    let mut list = Vec::new();
+    loop {
+        list.push(input.parse::<Raw>()?);
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            continue;
+        }
+        return Ok(list);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap().0, 30_000_000_000);
+        assert_eq!(parse_duration("1.5s").unwrap().0, 1_500_000_000);
+        assert_eq!(parse_duration("100ms").unwrap().0, 100_000_000);
+        assert_eq!(parse_duration("2m").unwrap().0, 120_000_000_000);
+        assert!(parse_duration("30").is_none());
+        assert!(parse_duration("s").is_none());
+        assert!(parse_duration("3 weeks").is_none());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(distance("retires", "retries"), 2);
+        let e = unknown_key(&Ident::new("retires", Span::call_site()), Place::Task);
+        assert!(e.to_string().contains("did you mean `retries`?"), "{e}");
+        let e = unknown_key(&Ident::new("zzz", Span::call_site()), Place::Task);
+        assert!(!e.to_string().contains("did you mean"), "{e}");
+    }
+}

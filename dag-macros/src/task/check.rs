@@ -1,0 +1,249 @@
+//! Validates a task function: async, free, not generic, parameters `name: Type`, known
+//! options. Produces the model `expand` needs; never emits tokens.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, Ident, Pat, PathArguments, ReturnType, Type};
+
+use super::parse::Parsed;
+use crate::options::{self, Place, Settings};
+
+pub struct Task {
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub output: Type,
+    pub returns_result: bool,
+    pub return_span: Span,
+    pub settings: Settings,
+    pub fingerprint: String,
+    pub signature: String,
+}
+
+pub struct Param {
+    pub name: Ident,
+    /// The type the input must have: `T` for both `&T` and `T`.
+    pub input: Type,
+    pub by_ref: bool,
+    /// For `&str`, `&[T]`...: the method that borrows the view from the owned input.
+    pub view: Option<&'static str>,
+    /// As written, for messages.
+    pub written: String,
+}
+
+pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
+    let mut errors = Vec::new();
+    let item = &parsed.item;
+    let sig = &item.sig;
+
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span,
+            format!(
+                "`#[task]` needs an `async fn`: write `async fn {}(...)`",
+                sig.ident
+            ),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new(
+            unsafety.span,
+            "a task cannot be `unsafe`: the runner calls it like any safe function",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new(
+            abi.span(),
+            "a task cannot have an `extern` ABI",
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(
+            constness.span,
+            "a task cannot be a `const fn`",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            "a task cannot be generic: a graph checks its edges with concrete input and output types; write the task for one type (a generic helper can do the work)",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(syn::Error::new(v.span(), "a task cannot be variadic"));
+    }
+
+    let mut params = Vec::new();
+    for (i, arg) in sig.inputs.iter().enumerate() {
+        match arg {
+            FnArg::Receiver(r) => errors.push(syn::Error::new(
+                r.span(),
+                "a task cannot take `self`: a task is a free `async fn`; move it out of the `impl` block and pass what it needs as parameters",
+            )),
+            FnArg::Typed(pt) => match param(i, pt) {
+                Ok(p) => params.push(p),
+                Err(e) => errors.push(e),
+            },
+        }
+    }
+
+    let (output, returns_result, return_span) = match &sig.output {
+        ReturnType::Default => (syn::parse_quote!(()), false, sig.ident.span()),
+        ReturnType::Type(_, ty) => {
+            if let Type::ImplTrait(_) = &**ty {
+                errors.push(syn::Error::new(
+                    ty.span(),
+                    "a task must name its output type: `impl Trait` cannot be stored or passed to other tasks",
+                ));
+            }
+            match result_ok_type(ty) {
+                Some(ok) => (ok, true, ty.span()),
+                None => ((**ty).clone(), false, ty.span()),
+            }
+        }
+    };
+
+    let settings = options::check(&parsed.options, Place::Task, &mut errors);
+    if let Some(path) = &settings.retry_if {
+        if !returns_result {
+            errors.push(syn::Error::new(
+                path.span(),
+                "`retry_if` looks at a task's errors, but this task does not return a `Result`",
+            ));
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let fingerprint = match &settings.version {
+        Some(v) => format!("version:{v}"),
+        None => {
+            let mut tokens = proc_macro2::TokenStream::new();
+            quote::ToTokens::to_tokens(sig, &mut tokens);
+            quote::ToTokens::to_tokens(&item.block, &mut tokens);
+            crate::fingerprint::of(tokens)
+        }
+    };
+    let mut shown = sig.clone();
+    shown.inputs.iter_mut().for_each(|arg| {
+        if let FnArg::Typed(pt) = arg {
+            pt.attrs.clear();
+        }
+    });
+    Ok(Task {
+        name: sig.ident.clone(),
+        params,
+        output,
+        returns_result,
+        return_span,
+        settings,
+        fingerprint,
+        signature: crate::pretty::tokens(&shown),
+    })
+}
+
+fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
+    let name = match &*pt.pat {
+        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+        Pat::Wild(w) => Ident::new(&format!("_input{index}"), w.span()),
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "write each task parameter as `name: Type`: the runner passes inputs by position and names them in messages",
+            ));
+        }
+    };
+    let written = crate::pretty::tokens(&pt.ty);
+    let (input, by_ref) = match &*pt.ty {
+        Type::Reference(r) => {
+            if r.mutability.is_some() {
+                return Err(syn::Error::new(
+                    pt.ty.span(),
+                    format!(
+                        "parameter `{name}` cannot be `&mut`: an upstream output is shared by every task that reads it; take `{}` to get your own copy",
+                        crate::pretty::tokens(&r.elem)
+                    ),
+                ));
+            }
+            if let Some((owned, view)) = borrowed_view(&r.elem) {
+                return Ok(Param {
+                    name,
+                    input: owned,
+                    by_ref: true,
+                    view: Some(view),
+                    written,
+                });
+            }
+            if let Type::TraitObject(_) = &*r.elem {
+                return Err(syn::Error::new(
+                    pt.ty.span(),
+                    format!(
+                        "parameter `{name}` cannot borrow a trait object: a task's input is another task's output, which has a concrete type"
+                    ),
+                ));
+            }
+            ((*r.elem).clone(), true)
+        }
+        Type::ImplTrait(_) => {
+            return Err(syn::Error::new(
+                pt.ty.span(),
+                format!(
+                    "parameter `{name}` cannot be `impl Trait`: a task is not generic; name the concrete type"
+                ),
+            ));
+        }
+        other => (other.clone(), false),
+    };
+    Ok(Param {
+        name,
+        input,
+        by_ref,
+        view: None,
+        written,
+    })
+}
+
+/// `&str` borrows a `String` output, `&[T]` a `Vec<T>`, `&Path` a `PathBuf`, `&OsStr` an
+/// `OsString`: the owned type a task outputs, and the method that borrows the view.
+fn borrowed_view(ty: &Type) -> Option<(Type, &'static str)> {
+    match ty {
+        Type::Slice(s) => {
+            let elem = &s.elem;
+            Some((syn::parse_quote!(::std::vec::Vec<#elem>), "as_slice"))
+        }
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if !last.arguments.is_none() {
+                return None;
+            }
+            match last.ident.to_string().as_str() {
+                "str" if p.path.segments.len() == 1 => {
+                    Some((syn::parse_quote!(::std::string::String), "as_str"))
+                }
+                "Path" => Some((syn::parse_quote!(::std::path::PathBuf), "as_path")),
+                "OsStr" => Some((syn::parse_quote!(::std::ffi::OsString), "as_os_str")),
+                _ => None,
+            }
+        }
+        Type::Paren(p) => borrowed_view(&p.elem),
+        Type::Group(g) => borrowed_view(&g.elem),
+        _ => None,
+    }
+}
+
+/// `T` of a return type written `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`...
+fn result_ok_type(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}

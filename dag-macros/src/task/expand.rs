@@ -1,0 +1,271 @@
+//! Emits the user's function untouched, a companion struct of the same name, and inside an
+//! anonymous `const` the `Task` impl and the per-parameter wiring checks `dag!` calls.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::check::Task;
+use crate::pretty::escape;
+
+pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
+    let vis = &item.vis;
+    let name = &task.name;
+    let name_str = name.to_string();
+    let output = &task.output;
+    let fingerprint = &task.fingerprint;
+    let signature = escape(&task.signature);
+    let doc = format!(
+        "The task of [`{name_str}()`]({name_str}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name_str}>`."
+    );
+    // `Self::Output` is pinned to the declared type on the user's token, so a bad output
+    // type is reported on the return type.
+    let out_check = quote_spanned! {task.return_span=>
+        ::typedag::__private::assert_output::<#output>();
+    };
+    let codec = if task.settings.cache == Some(false) {
+        quote!(::core::option::Option::None)
+    } else {
+        let codec = quote_spanned!(task.return_span=> ::typedag::__private::codec::<#output>());
+        quote!(::core::option::Option::Some(#codec))
+    };
+
+    let params_ty = task.params.iter().map(|p| {
+        let input = &p.input;
+        if p.by_ref {
+            quote!(::typedag::__private::Ref<#input>)
+        } else {
+            quote!(::typedag::__private::Own<#input>)
+        }
+    });
+
+    // Owned inputs are taken first, then borrowed ones: a borrow must not overlap a take.
+    let locals: Vec<_> = (0..task.params.len())
+        .map(|i| format_ident!("__typedag_in{}", i, span = Span::mixed_site()))
+        .collect();
+    let inputs = format_ident!("__typedag_inputs", span = Span::mixed_site());
+    let mut takes = Vec::new();
+    let mut borrows = Vec::new();
+    for (i, p) in task.params.iter().enumerate() {
+        let local = &locals[i];
+        let ty = &p.input;
+        let span = p.input.span();
+        if let Some(view) = p.view {
+            let view = syn::Ident::new(view, span);
+            borrows.push(quote_spanned!(span=> let #local = #inputs.borrow::<#ty>(#i).#view();));
+        } else if p.by_ref {
+            borrows.push(quote_spanned!(span=> let #local: &#ty = #inputs.borrow::<#ty>(#i);));
+        } else {
+            takes.push(quote_spanned!(span=> let #local: #ty = #inputs.take::<#ty>(#i);));
+        }
+    }
+    let call = quote!(#name(#(#locals),*).await);
+    let finish = if task.returns_result {
+        let retry_if = match &task.settings.retry_if {
+            Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some(#path)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote_spanned!(task.return_span=> ::typedag::__private::from_result(#call, #retry_if))
+    } else {
+        quote!(::core::result::Result::Ok(#call))
+    };
+
+    let options = options(task);
+    let wiring = wiring(task, &signature);
+    let arity = task.params.len();
+    let plural = if arity == 1 { "" } else { "s" };
+    let arity_msg = format!("task `{name_str}` takes {arity} input{plural}, but {{N}} were given");
+    let arity_label = format!("`{name_str}` takes {arity} input{plural}");
+    let arity_note = format!("the task is `{signature}`");
+
+    quote! {
+        #item
+
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+
+        const _: () = {
+            #[automatically_derived]
+            impl ::typedag::__private::Task for #name {
+                type Output = #output;
+                type Params = (#(#params_ty,)*);
+                type Wiring = __TypedagWiring;
+                const NAME: &'static str = #name_str;
+                const FINGERPRINT: &'static str = #fingerprint;
+
+                fn options() -> ::typedag::__private::TaskOptions {
+                    #options
+                }
+
+                fn codec() -> ::core::option::Option<::typedag::__private::Codec<Self::Output>> {
+                    #codec
+                }
+
+                fn wiring() -> __TypedagWiring {
+                    __TypedagWiring
+                }
+
+                fn call(
+                    #[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs,
+                ) -> ::typedag::__private::BoxFuture<::core::result::Result<Self::Output, ::typedag::__private::Failure>> {
+                    ::typedag::__private::Box::pin(async move {
+                        #(#takes)*
+                        #(#borrows)*
+                        #finish
+                    })
+                }
+            }
+
+            #[allow(dead_code)]
+            fn __typedag_checks() {
+                #out_check
+            }
+
+            #[doc(hidden)]
+            pub struct __TypedagWiring;
+
+            #[diagnostic::on_unimplemented(message = #arity_msg, label = #arity_label, note = #arity_note)]
+            #[doc(hidden)]
+            pub trait __TypedagArity<const N: usize> {
+                type Args;
+                fn args() -> Self::Args;
+            }
+
+            impl __TypedagArity<#arity> for __TypedagWiring {
+                type Args = __TypedagArgs;
+                fn args() -> __TypedagArgs {
+                    __TypedagArgs
+                }
+            }
+
+            impl __TypedagWiring {
+                pub fn arity<const N: usize>(self) -> <Self as __TypedagArity<N>>::Args
+                where
+                    Self: __TypedagArity<N>,
+                {
+                    <Self as __TypedagArity<N>>::args()
+                }
+            }
+
+            #[doc(hidden)]
+            pub struct __TypedagArgs;
+
+            impl __TypedagArgs {
+                pub fn add<O>(
+                    self,
+                    graph: &mut ::typedag::__private::Graph<O>,
+                    id: &str,
+                    sources: ::typedag::__private::Vec<::typedag::__private::Wired>,
+                ) -> ::typedag::__private::Node<#output> {
+                    graph.push_node::<#name>(id, sources)
+                }
+            }
+
+            #wiring
+        };
+    }
+}
+
+fn options(task: &Task) -> TokenStream {
+    let s = &task.settings;
+    let mut sets = Vec::new();
+    if let Some(v) = s.retries {
+        sets.push(quote!(o.retries = ::core::option::Option::Some(#v);));
+    }
+    if let Some(b) = &s.backoff {
+        sets.push(quote!(o.backoff = ::core::option::Option::Some(#b);));
+    }
+    if let Some(t) = &s.timeout {
+        sets.push(quote!(o.timeout = ::core::option::Option::Some(#t);));
+    }
+    if let Some(v) = s.priority {
+        sets.push(quote!(o.priority = ::core::option::Option::Some(#v);));
+    }
+    if let Some(v) = s.limit {
+        sets.push(quote!(o.limit = ::core::option::Option::Some(#v);));
+    }
+    if let Some(v) = &s.version {
+        sets.push(quote!(o.version = ::core::option::Option::Some(#v);));
+    }
+    if let Some(v) = s.cache {
+        sets.push(quote!(o.cache = #v;));
+    }
+    quote! {
+        #[allow(unused_mut)]
+        let mut o = ::typedag::__private::TaskOptions::new();
+        #(#sets)*
+        o
+    }
+}
+
+fn wiring(task: &Task, signature: &str) -> TokenStream {
+    let name = task.name.to_string();
+    let mut items = Vec::new();
+    let mut methods = Vec::new();
+    for (i, p) in task.params.iter().enumerate() {
+        let input = &p.input;
+        let shown = escape(&crate::pretty::tokens(input));
+        let param = &p.name;
+        let node_trait = format_ident!("__TypedagNode{}", i);
+        let value_trait = format_ident!("__TypedagValue{}", i);
+        let list_trait = format_ident!("__TypedagList{}", i);
+        let node_fn = format_ident!("node{}", i);
+        let value_fn = format_ident!("value{}", i);
+        let list_fn = format_ident!("list{}", i);
+        let written = escape(&p.written);
+        let node_msg = format!(
+            "output of node `{{N}}` is `{{T}}`, but parameter `{param}` of task `{name}` takes `{written}`"
+        );
+        let node_label = format!("this node's output is `{{T}}`, not `{shown}`");
+        let value_msg = format!(
+            "parameter `{param}` of task `{name}` takes `{written}`, but this value is `{{T}}`"
+        );
+        let value_label = format!("expected `{shown}`, found `{{T}}`");
+        let list_msg = format!(
+            "parameter `{param}` of task `{name}` takes `{written}`, but this list of nodes gives `{{T}}`"
+        );
+        let list_label =
+            format!("a list of nodes arrives as a `Vec` of their outputs; expected `{shown}`");
+        let note = format!("the task is `{signature}`");
+        items.push(quote! {
+            #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
+            #[doc(hidden)]
+            pub trait #node_trait<N, T> {}
+            impl<N, T: ::typedag::__private::Is<#input>> #node_trait<N, T> for ::typedag::__private::Wire {}
+
+            #[diagnostic::on_unimplemented(message = #value_msg, label = #value_label, note = #note)]
+            #[doc(hidden)]
+            pub trait #value_trait<T> {}
+            impl<T: ::typedag::__private::Is<#input>> #value_trait<T> for ::typedag::__private::Wire {}
+
+            #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
+            #[doc(hidden)]
+            pub trait #list_trait<T> {}
+            impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
+        });
+        methods.push(quote! {
+            pub fn #node_fn<N, T>(&self, _: ::core::marker::PhantomData<T>)
+            where
+                ::typedag::__private::Wire: #node_trait<N, T>,
+            {
+            }
+            pub fn #value_fn<T>(&self, _: ::core::marker::PhantomData<T>)
+            where
+                ::typedag::__private::Wire: #value_trait<T>,
+            {
+            }
+            pub fn #list_fn<T>(&self, _: ::core::marker::PhantomData<T>)
+            where
+                ::typedag::__private::Wire: #list_trait<T>,
+            {
+            }
+        });
+    }
+    quote! {
+        #(#items)*
+        impl __TypedagArgs {
+            #(#methods)*
+        }
+    }
+}

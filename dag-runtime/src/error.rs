@@ -1,0 +1,80 @@
+//! What can go wrong, in words that say what to do.
+
+use crate::report::Report;
+
+/// Why a run did not hand back its outputs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Some nodes failed; the report says which, why, and what was skipped because of them.
+    #[error("{0}")]
+    Failed(Box<Report>),
+
+    /// The graph cannot run as built.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+
+    /// `Runner::run` was awaited outside a tokio runtime.
+    #[error(
+        "no tokio runtime: `Runner::run` spawns its tasks on tokio; await it inside a runtime, for example from a `#[tokio::main]` function"
+    )]
+    NoRuntime,
+
+    /// A bug in typedag: the message says where.
+    #[error("internal error in typedag: {0}; please report it")]
+    Internal(String),
+}
+
+impl Error {
+    /// The run's report, when the run got as far as running nodes.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Error::Failed(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// A graph that cannot be built or run as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GraphError {
+    /// Two nodes with one id.
+    #[error(
+        "graph `{graph}` already has a node with id `{id}`: node ids must be unique within a graph; give this node another id"
+    )]
+    DuplicateId {
+        /// The graph's name.
+        graph: String,
+        /// The repeated id.
+        id: String,
+    },
+
+    /// A node handle of one graph given as input to a node of another.
+    #[error(
+        "input {param} of node `{node}` is a node of another graph: a node can only take inputs from nodes of the graph `{graph}` it is added to"
+    )]
+    ForeignNode {
+        /// The graph's name.
+        graph: String,
+        /// The node being added.
+        node: String,
+        /// The input's position, from 0.
+        param: usize,
+    },
+
+    /// A constant input whose `Serialize` impl failed.
+    #[error(
+        "constant input {param} of node `{node}` in graph `{graph}` could not be serialized for its fingerprint: {message}"
+    )]
+    Constant {
+        /// The graph's name.
+        graph: String,
+        /// The node.
+        node: String,
+        /// The input's position, from 0.
+        param: usize,
+        /// What serde said.
+        message: String,
+    },
+}

@@ -1,0 +1,126 @@
+//! What happened to each node of a run.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::task::Failure;
+
+/// The outcome of every node of one run, in declaration order.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub(crate) graph: String,
+    pub(crate) nodes: Vec<NodeReport>,
+}
+
+/// One node's outcome.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NodeReport {
+    /// The node's id.
+    pub id: String,
+    /// The task it runs.
+    pub task: &'static str,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What happened to one node.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The task ran and completed.
+    Ran {
+        /// Attempts it took, 1 if it succeeded first time.
+        attempts: u32,
+        /// Wall time from its first attempt's start to completion, delays included.
+        duration: Duration,
+    },
+    /// The task failed for good. The last failure is the one that counted.
+    Failed {
+        /// Every failed attempt, in order.
+        attempts: Vec<Failure>,
+    },
+    /// Not run because an upstream node failed.
+    Skipped {
+        /// The failed node that caused it.
+        because: String,
+    },
+    /// Not run, or stopped, because the run was cancelled or stopped early.
+    Cancelled,
+}
+
+impl Outcome {
+    /// The error that failed the node, if it failed.
+    pub fn error(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Failed { attempts } => attempts.last(),
+            _ => None,
+        }
+    }
+}
+
+impl Report {
+    /// The graph's name.
+    pub fn graph(&self) -> &str {
+        &self.graph
+    }
+
+    /// Every node, in declaration order.
+    pub fn nodes(&self) -> &[NodeReport] {
+        &self.nodes
+    }
+
+    /// One node by id.
+    pub fn node(&self, id: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The nodes that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &NodeReport> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.outcome, Outcome::Failed { .. }))
+    }
+
+    /// Whether every node completed.
+    pub fn is_success(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| matches!(n.outcome, Outcome::Ran { .. }))
+    }
+
+    fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.nodes.iter().filter(|n| f(&n.outcome)).count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed = self.count(|o| matches!(o, Outcome::Failed { .. }));
+        let skipped = self.count(|o| matches!(o, Outcome::Skipped { .. }));
+        let cancelled = self.count(|o| matches!(o, Outcome::Cancelled));
+        let ran = self.count(|o| matches!(o, Outcome::Ran { .. }));
+        write!(
+            f,
+            "graph `{}`: {failed} failed, {skipped} skipped, {cancelled} cancelled, {ran} of {} completed",
+            self.graph,
+            self.nodes.len()
+        )?;
+        for node in self.failed() {
+            if let Outcome::Failed { attempts } = &node.outcome {
+                let last = attempts
+                    .last()
+                    .map(Failure::message)
+                    .unwrap_or("no attempt recorded");
+                let tries = attempts.len();
+                let s = if tries == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "\n  node `{}` (task `{}`) failed after {tries} attempt{s}: {last}",
+                    node.id, node.task
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

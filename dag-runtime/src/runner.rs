@@ -1,0 +1,544 @@
+//! The runner: starts each node as soon as its own inputs are ready, within the concurrency
+//! limit, highest priority first.
+//!
+//! There is no central scheduler task. Whoever finishes a node does the bookkeeping under one
+//! short lock, then carries on with the best ready node itself, and spawns helpers only when
+//! more nodes are ready than are running. A chain therefore runs without a single spawn, and
+//! a fan-out spawns about as many tokio tasks as the concurrency limit, not one per node.
+
+use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, GraphError};
+use crate::graph::{Graph, NodeSpec, Outputs, Source};
+use crate::policy::{Backoff, Effective, RunnerDefaults};
+use crate::report::{NodeReport, Outcome, Report};
+use crate::task::{Failure, Inputs, Shared, Value};
+
+/// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// Runs graphs. Holds the settings of a run; cheap to create, reusable.
+///
+/// ```
+/// use typedag::prelude::*;
+///
+/// #[task]
+/// async fn hello(name: String) -> String {
+///     format!("hello, {name}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), typedag::Error> {
+/// let who = "world".to_string();
+/// let graph = dag! {
+///     greeting = hello(who);
+/// };
+/// let out = Runner::new().concurrency(8).run(graph).await?;
+/// assert_eq!(out.greeting, "hello, world");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Runner {
+    concurrency: usize,
+    defaults: RunnerDefaults,
+    fail_fast: bool,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runner {
+    /// A runner with the defaults: at most [`DEFAULT_CONCURRENCY`] tasks at once, no
+    /// retries unless a task asks for them, no timeout, keep going after a failure.
+    pub fn new() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            defaults: RunnerDefaults::default(),
+            fail_fast: false,
+        }
+    }
+
+    /// Runs at most `n` tasks at once (at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retries for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.defaults.retries = retries;
+        self
+    }
+
+    /// Backoff for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.defaults.backoff = backoff;
+        self
+    }
+
+    /// Per-attempt time limit for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.defaults.timeout = Some(timeout);
+        self
+    }
+
+    /// `true`: the first node that fails for good stops the run; nodes in flight finish,
+    /// nothing new starts. `false` (the default): only the failed node's dependents are
+    /// skipped and independent branches run to the end.
+    #[must_use]
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
+        self
+    }
+
+    /// Runs `graph` to the end and hands back its outputs: the struct `dag!` declared, or
+    /// the [`Outputs`] of a built graph.
+    ///
+    /// Fails with [`Error::Failed`] if any node failed, with a report of every node.
+    pub async fn run<O>(&self, graph: Graph<O>) -> Result<O, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
+        let Graph {
+            name,
+            uid,
+            nodes,
+            error,
+            finish,
+            ..
+        } = graph;
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        let (run, done) = Run::new(nodes, self, &name)?;
+        let run = Arc::new(run);
+
+        let first = {
+            let mut st = run.lock();
+            let mut first = None;
+            let mut extra = Vec::new();
+            while st.running < run.limit {
+                let Some(job) = st.pop_ready(&run) else { break };
+                st.running += 1;
+                if first.is_none() {
+                    first = Some(job);
+                } else {
+                    extra.push(job);
+                }
+            }
+            st.check_done();
+            drop(st);
+            for job in extra {
+                tokio::spawn(drive(run.clone(), job));
+            }
+            first
+        };
+        if let Some(job) = first {
+            drive(run.clone(), job).await;
+        }
+        done.await
+            .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
+
+        let mut st = run.lock();
+        if st.failed {
+            return Err(Error::Failed(Box::new(st.report(&run, name))));
+        }
+        let mut outputs = Outputs {
+            graph: uid,
+            values: std::mem::take(&mut st.outputs),
+        };
+        drop(st);
+        finish(&mut outputs).ok_or_else(|| {
+            Error::Internal("a kept output was still shared when the run ended".into())
+        })
+    }
+}
+
+/// One run's immutable plan and its mutable state.
+struct Run {
+    nodes: Vec<RtNode>,
+    limit: usize,
+    fail_fast: bool,
+    state: Mutex<State>,
+}
+
+struct RtNode {
+    spec: NodeSpec,
+    policy: Effective,
+    dependents: Vec<usize>,
+}
+
+struct State {
+    /// Inputs of each node not yet completed.
+    waiting: Vec<u32>,
+    /// Nodes that still have to read each output (one per edge).
+    readers: Vec<u32>,
+    outputs: Vec<Option<Shared>>,
+    outcomes: Vec<Option<Outcome>>,
+    ready: BinaryHeap<Ready>,
+    running: usize,
+    unfinished: usize,
+    failed: bool,
+    stopping: bool,
+    done: Option<oneshot::Sender<()>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct Ready {
+    priority: i32,
+    index: usize,
+}
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Max-heap: higher priority first, then earlier declaration first.
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.index.cmp(&self.index))
+    }
+}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A node about to run, with its inputs in hand.
+struct Job {
+    index: usize,
+    inputs: Vec<Prepared>,
+}
+
+enum Prepared {
+    Shared(Shared),
+    List(Vec<Shared>, fn(&[Shared]) -> Box<dyn std::any::Any + Send>),
+}
+
+struct Done {
+    value: Shared,
+    attempts: u32,
+    duration: Duration,
+}
+
+impl Run {
+    fn new(
+        specs: Vec<NodeSpec>,
+        runner: &Runner,
+        graph: &str,
+    ) -> Result<(Self, oneshot::Receiver<()>), Error> {
+        let n = specs.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut waiting = vec![0u32; n];
+        let mut readers = vec![0u32; n];
+        for (i, spec) in specs.iter().enumerate() {
+            for (param, source) in spec.sources.iter().enumerate() {
+                match source {
+                    Source::Node(j) => {
+                        dependents[*j].push(i);
+                        waiting[i] += 1;
+                        readers[*j] += 1;
+                    }
+                    Source::List(list, _) => {
+                        for j in list {
+                            dependents[*j].push(i);
+                            waiting[i] += 1;
+                            readers[*j] += 1;
+                        }
+                    }
+                    Source::Const(c) => {
+                        if let Err(message) = &c.digest {
+                            return Err(GraphError::Constant {
+                                graph: graph.to_owned(),
+                                node: spec.id.to_string(),
+                                param,
+                                message: message.clone(),
+                            }
+                            .into());
+                        }
+                    }
+                }
+            }
+        }
+        let mut ready = BinaryHeap::new();
+        let nodes: Vec<RtNode> = specs
+            .into_iter()
+            .zip(dependents)
+            .map(|(spec, dependents)| {
+                let policy = Effective::merge(&spec.options, &spec.task_options, &runner.defaults);
+                RtNode {
+                    spec,
+                    policy,
+                    dependents,
+                }
+            })
+            .collect();
+        for (i, node) in nodes.iter().enumerate() {
+            if waiting[i] == 0 {
+                ready.push(Ready {
+                    priority: node.policy.priority,
+                    index: i,
+                });
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let state = State {
+            waiting,
+            readers,
+            outputs: vec![None; n],
+            outcomes: vec![None; n],
+            ready,
+            running: 0,
+            unfinished: n,
+            failed: false,
+            stopping: false,
+            done: Some(tx),
+        };
+        Ok((
+            Self {
+                nodes,
+                limit: runner.concurrency,
+                fail_fast: runner.fail_fast,
+                state: Mutex::new(state),
+            },
+            rx,
+        ))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something did, the state is still whole.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn pop_ready(&mut self, run: &Run) -> Option<Job> {
+        if self.stopping {
+            return None;
+        }
+        let Ready { index, .. } = self.ready.pop()?;
+        let inputs = run.nodes[index]
+            .spec
+            .sources
+            .iter()
+            .map(|source| match source {
+                Source::Node(j) => Prepared::Shared(self.output(*j)),
+                Source::Const(c) => Prepared::Shared(c.value.clone()),
+                Source::List(list, collect) => {
+                    Prepared::List(list.iter().map(|j| self.output(*j)).collect(), *collect)
+                }
+            })
+            .collect();
+        Some(Job { index, inputs })
+    }
+
+    fn output(&self, j: usize) -> Shared {
+        self.outputs[j]
+            .clone()
+            .expect("typedag: an input's output is held until all its readers finish")
+    }
+
+    fn finish(&mut self, run: &Run, index: usize, result: Result<Done, Vec<Failure>>) {
+        self.unfinished -= 1;
+        self.release_inputs(run, index);
+        let node = &run.nodes[index];
+        match result {
+            Ok(done) => {
+                if self.readers[index] > 0 || node.spec.keep {
+                    self.outputs[index] = Some(done.value);
+                }
+                self.outcomes[index] = Some(Outcome::Ran {
+                    attempts: done.attempts,
+                    duration: done.duration,
+                });
+                for &d in &node.dependents {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0 && self.outcomes[d].is_none() {
+                        self.ready.push(Ready {
+                            priority: run.nodes[d].policy.priority,
+                            index: d,
+                        });
+                    }
+                }
+            }
+            Err(attempts) => {
+                self.failed = true;
+                self.outcomes[index] = Some(Outcome::Failed { attempts });
+                if run.fail_fast {
+                    self.stopping = true;
+                }
+                self.skip_dependents(run, index);
+            }
+        }
+    }
+
+    /// Marks every transitive dependent of a failed node as skipped because of it.
+    fn skip_dependents(&mut self, run: &Run, failed: usize) {
+        let because = run.nodes[failed].spec.id.to_string();
+        let mut stack: Vec<usize> = run.nodes[failed].dependents.clone();
+        while let Some(d) = stack.pop() {
+            if self.outcomes[d].is_some() {
+                continue;
+            }
+            self.outcomes[d] = Some(Outcome::Skipped {
+                because: because.clone(),
+            });
+            self.unfinished -= 1;
+            self.release_inputs(run, d);
+            stack.extend_from_slice(&run.nodes[d].dependents);
+        }
+    }
+
+    /// A finished node no longer reads its inputs: free outputs nobody else needs.
+    fn release_inputs(&mut self, run: &Run, index: usize) {
+        let node = &run.nodes[index];
+        for source in &node.spec.sources {
+            match source {
+                Source::Node(j) => self.release(run, *j),
+                Source::List(list, _) => {
+                    for &j in list {
+                        self.release(run, j);
+                    }
+                }
+                Source::Const(_) => {}
+            }
+        }
+    }
+
+    fn release(&mut self, run: &Run, j: usize) {
+        self.readers[j] -= 1;
+        if self.readers[j] == 0 && !run.nodes[j].spec.keep {
+            self.outputs[j] = None;
+        }
+    }
+
+    fn check_done(&mut self) {
+        let stopped = self.stopping && self.running == 0;
+        if self.unfinished == 0 || stopped {
+            if let Some(tx) = self.done.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn report(&mut self, run: &Run, graph: String) -> Report {
+        let nodes = run
+            .nodes
+            .iter()
+            .zip(self.outcomes.iter_mut())
+            .map(|(node, outcome)| NodeReport {
+                id: node.spec.id.to_string(),
+                task: node.spec.task,
+                outcome: outcome.take().unwrap_or(Outcome::Cancelled),
+            })
+            .collect();
+        Report { graph, nodes }
+    }
+}
+
+/// Runs `job`, then keeps running whatever is ready next until nothing is.
+/// Boxed because it spawns itself: the future's type must be named to be `Send`.
+fn drive(run: Arc<Run>, job: Job) -> crate::task::BoxFuture<()> {
+    Box::pin(drive_loop(run, job))
+}
+
+async fn drive_loop(run: Arc<Run>, mut job: Job) {
+    loop {
+        let result = attempt(&run.nodes[job.index], job.inputs).await;
+        let (next, extra) = {
+            let mut st = run.lock();
+            st.finish(&run, job.index, result);
+            let next = st.pop_ready(&run);
+            if next.is_none() {
+                st.running -= 1;
+            }
+            let mut extra = Vec::new();
+            while st.running < run.limit {
+                let Some(more) = st.pop_ready(&run) else {
+                    break;
+                };
+                st.running += 1;
+                extra.push(more);
+            }
+            st.check_done();
+            (next, extra)
+        };
+        for more in extra {
+            tokio::spawn(drive(run.clone(), more));
+        }
+        match next {
+            Some(n) => {
+                job = n;
+                // A long chain of tasks that never wait must still let tokio run others.
+                tokio::task::consume_budget().await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Runs one node's attempts until one succeeds or the policy gives up.
+async fn attempt(node: &RtNode, prepared: Vec<Prepared>) -> Result<Done, Vec<Failure>> {
+    let start = Instant::now();
+    let policy = &node.policy;
+    let mut failures = Vec::new();
+    loop {
+        let inputs = Inputs::new(
+            prepared
+                .iter()
+                .map(|p| match p {
+                    Prepared::Shared(v) => Value::Shared(v.clone()),
+                    Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
+                })
+                .collect(),
+        );
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.spec.call)(inputs)))
+        {
+            Err(panic) => Err(Failure::panic(&*panic)),
+            Ok(fut) => {
+                let guarded = AssertUnwindSafe(fut).catch_unwind();
+                let caught = match policy.timeout {
+                    Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                        Ok(caught) => caught,
+                        Err(_) => Ok(Err(Failure::timeout(limit))),
+                    },
+                    None => guarded.await,
+                };
+                caught.unwrap_or_else(|panic| Err(Failure::panic(&*panic)))
+            }
+        };
+        match outcome {
+            Ok(value) => {
+                return Ok(Done {
+                    value,
+                    attempts: u32::try_from(failures.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1),
+                    duration: start.elapsed(),
+                });
+            }
+            Err(failure) => {
+                let retryable = failure.is_retryable();
+                failures.push(failure);
+                let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+                if !retryable || failed > policy.retries {
+                    return Err(failures);
+                }
+                tokio::time::sleep(policy.backoff.delay_with_jitter(failed)).await;
+            }
+        }
+    }
+}
