@@ -156,6 +156,10 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
     };
     let written = crate::pretty::tokens(&pt.ty);
     let (input, by_ref) = match &*pt.ty {
+        // `&'static str` and the like are plain values, not borrows of an upstream output.
+        Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => {
+            ((*pt.ty).clone(), false)
+        }
         Type::Reference(r) => {
             if r.mutability.is_some() {
                 return Err(syn::Error::new(

@@ -232,16 +232,19 @@ fn wiring(task: &Task, signature: &str) -> TokenStream {
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
             pub trait #node_trait<N, T> {}
+            #[diagnostic::do_not_recommend]
             impl<N, T: ::typedag::__private::Is<#input>> #node_trait<N, T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #value_msg, label = #value_label, note = #note)]
             #[doc(hidden)]
             pub trait #value_trait<T> {}
+            #[diagnostic::do_not_recommend]
             impl<T: ::typedag::__private::Is<#input>> #value_trait<T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
             #[doc(hidden)]
             pub trait #list_trait<T> {}
+            #[diagnostic::do_not_recommend]
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
         });
         methods.push(quote! {
