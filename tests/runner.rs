@@ -208,6 +208,10 @@ async fn retries_follow_the_backoff_on_the_paused_clock() {
     assert_eq!(*SEEN.lock().unwrap(), [ms(0), ms(100), ms(300)]);
 }
 
+#[allow(
+    clippy::ptr_arg,
+    reason = "`retry_if` takes `&E`, and this task's `E` is `String`"
+)]
 fn is_transient(e: &String) -> bool {
     e.contains("transient")
 }

@@ -32,7 +32,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 )]
 pub trait Task: Send + Sync + 'static {
     /// What the task produces: the `T` of its `T` or `Result<T, E>` return type.
-    type Output: Send + Sync + 'static;
+    type Output: crate::wire::Output;
 
     /// The function's name.
     const NAME: &'static str;
@@ -176,7 +176,7 @@ impl Inputs {
     }
 
     /// Borrows parameter `i`.
-    pub fn borrow<T: 'static>(&self, i: usize) -> &T {
+    pub fn borrow<T: crate::wire::Borrowed>(&self, i: usize) -> &T {
         let found = match &self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>(),
             Value::Owned(v) => v.as_ref().and_then(|b| b.downcast_ref::<T>()),
@@ -185,7 +185,7 @@ impl Inputs {
     }
 
     /// Takes parameter `i` by value: a fresh list is moved, a shared output is cloned.
-    pub fn take<T: Clone + 'static>(&mut self, i: usize) -> T {
+    pub fn take<T: crate::wire::Owned>(&mut self, i: usize) -> T {
         match &mut self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>().cloned(),
             Value::Owned(v) => v.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b),

@@ -247,17 +247,6 @@ pub trait TaskError: fmt::Display {}
 #[diagnostic::do_not_recommend]
 impl<T: fmt::Display> TaskError for T {}
 
-/// Marker checks, each emitted on the user's token by `#[task]`.
-pub fn assert_cacheable<T: Cacheable>() {}
-/// See [`Output`].
-pub fn assert_output<T: Output>() {}
-/// See [`Owned`].
-pub fn assert_owned<T: Owned>() {}
-/// See [`Borrowed`].
-pub fn assert_borrowed<T: Borrowed>() {}
-/// See [`TaskError`].
-pub fn assert_error<E: TaskError>(_: PhantomData<E>) {}
-
 /// The codec of a cached task's output.
 pub fn codec<T: Cacheable>() -> Codec<T> {
     Codec {
@@ -275,9 +264,4 @@ pub fn from_result<T, E: TaskError>(
         let retryable = retry_if.is_none_or(|f| f(&e));
         Failure::error(&e, retryable)
     })
-}
-
-/// The error type of a `Result`, for checks on a task's return type.
-pub fn error_type_of<T, E>(_: &PhantomData<Result<T, E>>) -> PhantomData<E> {
-    PhantomData
 }

@@ -8,13 +8,13 @@ use syn::spanned::Spanned;
 use super::check::{Arg, Checked, Node};
 
 pub fn expand(dag: &Checked) -> TokenStream {
-    let graph = format_ident!("__typedag_graph", span = Span::mixed_site());
+    let graph = format_ident!("__typedag_graph");
     let name = match &dag.name {
         Some(lit) => quote!(#lit),
         None => quote!(::core::module_path!()),
     };
     let markers = dag.nodes.iter().map(|n| {
-        let marker = marker(n);
+        let marker = marker(n, Span::call_site());
         quote!(pub struct #marker {})
     });
     let handles: Vec<_> = dag.nodes.iter().map(handle).collect();
@@ -22,13 +22,13 @@ pub fn expand(dag: &Checked) -> TokenStream {
         .nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| node(dag, i, n, &graph, &handles));
+        .map(|(i, n)| node(dag, i, n, &graph));
     let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
     let params: Vec<_> = (0..dag.nodes.len())
-        .map(|i| format_ident!("__TypedagOut{}", i, span = Span::mixed_site()))
+        .map(|i| format_ident!("__TypedagOut{}", i))
         .collect();
-    let out = format_ident!("__typedag_out", span = Span::mixed_site());
-    let outputs = format_ident!("__TypedagOutputs", span = Span::mixed_site());
+    let out = format_ident!("__typedag_out");
+    let outputs = format_ident!("__TypedagOutputs");
 
     quote! {{
         #[allow(non_camel_case_types, dead_code, unreachable_pub)]
@@ -54,36 +54,38 @@ pub fn expand(dag: &Checked) -> TokenStream {
     }}
 }
 
+// Locals carry a `__typedag_` prefix and plain call-site hygiene rather than mixed-site:
+// a wiring check must be made of tokens of one hygiene context, or rustc cannot join their
+// spans and reports the error on the whole `dag!` instead of on the argument.
+
 /// The zero-sized type whose name is the node's name, so wiring errors can print it.
-fn marker(n: &Node) -> syn::Ident {
-    syn::Ident::new(&n.name.to_string(), Span::mixed_site())
+fn marker(n: &Node, span: Span) -> syn::Ident {
+    syn::Ident::new(&n.name.to_string(), span)
 }
 
 fn handle(n: &Node) -> syn::Ident {
-    format_ident!("__typedag_node_{}", n.name, span = Span::mixed_site())
+    handle_at(n, Span::call_site())
 }
 
-fn node(
-    dag: &Checked,
-    index: usize,
-    n: &Node,
-    graph: &syn::Ident,
-    handles: &[syn::Ident],
-) -> TokenStream {
+fn handle_at(n: &Node, span: Span) -> syn::Ident {
+    format_ident!("__typedag_node_{}", n.name, span = span)
+}
+
+fn node(dag: &Checked, index: usize, n: &Node, graph: &syn::Ident) -> TokenStream {
     let task = &n.task;
     let id = n.name.to_string();
-    let handle = &handles[index];
+    let handle = &handle(&dag.nodes[index]);
     let arity = n.args.len();
-    let args = format_ident!("__typedag_args", span = Span::mixed_site());
+    let args = format_ident!("__typedag_args");
     let wiring = quote_spanned! {task.span()=>
-        ::typedag::__private::wiring(::typedag::__private::task::<#task>())
+        <#task as ::typedag::__private::Task>::wiring()
     };
     let arity_call = quote_spanned!(n.call_span=> .arity::<#arity>());
     let sources = n
         .args
         .iter()
         .enumerate()
-        .map(|(i, arg)| source(dag, i, arg, &args, handles));
+        .map(|(i, arg)| source(dag, i, arg));
     let settings = settings(n, graph, handle);
     quote! {
         let #handle = {
@@ -95,19 +97,16 @@ fn node(
     }
 }
 
-fn source(
-    dag: &Checked,
-    i: usize,
-    arg: &Arg,
-    args: &syn::Ident,
-    handles: &[syn::Ident],
-) -> TokenStream {
+fn source(dag: &Checked, i: usize, arg: &Arg) -> TokenStream {
     match arg {
         Arg::Node(j, ident) => {
-            let check = format_ident!("node{}", i, span = ident.span());
-            let handle = &handles[*j];
-            let marker = marker(&dag.nodes[*j]);
-            quote_spanned! {ident.span()=>
+            let span = ident.span();
+            let args = syn::Ident::new("__typedag_args", span);
+            let check = format_ident!("node{}", i, span = span);
+            let target = &dag.nodes[*j];
+            let handle = handle_at(target, span);
+            let marker = marker(target, span);
+            quote_spanned! {span=>
                 {
                     #args.#check::<__typedag_nodes::#marker, _>(::typedag::__private::type_of_node(&#handle));
                     ::typedag::__private::node_source(&#handle)
@@ -115,24 +114,27 @@ fn source(
             }
         }
         Arg::List(items, span) => {
-            let check = format_ident!("list{}", i, span = *span);
-            let list = items.iter().map(|(j, _)| &handles[*j]);
-            quote_spanned! {*span=>
+            let span = *span;
+            let args = syn::Ident::new("__typedag_args", span);
+            let check = format_ident!("list{}", i, span = span);
+            let list = items
+                .iter()
+                .map(|(j, ident)| handle_at(&dag.nodes[*j], ident.span()));
+            let local = syn::Ident::new("__typedag_list", span);
+            quote_spanned! {span=>
                 {
-                    let __typedag_list = [#(#list),*];
-                    #args.#check(::typedag::__private::type_of_list(&__typedag_list));
-                    ::typedag::__private::list_source(__typedag_list)
+                    let #local = [#(#list),*];
+                    #args.#check(::typedag::__private::type_of_list(&#local));
+                    ::typedag::__private::list_source(#local)
                 }
             }
         }
         Arg::Value(expr) => {
             let span = expr.span();
+            let args = syn::Ident::new("__typedag_args", span);
             let check = format_ident!("value{}", i, span = span);
-            // Hygienic, but located on the user's expression so errors point there.
-            let value = format_ident!(
-                "__typedag_value",
-                span = Span::mixed_site().located_at(span)
-            );
+            // The expression is evaluated before this local exists, so it cannot capture it.
+            let value = syn::Ident::new("__typedag_value", span);
             let checked =
                 quote_spanned!(span=> #args.#check(::typedag::__private::type_of_value(&#value)));
             let source = quote_spanned!(span=> ::typedag::__private::value_source(#value));

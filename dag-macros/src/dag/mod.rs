@@ -9,10 +9,17 @@ use proc_macro2::TokenStream;
 pub fn expand(input: TokenStream) -> TokenStream {
     let parsed = match syn::parse2::<parse::Dag>(input) {
         Ok(parsed) => parsed,
-        Err(e) => return e.to_compile_error(),
+        Err(e) => return errors(&[e]),
     };
     match check::check(&parsed) {
         Ok(dag) => expand::expand(&dag),
-        Err(errors) => errors.iter().map(syn::Error::to_compile_error).collect(),
+        Err(list) => errors(&list),
     }
+}
+
+/// All errors in one block expression: `dag!` stands where an expression is expected, and an
+/// expression of error type keeps rustc from piling more errors on the code that uses it.
+fn errors(list: &[syn::Error]) -> TokenStream {
+    let errors = list.iter().map(syn::Error::to_compile_error);
+    quote::quote!({ #(#errors;)* })
 }

@@ -28,6 +28,8 @@ pub struct Param {
     pub view: Option<&'static str>,
     /// As written, for messages.
     pub written: String,
+    /// The input type as a person writes it, for messages.
+    pub shown: String,
 }
 
 pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
@@ -170,13 +172,14 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
                     ),
                 ));
             }
-            if let Some((owned, view)) = borrowed_view(&r.elem) {
+            if let Some((owned, view, shown)) = borrowed_view(&r.elem) {
                 return Ok(Param {
                     name,
                     input: owned,
                     by_ref: true,
                     view: Some(view),
                     written,
+                    shown,
                 });
             }
             if let Type::TraitObject(_) = &*r.elem {
@@ -199,22 +202,25 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
         }
         other => (other.clone(), false),
     };
+    let shown = crate::pretty::tokens(&input);
     Ok(Param {
         name,
         input,
         by_ref,
         view: None,
         written,
+        shown,
     })
 }
 
 /// `&str` borrows a `String` output, `&[T]` a `Vec<T>`, `&Path` a `PathBuf`, `&OsStr` an
 /// `OsString`: the owned type a task outputs, and the method that borrows the view.
-fn borrowed_view(ty: &Type) -> Option<(Type, &'static str)> {
+fn borrowed_view(ty: &Type) -> Option<(Type, &'static str, String)> {
     match ty {
         Type::Slice(s) => {
             let elem = &s.elem;
-            Some((syn::parse_quote!(::std::vec::Vec<#elem>), "as_slice"))
+            let shown = format!("Vec<{}>", crate::pretty::tokens(elem));
+            Some((syn::parse_quote!(::std::vec::Vec<#elem>), "as_slice", shown))
         }
         Type::Path(p) if p.qself.is_none() => {
             let last = p.path.segments.last()?;
@@ -222,11 +228,21 @@ fn borrowed_view(ty: &Type) -> Option<(Type, &'static str)> {
                 return None;
             }
             match last.ident.to_string().as_str() {
-                "str" if p.path.segments.len() == 1 => {
-                    Some((syn::parse_quote!(::std::string::String), "as_str"))
-                }
-                "Path" => Some((syn::parse_quote!(::std::path::PathBuf), "as_path")),
-                "OsStr" => Some((syn::parse_quote!(::std::ffi::OsString), "as_os_str")),
+                "str" if p.path.segments.len() == 1 => Some((
+                    syn::parse_quote!(::std::string::String),
+                    "as_str",
+                    "String".into(),
+                )),
+                "Path" => Some((
+                    syn::parse_quote!(::std::path::PathBuf),
+                    "as_path",
+                    "PathBuf".into(),
+                )),
+                "OsStr" => Some((
+                    syn::parse_quote!(::std::ffi::OsString),
+                    "as_os_str",
+                    "OsString".into(),
+                )),
                 _ => None,
             }
         }

@@ -13,16 +13,13 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     let name = &task.name;
     let name_str = name.to_string();
     let output = &task.output;
+    // Spanned on the return type, so an output that cannot be shared is reported there.
+    let out_ty = quote_spanned!(task.return_span=> #output);
     let fingerprint = &task.fingerprint;
     let signature = escape(&task.signature);
     let doc = format!(
         "The task of [`{name_str}()`]({name_str}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name_str}>`."
     );
-    // `Self::Output` is pinned to the declared type on the user's token, so a bad output
-    // type is reported on the return type.
-    let out_check = quote_spanned! {task.return_span=>
-        ::typedag::__private::assert_output::<#output>();
-    };
     let codec = if task.settings.cache == Some(false) {
         quote!(::core::option::Option::None)
     } else {
@@ -79,6 +76,8 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     let arity_note = format!("the task is `{signature}`");
 
     quote! {
+        // A task is `async` by contract, even one that never awaits.
+        #[allow(clippy::unused_async)]
         #item
 
         #[doc = #doc]
@@ -88,7 +87,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl ::typedag::__private::Task for #name {
-                type Output = #output;
+                type Output = #out_ty;
                 type Params = (#(#params_ty,)*);
                 type Wiring = __TypedagWiring;
                 const NAME: &'static str = #name_str;
@@ -115,11 +114,6 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
                         #finish
                     })
                 }
-            }
-
-            #[allow(dead_code)]
-            fn __typedag_checks() {
-                #out_check
             }
 
             #[doc(hidden)]
@@ -205,11 +199,13 @@ fn wiring(task: &Task, signature: &str) -> TokenStream {
     let mut methods = Vec::new();
     for (i, p) in task.params.iter().enumerate() {
         let input = &p.input;
-        let shown = escape(&crate::pretty::tokens(input));
+        let shown = escape(&p.shown);
         let param = &p.name;
-        let node_trait = format_ident!("__TypedagNode{}", i);
-        let value_trait = format_ident!("__TypedagValue{}", i);
-        let list_trait = format_ident!("__TypedagList{}", i);
+        // Named after the task too, so rustc does not point at another task's "similarly
+        // named trait".
+        let node_trait = format_ident!("__typedag_{}_node{}", task.name, i);
+        let value_trait = format_ident!("__typedag_{}_value{}", task.name, i);
+        let list_trait = format_ident!("__typedag_{}_list{}", task.name, i);
         let node_fn = format_ident!("node{}", i);
         let value_fn = format_ident!("value{}", i);
         let list_fn = format_ident!("list{}", i);
@@ -231,18 +227,21 @@ fn wiring(task: &Task, signature: &str) -> TokenStream {
         items.push(quote! {
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
+            #[allow(non_camel_case_types)]
             pub trait #node_trait<N, T> {}
             #[diagnostic::do_not_recommend]
             impl<N, T: ::typedag::__private::Is<#input>> #node_trait<N, T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #value_msg, label = #value_label, note = #note)]
             #[doc(hidden)]
+            #[allow(non_camel_case_types)]
             pub trait #value_trait<T> {}
             #[diagnostic::do_not_recommend]
             impl<T: ::typedag::__private::Is<#input>> #value_trait<T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
             #[doc(hidden)]
+            #[allow(non_camel_case_types)]
             pub trait #list_trait<T> {}
             #[diagnostic::do_not_recommend]
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}

@@ -1,0 +1,12 @@
+use typedag::prelude::*;
+
+#[task]
+async fn report(title: String) -> String {
+    title
+}
+
+fn main() {
+    let _ = dag! {
+        text = report("Links");
+    };
+}

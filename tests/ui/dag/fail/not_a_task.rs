@@ -1,0 +1,11 @@
+use typedag::prelude::*;
+
+async fn double(x: &u64) -> u64 {
+    x * 2
+}
+
+fn main() {
+    let _ = dag! {
+        a = double(1);
+    };
+}

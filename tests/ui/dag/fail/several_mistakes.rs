@@ -1,0 +1,16 @@
+use typedag::prelude::*;
+
+#[task]
+async fn double(x: &u64) -> u64 {
+    x * 2
+}
+
+fn main() {
+    let _ = dag! {
+        a = double(1);
+        a = double(2);
+        b = double(b);
+        c = double(d) with retrys = 2;
+        d = double(a);
+    };
+}

@@ -1,0 +1,8 @@
+use typedag::prelude::*;
+
+#[task]
+struct Fetch {
+    url: String,
+}
+
+fn main() {}
