@@ -192,3 +192,34 @@ async fn constants_are_evaluated_once_when_the_graph_is_built() {
     let out = Runner::new().run(graph).await.unwrap();
     assert_eq!((out.a, out.b), (25, 36));
 }
+
+#[task]
+async fn greet(name: String, file: std::path::PathBuf) -> String {
+    format!("hello {name} from {}", file.display())
+}
+
+#[tokio::test]
+async fn string_literals_fill_owned_string_and_path_parameters() {
+    let graph = dag! {
+        g = greet("ada", "notes.txt");
+    };
+    let out = Runner::new().run(graph).await.unwrap();
+    assert_eq!(out.g, "hello ada from notes.txt");
+}
+
+mod elsewhere {
+    use typedag::task;
+
+    #[task]
+    pub(crate) async fn shout(text: &str) -> String {
+        text.to_uppercase()
+    }
+}
+
+#[tokio::test]
+async fn tasks_from_other_modules_keep_their_visibility() {
+    let graph = dag! {
+        s = elsewhere::shout("hi");
+    };
+    assert_eq!(Runner::new().run(graph).await.unwrap().s, "HI");
+}

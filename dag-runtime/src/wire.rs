@@ -75,6 +75,16 @@ impl<T: Serialize + Send + Sync + 'static> Arg<Own<T>> for T {
         Wired(Ok(Source::constant(self)))
     }
 }
+impl Arg<Own<String>> for &str {
+    fn source(self, _graph: u64) -> Wired {
+        Wired(Ok(Source::constant(self.to_owned())))
+    }
+}
+impl Arg<Ref<String>> for &str {
+    fn source(self, _graph: u64) -> Wired {
+        Wired(Ok(Source::constant(self.to_owned())))
+    }
+}
 
 macro_rules! list_args {
     ($($list:ty),*) => {$(
@@ -160,11 +170,6 @@ pub fn type_of_node<T>(_node: &Node<T>) -> PhantomData<T> {
     PhantomData
 }
 
-/// The type of a constant input, for a wiring check that names it.
-pub fn type_of_value<T>(_value: &T) -> PhantomData<T> {
-    PhantomData
-}
-
 /// The type a list of nodes arrives as: `Vec` of their output.
 pub fn type_of_list<T, const N: usize>(_nodes: &[Node<T>; N]) -> PhantomData<Vec<T>> {
     PhantomData
@@ -173,6 +178,33 @@ pub fn type_of_list<T, const N: usize>(_nodes: &[Node<T>; N]) -> PhantomData<Vec
 /// A node input of a `dag!` node.
 pub fn node_source<T>(node: &Node<T>) -> Wired {
     Wired(Ok(Source::Node(node.index)))
+}
+
+/// How a constant written in `dag!` becomes the parameter's type: as is, or `&str` into the
+/// owned `String` or `PathBuf` a task takes.
+pub trait IntoInput<P> {
+    /// The value as the parameter's type.
+    fn into_input(self) -> P;
+}
+impl<T> IntoInput<T> for T {
+    fn into_input(self) -> T {
+        self
+    }
+}
+impl IntoInput<String> for &str {
+    fn into_input(self) -> String {
+        self.to_owned()
+    }
+}
+impl IntoInput<std::path::PathBuf> for &str {
+    fn into_input(self) -> std::path::PathBuf {
+        self.into()
+    }
+}
+impl IntoInput<std::path::PathBuf> for &std::path::Path {
+    fn into_input(self) -> std::path::PathBuf {
+        self.to_owned()
+    }
 }
 
 /// A constant input of a `dag!` node.

@@ -135,13 +135,10 @@ fn source(dag: &Checked, i: usize, arg: &Arg) -> TokenStream {
             let check = format_ident!("value{}", i, span = span);
             // The expression is evaluated before this local exists, so it cannot capture it.
             let value = syn::Ident::new("__typedag_value", span);
-            let checked =
-                quote_spanned!(span=> #args.#check(::typedag::__private::type_of_value(&#value)));
-            let source = quote_spanned!(span=> ::typedag::__private::value_source(#value));
+            let source = quote_spanned!(span=> #args.#check(#value));
             quote! {
                 {
                     let #value = #expr;
-                    #checked;
                     #source
                 }
             }

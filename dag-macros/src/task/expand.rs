@@ -68,7 +68,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     };
 
     let options = options(task);
-    let wiring = wiring(task, &signature);
+    let wiring = wiring(task, &signature, vis);
     let arity = task.params.len();
     let plural = if arity == 1 { "" } else { "s" };
     let arity_msg = format!("task `{name_str}` takes {arity} input{plural}, but {{N}} were given");
@@ -117,11 +117,11 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
             }
 
             #[doc(hidden)]
-            pub struct __TypedagWiring;
+            #vis struct __TypedagWiring;
 
             #[diagnostic::on_unimplemented(message = #arity_msg, label = #arity_label, note = #arity_note)]
             #[doc(hidden)]
-            pub trait __TypedagArity<const N: usize> {
+            #vis trait __TypedagArity<const N: usize> {
                 type Args;
                 fn args() -> Self::Args;
             }
@@ -134,7 +134,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
             }
 
             impl __TypedagWiring {
-                pub fn arity<const N: usize>(self) -> <Self as __TypedagArity<N>>::Args
+                #vis fn arity<const N: usize>(self) -> <Self as __TypedagArity<N>>::Args
                 where
                     Self: __TypedagArity<N>,
                 {
@@ -143,10 +143,10 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
             }
 
             #[doc(hidden)]
-            pub struct __TypedagArgs;
+            #vis struct __TypedagArgs;
 
             impl __TypedagArgs {
-                pub fn add<O>(
+                #vis fn add<O>(
                     self,
                     graph: &mut ::typedag::__private::Graph<O>,
                     id: &str,
@@ -193,7 +193,7 @@ fn options(task: &Task) -> TokenStream {
     }
 }
 
-fn wiring(task: &Task, signature: &str) -> TokenStream {
+fn wiring(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStream {
     let name = task.name.to_string();
     let mut items = Vec::new();
     let mut methods = Vec::new();
@@ -228,36 +228,46 @@ fn wiring(task: &Task, signature: &str) -> TokenStream {
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
-            pub trait #node_trait<N, T> {}
+            #vis trait #node_trait<N, T> {}
             #[diagnostic::do_not_recommend]
             impl<N, T: ::typedag::__private::Is<#input>> #node_trait<N, T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #value_msg, label = #value_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
-            pub trait #value_trait<T> {}
+            #vis trait #value_trait<T> {
+                type Param;
+                fn convert(value: T) -> Self::Param;
+            }
             #[diagnostic::do_not_recommend]
-            impl<T: ::typedag::__private::Is<#input>> #value_trait<T> for ::typedag::__private::Wire {}
+            impl<T: ::typedag::__private::IntoInput<#input>> #value_trait<T> for ::typedag::__private::Wire {
+                type Param = #input;
+                fn convert(value: T) -> #input {
+                    ::typedag::__private::IntoInput::into_input(value)
+                }
+            }
 
             #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
-            pub trait #list_trait<T> {}
+            #vis trait #list_trait<T> {}
             #[diagnostic::do_not_recommend]
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
         });
         methods.push(quote! {
-            pub fn #node_fn<N, T>(&self, _: ::core::marker::PhantomData<T>)
+            #vis fn #node_fn<N, T>(&self, _: ::core::marker::PhantomData<T>)
             where
                 ::typedag::__private::Wire: #node_trait<N, T>,
             {
             }
-            pub fn #value_fn<T>(&self, _: ::core::marker::PhantomData<T>)
+            #vis fn #value_fn<T>(&self, value: T) -> ::typedag::__private::Wired
             where
                 ::typedag::__private::Wire: #value_trait<T>,
+                <::typedag::__private::Wire as #value_trait<T>>::Param: ::typedag::__private::Constant,
             {
+                ::typedag::__private::value_source(<::typedag::__private::Wire as #value_trait<T>>::convert(value))
             }
-            pub fn #list_fn<T>(&self, _: ::core::marker::PhantomData<T>)
+            #vis fn #list_fn<T>(&self, _: ::core::marker::PhantomData<T>)
             where
                 ::typedag::__private::Wire: #list_trait<T>,
             {

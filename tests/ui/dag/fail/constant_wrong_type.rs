@@ -7,6 +7,6 @@ async fn report(title: String) -> String {
 
 fn main() {
     let _ = dag! {
-        text = report("Links");
+        text = report(42);
     };
 }
