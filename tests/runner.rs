@@ -350,3 +350,32 @@ async fn higher_priority_first_then_declaration_order() {
     Runner::new().concurrency(1).run(graph).await.unwrap();
     assert_eq!(*ORDER.lock().unwrap(), ["d", "c", "a", "b", "e"]);
 }
+
+static LIMITED_NOW: AtomicUsize = AtomicUsize::new(0);
+static LIMITED_MAX: AtomicUsize = AtomicUsize::new(0);
+
+#[task(limit = 3)]
+async fn rate_limited(i: u64) -> u64 {
+    let now = LIMITED_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    LIMITED_MAX.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    LIMITED_NOW.fetch_sub(1, Ordering::SeqCst);
+    i
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_limit_is_never_exceeded() {
+    let mut graph = Graph::new("limit");
+    let mut all = Vec::new();
+    for i in 0..40 {
+        all.push(graph.add::<rate_limited>(format!("r{i}"), (i,)).unwrap());
+        graph.add::<ok>(format!("free{i}"), (i,)).unwrap();
+    }
+    Runner::new().concurrency(10).run(graph).await.unwrap();
+    let max = LIMITED_MAX.load(Ordering::SeqCst);
+    assert!(max <= 3, "{max} nodes of a `limit = 3` task ran at once");
+    assert!(
+        max >= 2,
+        "limited nodes should still overlap, saw at most {max}"
+    );
+}

@@ -180,6 +180,15 @@ struct RtNode {
     spec: NodeSpec,
     policy: Effective,
     dependents: Vec<usize>,
+    /// The node's task's slot in `State::limited`, if the task has a `limit`.
+    limit_group: Option<usize>,
+}
+
+/// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
+struct Limited {
+    limit: usize,
+    running: usize,
+    parked: Vec<Ready>,
 }
 
 struct State {
@@ -190,6 +199,7 @@ struct State {
     outputs: Vec<Option<Shared>>,
     outcomes: Vec<Option<Outcome>>,
     ready: BinaryHeap<Ready>,
+    limited: Vec<Limited>,
     running: usize,
     unfinished: usize,
     failed: bool,
@@ -274,15 +284,29 @@ impl Run {
             }
         }
         let mut ready = BinaryHeap::new();
+        let mut limited: Vec<Limited> = Vec::new();
+        let mut groups: std::collections::HashMap<&'static str, usize> =
+            std::collections::HashMap::new();
         let nodes: Vec<RtNode> = specs
             .into_iter()
             .zip(dependents)
             .map(|(spec, dependents)| {
                 let policy = Effective::merge(&spec.options, &spec.task_options, &runner.defaults);
+                let limit_group = spec.task_options.limit.map(|limit| {
+                    *groups.entry(spec.task).or_insert_with(|| {
+                        limited.push(Limited {
+                            limit,
+                            running: 0,
+                            parked: Vec::new(),
+                        });
+                        limited.len() - 1
+                    })
+                });
                 RtNode {
                     spec,
                     policy,
                     dependents,
+                    limit_group,
                 }
             })
             .collect();
@@ -301,6 +325,7 @@ impl Run {
             outputs: vec![None; n],
             outcomes: vec![None; n],
             ready,
+            limited,
             running: 0,
             unfinished: n,
             failed: false,
@@ -329,7 +354,19 @@ impl State {
         if self.stopping {
             return None;
         }
-        let Ready { index, .. } = self.ready.pop()?;
+        let index = loop {
+            let next = self.ready.pop()?;
+            match run.nodes[next.index].limit_group {
+                Some(g) if self.limited[g].running >= self.limited[g].limit => {
+                    self.limited[g].parked.push(next)
+                }
+                Some(g) => {
+                    self.limited[g].running += 1;
+                    break next.index;
+                }
+                None => break next.index,
+            }
+        };
         let inputs = run.nodes[index]
             .spec
             .sources
@@ -353,6 +390,11 @@ impl State {
 
     fn finish(&mut self, run: &Run, index: usize, result: Result<Done, Vec<Failure>>) {
         self.unfinished -= 1;
+        if let Some(g) = run.nodes[index].limit_group {
+            let group = &mut self.limited[g];
+            group.running -= 1;
+            self.ready.extend(group.parked.drain(..));
+        }
         self.release_inputs(run, index);
         let node = &run.nodes[index];
         match result {
