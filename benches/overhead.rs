@@ -19,6 +19,10 @@
 //!   (node i takes i); node i of layer k > 0 sums (wrapping) nodes i, (i+1)%100 and, for even
 //!   i, (i+2)%100 of layer k-1. Identical wiring for both libraries (10,000 nodes).
 //!
+//! - `two_chains_uneven`: two independent chains of two sleeping tasks, 100 ms then 10 ms,
+//!   and 10 ms then 100 ms. A runner that starts each node when its own input is ready
+//!   finishes in the critical path, ~110 ms; one that runs layer by layer needs ~200 ms.
+//!
 //! typedag tasks are `#[task(cache = false)]` async fns run by `Runner::new()` with its
 //! default settings; dagx tasks are `#[task]` impl blocks (its public API), spawned with
 //! `dag.run(|fut| { tokio::spawn(fut); })` as its README shows.
@@ -125,6 +129,29 @@ mod typedag_graphs {
         a.wrapping_add(*b).wrapping_add(*c)
     }
 
+    #[task(cache = false)]
+    async fn nap(ms: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        ms
+    }
+
+    #[task(cache = false)]
+    async fn nap_after(prev: &u64, ms: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        prev + ms
+    }
+
+    pub async fn two_chains() -> u64 {
+        let graph = dag! {
+            a1 = nap(100);
+            b1 = nap(10);
+            a2 = nap_after(a1, 10);
+            b2 = nap_after(b1, 100);
+        };
+        let out = Runner::new().run(graph).await.unwrap();
+        out.a2 + out.b2
+    }
+
     pub async fn chain() -> u64 {
         let mut g = Graph::new("chain");
         let mut prev = g.add::<source>("n0", (0u64,)).unwrap();
@@ -183,6 +210,36 @@ mod dagx_graphs {
         async fn run(&self) -> u64 {
             self.0
         }
+    }
+
+    struct Nap(u64);
+
+    #[task]
+    impl Nap {
+        async fn run(&self) -> u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(self.0)).await;
+            self.0
+        }
+    }
+
+    struct NapAfter(u64);
+
+    #[task]
+    impl NapAfter {
+        async fn run(&self, prev: &u64) -> u64 {
+            tokio::time::sleep(std::time::Duration::from_millis(self.0)).await;
+            prev + self.0
+        }
+    }
+
+    pub async fn two_chains() -> u64 {
+        let dag = DagRunner::new();
+        let a1 = dag.add_task(Nap(100));
+        let b1 = dag.add_task(Nap(10));
+        let a2 = dag.add_task(NapAfter(10)).depends_on(&a1);
+        let b2 = dag.add_task(NapAfter(100)).depends_on(&b1);
+        run(&dag).await;
+        dag.get(a2).unwrap() + dag.get(b2).unwrap()
     }
 
     struct Inc;
@@ -351,6 +408,15 @@ fn overhead(c: &mut Criterion) {
     });
     group.bench_function("dagx", |b| {
         b.iter(|| assert_eq!(rt.block_on(dagx_graphs::layered()), expected));
+    });
+    group.finish();
+
+    let mut group = short_group(c, "two_chains_uneven");
+    group.bench_function("typedag", |b| {
+        b.iter(|| assert_eq!(rt.block_on(typedag_graphs::two_chains()), 220));
+    });
+    group.bench_function("dagx", |b| {
+        b.iter(|| assert_eq!(rt.block_on(dagx_graphs::two_chains()), 220));
     });
     group.finish();
 }
