@@ -20,6 +20,10 @@ pub enum Error {
     )]
     NoRuntime,
 
+    /// A `TYPEDAG_*` environment variable has a value that cannot be read.
+    #[error(transparent)]
+    Env(EnvError),
+
     /// A bug in typedag: the message says where.
     #[error("internal error in typedag: {0}; please report it")]
     Internal(String),
@@ -77,4 +81,16 @@ pub enum GraphError {
         /// What serde said.
         message: String,
     },
+}
+
+/// A `TYPEDAG_*` environment variable that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {var}={value:?} is not valid: expected {expected}; fix or unset it")]
+pub struct EnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should look like.
+    pub expected: &'static str,
 }

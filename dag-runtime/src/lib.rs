@@ -12,7 +12,7 @@ mod runner;
 mod task;
 mod wire;
 
-pub use error::{Error, GraphError};
+pub use error::{EnvError, Error, GraphError};
 pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Report};

@@ -49,6 +49,8 @@ pub struct Runner {
     concurrency: usize,
     defaults: RunnerDefaults,
     fail_fast: bool,
+    /// A `TYPEDAG_*` variable that could not be read; reported when the runner runs.
+    env_error: Option<crate::error::EnvError>,
 }
 
 impl Default for Runner {
@@ -60,11 +62,71 @@ impl Default for Runner {
 impl Runner {
     /// A runner with the defaults: at most [`DEFAULT_CONCURRENCY`] tasks at once, no
     /// retries unless a task asks for them, no timeout, keep going after a failure.
+    ///
+    /// The environment can change these defaults without touching the code; settings made
+    /// in code still win:
+    ///
+    /// | variable | value | sets |
+    /// | --- | --- | --- |
+    /// | `TYPEDAG_CONCURRENCY` | a whole number ≥ 1 | [`concurrency`](Runner::concurrency) |
+    /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
+    /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
+    /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
+    ///
+    /// A value that cannot be read makes [`run`](Runner::run) fail with
+    /// [`Error::Env`] before any task starts.
     pub fn new() -> Self {
-        Self {
+        let mut runner = Self {
             concurrency: DEFAULT_CONCURRENCY,
             defaults: RunnerDefaults::default(),
             fail_fast: false,
+            env_error: None,
+        };
+        runner.read_env(|var| std::env::var(var).ok());
+        runner
+    }
+
+    fn read_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        use crate::error::EnvError;
+        let mut bad = |var: &'static str, value: &str, expected: &'static str| {
+            self.env_error.get_or_insert(EnvError {
+                var,
+                value: value.to_owned(),
+                expected,
+            });
+        };
+        if let Some(v) = get("TYPEDAG_CONCURRENCY") {
+            match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => self.concurrency = n,
+                _ => bad(
+                    "TYPEDAG_CONCURRENCY",
+                    &v,
+                    "a whole number of tasks, 1 or more",
+                ),
+            }
+        }
+        if let Some(v) = get("TYPEDAG_RETRIES") {
+            match v.trim().parse::<u32>() {
+                Ok(n) => self.defaults.retries = n,
+                Err(_) => bad("TYPEDAG_RETRIES", &v, "a whole number of retries, like 3"),
+            }
+        }
+        if let Some(v) = get("TYPEDAG_TIMEOUT") {
+            match crate::policy::parse_duration(&v) {
+                Some(d) => self.defaults.timeout = Some(d),
+                None => bad(
+                    "TYPEDAG_TIMEOUT",
+                    &v,
+                    "a duration like 500ms, 30s, 2m or 1h",
+                ),
+            }
+        }
+        if let Some(v) = get("TYPEDAG_FAIL_FAST") {
+            match v.trim() {
+                "true" | "1" => self.fail_fast = true,
+                "false" | "0" => self.fail_fast = false,
+                _ => bad("TYPEDAG_FAIL_FAST", &v, "true or false"),
+            }
         }
     }
 
@@ -110,6 +172,9 @@ impl Runner {
     ///
     /// Fails with [`Error::Failed`] if any node failed, with a report of every node.
     pub async fn run<O>(&self, graph: Graph<O>) -> Result<O, Error> {
+        if let Some(e) = &self.env_error {
+            return Err(Error::Env(e.clone()));
+        }
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::NoRuntime);
         }
@@ -165,6 +230,70 @@ impl Runner {
         finish(&mut outputs).ok_or_else(|| {
             Error::Internal("a kept output was still shared when the run ended".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner_with(vars: &[(&str, &str)]) -> Runner {
+        let mut r = Runner {
+            concurrency: DEFAULT_CONCURRENCY,
+            defaults: RunnerDefaults::default(),
+            fail_fast: false,
+            env_error: None,
+        };
+        r.read_env(|var| {
+            vars.iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        r
+    }
+
+    #[test]
+    fn environment_sets_defaults() {
+        let r = runner_with(&[
+            ("TYPEDAG_CONCURRENCY", "7"),
+            ("TYPEDAG_RETRIES", "2"),
+            ("TYPEDAG_TIMEOUT", "1.5s"),
+            ("TYPEDAG_FAIL_FAST", "true"),
+        ]);
+        assert_eq!(r.concurrency, 7);
+        assert_eq!(r.defaults.retries, 2);
+        assert_eq!(r.defaults.timeout, Some(Duration::from_millis(1500)));
+        assert!(r.fail_fast);
+        assert!(r.env_error.is_none());
+        assert_eq!(
+            r.concurrency(3).concurrency,
+            3,
+            "code wins over the environment"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_is_a_clear_error() {
+        for (var, value) in [
+            ("TYPEDAG_CONCURRENCY", "0"),
+            ("TYPEDAG_CONCURRENCY", "many"),
+            ("TYPEDAG_RETRIES", "-1"),
+            ("TYPEDAG_TIMEOUT", "30"),
+            ("TYPEDAG_FAIL_FAST", "yes"),
+        ] {
+            let r = runner_with(&[(var, value)]);
+            let e = Error::Env(r.env_error.clone().expect("a bad value is caught"));
+            let text = e.to_string();
+            assert!(
+                text.contains(var) && text.contains(&format!("{value:?}")),
+                "{text}"
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let err = rt.block_on(r.run(Graph::new("env"))).unwrap_err();
+            assert!(matches!(err, Error::Env(_)), "{err}");
+        }
     }
 }
 
