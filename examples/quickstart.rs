@@ -83,7 +83,7 @@ async fn main() -> Result<(), typedag::Error> {
         text = report([docs_n, blog_n, about_n], top, "Links".to_string()) with priority = 1;
     };
 
-    let out = Runner::new().run(graph).await?;
+    let out = Runner::new().cancel_on_ctrl_c().run(graph).await?;
     let total = out.docs_links.len() + out.blog_links.len() + out.about_links.len();
     println!("fetched 3 pages, {total} links in all");
     println!("{}", out.text);

@@ -10,6 +10,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(Box<Report>),
 
+    /// The run was cancelled; the report marks what finished and what did not.
+    #[error("run cancelled: {0}")]
+    Cancelled(Box<Report>),
+
     /// The graph cannot run as built.
     #[error(transparent)]
     Graph(#[from] GraphError),
@@ -33,7 +37,7 @@ impl Error {
     /// The run's report, when the run got as far as running nodes.
     pub fn report(&self) -> Option<&Report> {
         match self {
-            Error::Failed(r) => Some(r),
+            Error::Failed(r) | Error::Cancelled(r) => Some(r),
             _ => None,
         }
     }

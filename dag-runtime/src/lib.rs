@@ -4,6 +4,7 @@
 //! Depend on the `typedag` crate rather than on this one: it re-exports everything here
 //! together with the `#[task]` and `dag!` macros.
 
+mod cancel;
 mod error;
 mod graph;
 mod policy;
@@ -12,6 +13,7 @@ mod runner;
 mod task;
 mod wire;
 
+pub use cancel::Cancel;
 pub use error::{EnvError, Error, GraphError};
 pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::oneshot;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, GraphError};
 use crate::graph::{Graph, NodeSpec, Outputs, Source};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
@@ -51,6 +52,8 @@ pub struct Runner {
     fail_fast: bool,
     /// A `TYPEDAG_*` variable that could not be read; reported when the runner runs.
     env_error: Option<crate::error::EnvError>,
+    cancel: Option<Cancel>,
+    ctrl_c: bool,
 }
 
 impl Default for Runner {
@@ -81,6 +84,8 @@ impl Runner {
             defaults: RunnerDefaults::default(),
             fail_fast: false,
             env_error: None,
+            cancel: None,
+            ctrl_c: false,
         };
         runner.read_env(|var| std::env::var(var).ok());
         runner
@@ -167,6 +172,25 @@ impl Runner {
         self
     }
 
+    /// Stops runs when `cancel` is cancelled: attempts in flight are dropped (their outputs
+    /// are never recorded), nothing new starts, and the run fails with
+    /// [`Error::Cancelled`].
+    #[must_use]
+    pub fn cancel_with(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Cancels a run when the process gets Ctrl-C (SIGINT), as [`cancel_with`] does. A
+    /// second Ctrl-C is left to the default handler.
+    ///
+    /// [`cancel_with`]: Runner::cancel_with
+    #[must_use]
+    pub fn cancel_on_ctrl_c(mut self) -> Self {
+        self.ctrl_c = true;
+        self
+    }
+
     /// Runs `graph` to the end and hands back its outputs: the struct `dag!` declared, or
     /// the [`Outputs`] of a built graph.
     ///
@@ -191,6 +215,25 @@ impl Runner {
         }
         let (run, done) = Run::new(nodes, self, &name)?;
         let run = Arc::new(run);
+        let ctrl_c = self.ctrl_c.then(|| {
+            let cancel = run.cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
+                }
+            })
+        });
+        let watcher = {
+            // Wakes the run when cancelled while nothing is in flight to notice.
+            let run = run.clone();
+            tokio::spawn(async move {
+                run.cancel.cancelled().await;
+                let mut st = run.lock();
+                st.cancelled = true;
+                st.stopping = true;
+                st.check_done();
+            })
+        };
 
         let first = {
             let mut st = run.lock();
@@ -215,10 +258,18 @@ impl Runner {
         if let Some(job) = first {
             drive(run.clone(), job).await;
         }
-        done.await
+        let finished = done.await;
+        watcher.abort();
+        if let Some(listener) = ctrl_c {
+            listener.abort();
+        }
+        finished
             .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
 
         let mut st = run.lock();
+        if st.cancelled {
+            return Err(Error::Cancelled(Box::new(st.report(&run, name))));
+        }
         if st.failed {
             return Err(Error::Failed(Box::new(st.report(&run, name))));
         }
@@ -243,6 +294,8 @@ mod tests {
             defaults: RunnerDefaults::default(),
             fail_fast: false,
             env_error: None,
+            cancel: None,
+            ctrl_c: false,
         };
         r.read_env(|var| {
             vars.iter()
@@ -302,6 +355,7 @@ struct Run {
     nodes: Vec<RtNode>,
     limit: usize,
     fail_fast: bool,
+    cancel: Cancel,
     state: Mutex<State>,
 }
 
@@ -332,6 +386,7 @@ struct State {
     running: usize,
     unfinished: usize,
     failed: bool,
+    cancelled: bool,
     stopping: bool,
     done: Option<oneshot::Sender<()>>,
 }
@@ -458,6 +513,7 @@ impl Run {
             running: 0,
             unfinished: n,
             failed: false,
+            cancelled: false,
             stopping: false,
             done: Some(tx),
         };
@@ -466,6 +522,7 @@ impl Run {
                 nodes,
                 limit: runner.concurrency,
                 fail_fast: runner.fail_fast,
+                cancel: runner.cancel.clone().unwrap_or_default(),
                 state: Mutex::new(state),
             },
             rx,
@@ -480,6 +537,10 @@ impl Run {
 
 impl State {
     fn pop_ready(&mut self, run: &Run) -> Option<Job> {
+        if run.cancel.is_cancelled() {
+            self.cancelled = true;
+            self.stopping = true;
+        }
         if self.stopping {
             return None;
         }
@@ -517,7 +578,14 @@ impl State {
             .expect("typedag: an input's output is held until all its readers finish")
     }
 
-    fn finish(&mut self, run: &Run, index: usize, result: Result<Done, Vec<Failure>>) {
+    fn finish(&mut self, run: &Run, index: usize, result: Option<Result<Done, Vec<Failure>>>) {
+        let Some(result) = result else {
+            // Cancelled in flight: nothing is recorded, the report says cancelled.
+            self.cancelled = true;
+            self.stopping = true;
+            self.release_inputs(run, index);
+            return;
+        };
         self.unfinished -= 1;
         if let Some(g) = run.nodes[index].limit_group {
             let group = &mut self.limited[g];
@@ -628,7 +696,16 @@ fn drive(run: Arc<Run>, job: Job) -> crate::task::BoxFuture<()> {
 
 async fn drive_loop(run: Arc<Run>, mut job: Job) {
     loop {
-        let result = attempt(&run.nodes[job.index], job.inputs).await;
+        let result = if run.cancel.is_cancelled() {
+            None
+        } else {
+            let attempt = std::pin::pin!(attempt(&run.nodes[job.index], job.inputs));
+            let cancelled = std::pin::pin!(run.cancel.cancelled());
+            match futures::future::select(attempt, cancelled).await {
+                futures::future::Either::Left((result, _)) => Some(result),
+                futures::future::Either::Right(_) => None,
+            }
+        };
         let (next, extra) = {
             let mut st = run.lock();
             st.finish(&run, job.index, result);
