@@ -100,7 +100,9 @@ pub use dag_runtime::*;
 /// Everything a program using typedag needs: `use typedag::prelude::*;`.
 pub mod prelude {
     pub use dag_macros::{dag, task};
-    pub use dag_runtime::{Backoff, Cancel, Error, Graph, Kept, Node, Outputs, Runner, Task};
+    pub use dag_runtime::{
+        Backoff, Cancel, Error, Event, Graph, Kept, Node, Outputs, Runner, Task, Totals,
+    };
 }
 
 /// serde, re-exported so that tasks' types can derive `Serialize` and `Deserialize` with

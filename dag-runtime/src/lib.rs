@@ -6,6 +6,7 @@
 
 mod cancel;
 mod error;
+mod event;
 mod graph;
 mod policy;
 mod report;
@@ -15,6 +16,7 @@ mod wire;
 
 pub use cancel::Cancel;
 pub use error::{EnvError, Error, GraphError};
+pub use event::{Event, Totals};
 pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Report};

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError};
+use crate::event::{Callback, Event, Events, Totals};
 use crate::graph::{Graph, NodeSpec, Outputs, Source};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Report};
@@ -45,7 +46,7 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Runner {
     concurrency: usize,
     defaults: RunnerDefaults,
@@ -54,6 +55,20 @@ pub struct Runner {
     env_error: Option<crate::error::EnvError>,
     cancel: Option<Cancel>,
     ctrl_c: bool,
+    callbacks: Vec<Callback>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("concurrency", &self.concurrency)
+            .field("defaults", &self.defaults)
+            .field("fail_fast", &self.fail_fast)
+            .field("cancel", &self.cancel)
+            .field("cancel_on_ctrl_c", &self.ctrl_c)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Runner {
@@ -86,6 +101,7 @@ impl Runner {
             env_error: None,
             cancel: None,
             ctrl_c: false,
+            callbacks: Vec::new(),
         };
         runner.read_env(|var| std::env::var(var).ok());
         runner
@@ -169,6 +185,28 @@ impl Runner {
     #[must_use]
     pub fn fail_fast(mut self, on: bool) -> Self {
         self.fail_fast = on;
+        self
+    }
+
+    /// Calls `callback` on every change in a node's state, with the run's totals right after
+    /// it. Callbacks run on the runner's tasks: keep them quick, and send anything slow to a
+    /// channel.
+    ///
+    /// ```
+    /// use typedag::{Event, Runner};
+    ///
+    /// let runner = Runner::new().on_event(|event, totals| {
+    ///     if let Event::Completed { node, duration, .. } = event {
+    ///         eprintln!("[{}/{}] {node} took {duration:?}", totals.finished(), totals.total);
+    ///     }
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on_event(
+        mut self,
+        callback: impl Fn(&Event<'_>, &Totals) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.push(Arc::new(callback));
         self
     }
 
@@ -267,6 +305,16 @@ impl Runner {
             .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
 
         let mut st = run.lock();
+        if run.events.on() {
+            for (node, outcome) in run.nodes.iter().zip(&st.outcomes) {
+                if outcome.is_none() {
+                    run.events.emit(&Event::Cancelled {
+                        node: &node.spec.id,
+                        task: node.spec.task,
+                    });
+                }
+            }
+        }
         if st.cancelled {
             return Err(Error::Cancelled(Box::new(st.report(&run, name))));
         }
@@ -296,6 +344,7 @@ mod tests {
             env_error: None,
             cancel: None,
             ctrl_c: false,
+            callbacks: Vec::new(),
         };
         r.read_env(|var| {
             vars.iter()
@@ -356,6 +405,7 @@ struct Run {
     limit: usize,
     fail_fast: bool,
     cancel: Cancel,
+    events: Events,
     state: Mutex<State>,
 }
 
@@ -523,6 +573,7 @@ impl Run {
                 limit: runner.concurrency,
                 fail_fast: runner.fail_fast,
                 cancel: runner.cancel.clone().unwrap_or_default(),
+                events: Events::new(runner.callbacks.clone(), n),
                 state: Mutex::new(state),
             },
             rx,
@@ -578,13 +629,19 @@ impl State {
             .expect("typedag: an input's output is held until all its readers finish")
     }
 
-    fn finish(&mut self, run: &Run, index: usize, result: Option<Result<Done, Vec<Failure>>>) {
+    /// Records a node's end. Returns the nodes skipped because of it, for their events.
+    fn finish(
+        &mut self,
+        run: &Run,
+        index: usize,
+        result: Option<Result<Done, Vec<Failure>>>,
+    ) -> Vec<usize> {
         let Some(result) = result else {
             // Cancelled in flight: nothing is recorded, the report says cancelled.
             self.cancelled = true;
             self.stopping = true;
             self.release_inputs(run, index);
-            return;
+            return Vec::new();
         };
         self.unfinished -= 1;
         if let Some(g) = run.nodes[index].limit_group {
@@ -612,6 +669,7 @@ impl State {
                         });
                     }
                 }
+                Vec::new()
             }
             Err(attempts) => {
                 self.failed = true;
@@ -619,14 +677,15 @@ impl State {
                 if run.fail_fast {
                     self.stopping = true;
                 }
-                self.skip_dependents(run, index);
+                self.skip_dependents(run, index)
             }
         }
     }
 
     /// Marks every transitive dependent of a failed node as skipped because of it.
-    fn skip_dependents(&mut self, run: &Run, failed: usize) {
+    fn skip_dependents(&mut self, run: &Run, failed: usize) -> Vec<usize> {
         let because = run.nodes[failed].spec.id.to_string();
+        let mut skipped = Vec::new();
         let mut stack: Vec<usize> = run.nodes[failed].dependents.clone();
         while let Some(d) = stack.pop() {
             if self.outcomes[d].is_some() {
@@ -637,8 +696,10 @@ impl State {
             });
             self.unfinished -= 1;
             self.release_inputs(run, d);
+            skipped.push(d);
             stack.extend_from_slice(&run.nodes[d].dependents);
         }
+        skipped
     }
 
     /// A finished node no longer reads its inputs: free outputs nobody else needs.
@@ -699,16 +760,37 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
         let result = if run.cancel.is_cancelled() {
             None
         } else {
-            let attempt = std::pin::pin!(attempt(&run.nodes[job.index], job.inputs));
+            let attempt = std::pin::pin!(attempt(&run.nodes[job.index], job.inputs, &run.events));
             let cancelled = std::pin::pin!(run.cancel.cancelled());
             match futures::future::select(attempt, cancelled).await {
                 futures::future::Either::Left((result, _)) => Some(result),
                 futures::future::Either::Right(_) => None,
             }
         };
-        let (next, extra) = {
+        let node = &run.nodes[job.index];
+        let (id, task) = (&*node.spec.id, node.spec.task);
+        match &result {
+            Some(Ok(done)) => run.events.emit(&Event::Completed {
+                node: id,
+                task,
+                duration: done.duration,
+                attempts: done.attempts,
+            }),
+            Some(Err(failures)) => {
+                if let Some(error) = failures.last() {
+                    run.events.emit(&Event::Failed {
+                        node: id,
+                        task,
+                        error,
+                        attempts: u32::try_from(failures.len()).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            None => run.events.stopped_running(),
+        }
+        let (next, extra, skipped) = {
             let mut st = run.lock();
-            st.finish(&run, job.index, result);
+            let skipped = st.finish(&run, job.index, result);
             let next = st.pop_ready(&run);
             if next.is_none() {
                 st.running -= 1;
@@ -722,8 +804,15 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
                 extra.push(more);
             }
             st.check_done();
-            (next, extra)
+            (next, extra, skipped)
         };
+        for s in skipped {
+            run.events.emit(&Event::Skipped {
+                node: &run.nodes[s].spec.id,
+                task: run.nodes[s].spec.task,
+                because: id,
+            });
+        }
         for more in extra {
             tokio::spawn(drive(run.clone(), more));
         }
@@ -739,11 +828,24 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
 }
 
 /// Runs one node's attempts until one succeeds or the policy gives up.
-async fn attempt(node: &RtNode, prepared: Vec<Prepared>) -> Result<Done, Vec<Failure>> {
+async fn attempt(
+    node: &RtNode,
+    prepared: Vec<Prepared>,
+    events: &Events,
+) -> Result<Done, Vec<Failure>> {
     let start = Instant::now();
     let policy = &node.policy;
     let mut failures = Vec::new();
+    let (id, task) = (&*node.spec.id, node.spec.task);
     loop {
+        let number = u32::try_from(failures.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        events.emit(&Event::Started {
+            node: id,
+            task,
+            attempt: number,
+        });
         let inputs = Inputs::new(
             prepared
                 .iter()
@@ -785,7 +887,17 @@ async fn attempt(node: &RtNode, prepared: Vec<Prepared>) -> Result<Done, Vec<Fai
                 if !retryable || failed > policy.retries {
                     return Err(failures);
                 }
-                tokio::time::sleep(policy.backoff.delay_with_jitter(failed)).await;
+                let delay = policy.backoff.delay_with_jitter(failed);
+                if let Some(error) = failures.last() {
+                    events.emit(&Event::Retrying {
+                        node: id,
+                        task,
+                        attempt: failed,
+                        delay,
+                        error,
+                    });
+                }
+                tokio::time::sleep(delay).await;
             }
         }
     }

@@ -1,0 +1,192 @@
+//! Progress: an event for every change in a node's state, with the run's running totals.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::task::Failure;
+
+/// A change in one node's state, delivered to the callbacks given to
+/// [`Runner::on_event`](crate::Runner::on_event).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// An attempt starts (`attempt` is 1 for the first).
+    Started {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// Which attempt, from 1.
+        attempt: u32,
+    },
+    /// An attempt failed and another follows after `delay`.
+    Retrying {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// Why it failed.
+        error: &'a Failure,
+    },
+    /// The node's task completed.
+    Completed {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// From the first attempt's start, retry delays included.
+        duration: Duration,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// The node failed for good.
+    Failed {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// The last attempt's failure.
+        error: &'a Failure,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The node will not run because an upstream node failed.
+    Skipped {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// The failed node.
+        because: &'a str,
+    },
+    /// The node did not finish because the run was cancelled or stopped.
+    Cancelled {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+    },
+}
+
+impl Event<'_> {
+    /// The node the event is about.
+    pub fn node(&self) -> &str {
+        match self {
+            Event::Started { node, .. }
+            | Event::Retrying { node, .. }
+            | Event::Completed { node, .. }
+            | Event::Failed { node, .. }
+            | Event::Skipped { node, .. }
+            | Event::Cancelled { node, .. } => node,
+        }
+    }
+}
+
+/// How many nodes of the run are in each state, right after the event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Totals {
+    /// Nodes in the graph.
+    pub total: usize,
+    /// Nodes with an attempt in flight or waiting to retry.
+    pub running: usize,
+    /// Nodes completed.
+    pub completed: usize,
+    /// Nodes failed for good.
+    pub failed: usize,
+    /// Nodes skipped because of a failure.
+    pub skipped: usize,
+    /// Nodes cancelled.
+    pub cancelled: usize,
+}
+
+impl Totals {
+    /// Nodes that reached a final state.
+    pub fn finished(&self) -> usize {
+        self.completed + self.failed + self.skipped + self.cancelled
+    }
+}
+
+pub(crate) type Callback = Arc<dyn Fn(&Event<'_>, &Totals) + Send + Sync>;
+
+/// The callbacks of a run and its counters; does nothing when there are no callbacks.
+pub(crate) struct Events {
+    callbacks: Vec<Callback>,
+    total: usize,
+    running: AtomicUsize,
+    completed: AtomicUsize,
+    failed: AtomicUsize,
+    skipped: AtomicUsize,
+    cancelled: AtomicUsize,
+}
+
+impl Events {
+    pub(crate) fn new(callbacks: Vec<Callback>, total: usize) -> Self {
+        Self {
+            callbacks,
+            total,
+            running: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            skipped: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn on(&self) -> bool {
+        !self.callbacks.is_empty()
+    }
+
+    /// Counts the event and hands it to every callback.
+    pub(crate) fn emit(&self, event: &Event<'_>) {
+        if !self.on() {
+            return;
+        }
+        let add = |c: &AtomicUsize| c.fetch_add(1, Ordering::Relaxed);
+        let sub = |c: &AtomicUsize| c.fetch_sub(1, Ordering::Relaxed);
+        match event {
+            Event::Started { attempt: 1, .. } => {
+                add(&self.running);
+            }
+            Event::Started { .. } | Event::Retrying { .. } => {}
+            Event::Completed { .. } => {
+                sub(&self.running);
+                add(&self.completed);
+            }
+            Event::Failed { .. } => {
+                sub(&self.running);
+                add(&self.failed);
+            }
+            Event::Skipped { .. } => {
+                add(&self.skipped);
+            }
+            Event::Cancelled { .. } => {
+                add(&self.cancelled);
+            }
+        }
+        let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        let totals = Totals {
+            total: self.total,
+            running: load(&self.running),
+            completed: load(&self.completed),
+            failed: load(&self.failed),
+            skipped: load(&self.skipped),
+            cancelled: load(&self.cancelled),
+        };
+        for callback in &self.callbacks {
+            callback(event, &totals);
+        }
+    }
+
+    /// A node cancelled while in flight stops counting as running.
+    pub(crate) fn stopped_running(&self) {
+        if self.on() {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
