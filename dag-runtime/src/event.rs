@@ -190,3 +190,8 @@ impl Events {
         }
     }
 }
+
+/// The `tracing` span of one attempt: `typedag.attempt` with the node id, task and attempt.
+pub(crate) fn attempt_span(node: &str, task: &'static str, attempt: u32) -> tracing::Span {
+    tracing::info_span!("typedag.attempt", node, task, attempt)
+}

@@ -859,6 +859,10 @@ async fn attempt(
         {
             Err(panic) => Err(Failure::panic(&*panic)),
             Ok(fut) => {
+                let fut = tracing::Instrument::instrument(
+                    fut,
+                    crate::event::attempt_span(id, task, number),
+                );
                 let guarded = AssertUnwindSafe(fut).catch_unwind();
                 let caught = match policy.timeout {
                     Some(limit) => match tokio::time::timeout(limit, guarded).await {

@@ -1,0 +1,82 @@
+//! Every attempt runs in a `typedag.attempt` span carrying the node id, task and attempt.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+use typedag::prelude::*;
+
+/// Records the spans opened, as `name node task attempt`.
+#[derive(Default)]
+struct Spans {
+    seen: Mutex<Vec<String>>,
+    next: AtomicU64,
+}
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push_str(&format!(" {}={value}", field.name()));
+    }
+}
+
+impl Subscriber for Spans {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Fields(span.metadata().name().to_owned());
+        span.record(&mut fields);
+        self.seen.lock().unwrap().push(fields.0);
+        Id::from_u64(self.next.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[task(retries = 1, backoff = fixed("1ms"))]
+async fn second_time_lucky() -> Result<u32, String> {
+    if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        Err("unlucky".into())
+    } else {
+        Ok(7)
+    }
+}
+
+#[test]
+fn each_attempt_has_a_span_with_node_task_and_attempt() {
+    let spans = Arc::new(Spans::default());
+    let dispatch = tracing::Dispatch::from(spans.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let out = tracing::dispatcher::with_default(&dispatch, || {
+        rt.block_on(Runner::new().run(dag! { lucky = second_time_lucky(); }))
+    })
+    .unwrap();
+    assert_eq!(out.lucky, 7);
+    let seen = spans.seen.lock().unwrap();
+    let attempts: Vec<&String> = seen
+        .iter()
+        .filter(|s| s.starts_with("typedag.attempt"))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            "typedag.attempt node=lucky task=second_time_lucky attempt=1",
+            "typedag.attempt node=lucky task=second_time_lucky attempt=2",
+        ]
+    );
+}
