@@ -9,6 +9,7 @@ mod error;
 mod event;
 mod graph;
 mod policy;
+pub mod progress;
 mod report;
 mod runner;
 mod task;

@@ -210,6 +210,13 @@ impl Runner {
         self
     }
 
+    /// Draws a progress bar on stderr while the graph runs, if stderr is a terminal; stays
+    /// quiet otherwise. See [`progress::bar`](crate::progress::bar).
+    #[must_use]
+    pub fn progress_bar(self) -> Self {
+        self.on_event(crate::progress::bar())
+    }
+
     /// Stops runs when `cancel` is cancelled: attempts in flight are dropped (their outputs
     /// are never recorded), nothing new starts, and the run fails with
     /// [`Error::Cancelled`].
