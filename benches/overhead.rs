@@ -23,8 +23,8 @@
 //!   and 10 ms then 100 ms. A runner that starts each node when its own input is ready
 //!   finishes in the critical path, ~110 ms; one that runs layer by layer needs ~200 ms.
 //!
-//! typedag tasks are `#[task(cache = false)]` async fns run by `Runner::new()` with its
-//! default settings; dagx tasks are `#[task]` impl blocks (its public API), spawned with
+//! typedag tasks are `#[task(cache = false)]` async fns run by a `Runner` with events
+//! delivered to a callback and a retry policy set, as a real program would run them; dagx tasks are `#[task]` impl blocks (its public API), spawned with
 //! `dag.run(|fut| { tokio::spawn(fut); })` as its README shows.
 //!
 //! Run with:
@@ -141,6 +141,16 @@ mod typedag_graphs {
         prev + ms
     }
 
+    /// The runner as a real program configures it: events to a callback, a retry policy.
+    fn runner() -> Runner {
+        Runner::new()
+            .retries(2)
+            .backoff(Backoff::exponential(std::time::Duration::from_millis(10)))
+            .on_event(|event, totals| {
+                std::hint::black_box((event, totals));
+            })
+    }
+
     pub async fn two_chains() -> u64 {
         let graph = dag! {
             a1 = nap(100);
@@ -148,7 +158,7 @@ mod typedag_graphs {
             a2 = nap_after(a1, 10);
             b2 = nap_after(b1, 100);
         };
-        let out = Runner::new().run(graph).await.unwrap();
+        let out = runner().run(graph).await.unwrap();
         out.a2 + out.b2
     }
 
@@ -159,7 +169,7 @@ mod typedag_graphs {
             prev = g.add::<inc>(format!("n{i}"), (prev,)).unwrap();
         }
         let last = g.keep(prev);
-        let out = Runner::new().run(g).await.unwrap();
+        let out = runner().run(g).await.unwrap();
         *out.get(&last)
     }
 
@@ -171,7 +181,7 @@ mod typedag_graphs {
             .collect();
         let total = g.add::<sum>("sum", (readers,)).unwrap();
         let total = g.keep(total);
-        let out = Runner::new().run(g).await.unwrap();
+        let out = runner().run(g).await.unwrap();
         *out.get(&total)
     }
 
@@ -193,7 +203,7 @@ mod typedag_graphs {
                 .collect();
         }
         let last: Vec<Kept<u64>> = layer.into_iter().map(|n| g.keep(n)).collect();
-        let out = Runner::new().run(g).await.unwrap();
+        let out = runner().run(g).await.unwrap();
         last.iter().fold(0, |acc, k| acc.wrapping_add(*out.get(k)))
     }
 }

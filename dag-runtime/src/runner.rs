@@ -268,7 +268,7 @@ impl Runner {
                 }
             })
         });
-        let watcher = {
+        let watcher = run.cancellable.then(|| {
             // Wakes the run when cancelled while nothing is in flight to notice.
             let run = run.clone();
             tokio::spawn(async move {
@@ -278,7 +278,7 @@ impl Runner {
                 st.stopping = true;
                 st.check_done();
             })
-        };
+        });
 
         let first = {
             let mut st = run.lock();
@@ -304,7 +304,9 @@ impl Runner {
             drive(run.clone(), job).await;
         }
         let finished = done.await;
-        watcher.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         if let Some(listener) = ctrl_c {
             listener.abort();
         }
@@ -412,6 +414,8 @@ struct Run {
     limit: usize,
     fail_fast: bool,
     cancel: Cancel,
+    /// Whether anything can cancel this run; if not, attempts are not raced against it.
+    cancellable: bool,
     events: Events,
     state: Mutex<State>,
 }
@@ -580,6 +584,7 @@ impl Run {
                 limit: runner.concurrency,
                 fail_fast: runner.fail_fast,
                 cancel: runner.cancel.clone().unwrap_or_default(),
+                cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
                 state: Mutex::new(state),
             },
@@ -764,7 +769,9 @@ fn drive(run: Arc<Run>, job: Job) -> crate::task::BoxFuture<()> {
 
 async fn drive_loop(run: Arc<Run>, mut job: Job) {
     loop {
-        let result = if run.cancel.is_cancelled() {
+        let result = if !run.cancellable {
+            Some(attempt(&run.nodes[job.index], job.inputs, &run.events).await)
+        } else if run.cancel.is_cancelled() {
             None
         } else {
             let attempt = std::pin::pin!(attempt(&run.nodes[job.index], job.inputs, &run.events));
