@@ -379,3 +379,37 @@ async fn a_task_limit_is_never_exceeded() {
         "limited nodes should still overlap, saw at most {max}"
     );
 }
+
+#[tokio::test]
+async fn after_a_failure_the_completed_outputs_stay_reachable() {
+    let graph = dag! {
+        root = ok(1);
+        bad = broken(root);
+        worse = after(bad);
+        fine = after(root);
+    };
+    let partial = Runner::new().run_partial(graph).await.unwrap();
+    assert_eq!(
+        (partial.outputs.root, partial.outputs.fine),
+        (Some(1), Some(2))
+    );
+    assert_eq!((partial.outputs.bad, partial.outputs.worse), (None, None));
+    assert!(
+        partial
+            .report
+            .node("bad")
+            .unwrap()
+            .outcome
+            .error()
+            .is_some()
+    );
+
+    let mut graph = Graph::new("partial-builder");
+    let root = graph.add::<ok>("root", (1,)).unwrap();
+    let bad = graph.add::<broken>("bad", (root,)).unwrap();
+    let fine = graph.add::<after>("fine", (root,)).unwrap();
+    let (bad, fine) = (graph.keep(bad), graph.keep(fine));
+    let partial = Runner::new().run_partial(graph).await.unwrap();
+    assert_eq!(partial.outputs.try_get(&fine), Some(&2));
+    assert_eq!(partial.outputs.try_get(&bad), None);
+}

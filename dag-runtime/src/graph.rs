@@ -45,7 +45,7 @@ use crate::wire::{Args, Wired};
 /// # Ok(())
 /// # }
 /// ```
-pub struct Graph<O = Outputs> {
+pub struct Graph<O = Outputs, P = Outputs> {
     pub(crate) name: String,
     pub(crate) uid: u64,
     pub(crate) nodes: Vec<NodeSpec>,
@@ -53,6 +53,7 @@ pub struct Graph<O = Outputs> {
     /// A problem found while `dag!` built the graph, reported when it runs.
     pub(crate) error: Option<GraphError>,
     pub(crate) finish: Finish<O>,
+    pub(crate) partial: Box<dyn FnOnce(&mut Outputs) -> P + Send>,
 }
 
 pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
@@ -95,14 +96,16 @@ impl Graph<Outputs> {
             ids: HashMap::new(),
             error: None,
             finish: Box::new(|out| Some(std::mem::take(out))),
+            partial: Box::new(std::mem::take),
         }
     }
 
     #[doc(hidden)]
-    pub fn with_outputs<O>(
+    pub fn with_outputs<O, P>(
         self,
         finish: impl FnOnce(&mut Outputs) -> Option<O> + Send + 'static,
-    ) -> Graph<O> {
+        partial: impl FnOnce(&mut Outputs) -> P + Send + 'static,
+    ) -> Graph<O, P> {
         Graph {
             name: self.name,
             uid: self.uid,
@@ -110,11 +113,12 @@ impl Graph<Outputs> {
             ids: self.ids,
             error: self.error,
             finish: Box::new(finish),
+            partial: Box::new(partial),
         }
     }
 }
 
-impl<O> Graph<O> {
+impl<O, P> Graph<O, P> {
     /// Adds a node with id `id` that runs task `T` on `inputs`, one per parameter, as a
     /// tuple: a [`Node`] (its output flows in), a list of nodes (for a `Vec<_>`
     /// parameter), or a plain value (a constant input).
@@ -236,7 +240,7 @@ impl<O> Graph<O> {
     }
 }
 
-impl<O> fmt::Debug for Graph<O> {
+impl<O, P> fmt::Debug for Graph<O, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Graph")
             .field("name", &self.name)
@@ -305,12 +309,18 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// The output of a kept node, if it completed: after [`Runner::run_partial`]
+    /// (crate::Runner::run_partial) some nodes may not have.
+    pub fn try_get<T: 'static>(&self, kept: &Kept<T>) -> Option<&T> {
+        self.node_value(&kept.node)
+    }
+
     /// The output of a kept node.
     ///
     /// # Panics
     /// If `kept` belongs to another graph, or its output was already taken.
     pub fn get<T: 'static>(&self, kept: &Kept<T>) -> &T {
-        self.try_get(&kept.node)
+        self.node_value(&kept.node)
             .expect("typedag: this output belongs to another graph or was taken")
     }
 
@@ -329,7 +339,7 @@ impl Outputs {
         Arc::try_unwrap(typed).ok()
     }
 
-    fn try_get<T: 'static>(&self, node: &Node<T>) -> Option<&T> {
+    fn node_value<T: 'static>(&self, node: &Node<T>) -> Option<&T> {
         if node.graph != self.graph {
             return None;
         }

@@ -20,7 +20,7 @@ pub use error::{EnvError, Error, GraphError};
 pub use event::{Event, Totals};
 pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
-pub use report::{NodeReport, Outcome, Report};
+pub use report::{NodeReport, Outcome, Partial, Report};
 pub use runner::{DEFAULT_CONCURRENCY, Runner};
 pub use task::{BoxFuture, Codec, Failure, FailureKind, Task};
 pub use wire::{Arg, Args};

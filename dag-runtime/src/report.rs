@@ -12,6 +12,19 @@ pub struct Report {
     pub(crate) nodes: Vec<NodeReport>,
 }
 
+/// What [`Runner::run_partial`](crate::Runner::run_partial) hands back whether or not every
+/// node completed: the outputs of the nodes that did, and the report of all of them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Partial<P> {
+    /// For a `dag!` graph, a struct with an `Option` field per node (`None` if the node did
+    /// not complete); for a built graph, the [`Outputs`](crate::Outputs) of the kept nodes
+    /// that completed.
+    pub outputs: P,
+    /// What happened to every node.
+    pub report: Report,
+}
+
 /// One node's outcome.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -19,7 +19,7 @@ use crate::error::{Error, GraphError};
 use crate::event::{Callback, Event, Events, Totals};
 use crate::graph::{Graph, NodeSpec, Outputs, Source};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
-use crate::report::{NodeReport, Outcome, Report};
+use crate::report::{NodeReport, Outcome, Partial, Report};
 use crate::task::{Failure, Inputs, Shared, Value};
 
 /// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
@@ -239,14 +239,10 @@ impl Runner {
     /// Runs `graph` to the end and hands back its outputs: the struct `dag!` declared, or
     /// the [`Outputs`] of a built graph.
     ///
-    /// Fails with [`Error::Failed`] if any node failed, with a report of every node.
-    pub async fn run<O>(&self, graph: Graph<O>) -> Result<O, Error> {
-        if let Some(e) = &self.env_error {
-            return Err(Error::Env(e.clone()));
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime);
-        }
+    /// Fails with [`Error::Failed`] if any node failed, or [`Error::Cancelled`], each with a
+    /// report of every node. To keep the outputs of the nodes that did complete, use
+    /// [`run_partial`](Runner::run_partial).
+    pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
         let Graph {
             name,
             uid,
@@ -255,10 +251,92 @@ impl Runner {
             finish,
             ..
         } = graph;
+        let run = self.execute(nodes, error, &name).await?;
+        let mut st = run.lock();
+        if st.cancelled {
+            return Err(Error::Cancelled(Box::new(st.report(&run, name))));
+        }
+        if st.failed {
+            return Err(Error::Failed(Box::new(st.report(&run, name))));
+        }
+        let mut outputs = Outputs {
+            graph: uid,
+            values: std::mem::take(&mut st.outputs),
+        };
+        drop(st);
+        finish(&mut outputs).ok_or_else(|| {
+            Error::Internal("a kept output was still shared when the run ended".into())
+        })
+    }
+
+    /// Runs `graph` to the end, failed nodes or not, and hands back the outputs of the nodes
+    /// that completed with the report of every node. For a `dag!` graph the outputs are a
+    /// struct with an `Option` field per node.
+    ///
+    /// ```
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn one() -> u32 { 1 }
+    ///
+    /// #[task]
+    /// async fn broken() -> Result<u32, String> { Err("no".into()) }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let graph = dag! {
+    ///     a = one();
+    ///     b = broken();
+    /// };
+    /// let partial = Runner::new().run_partial(graph).await?;
+    /// assert_eq!(partial.outputs.a, Some(1));
+    /// assert_eq!(partial.outputs.b, None);
+    /// assert!(!partial.report.is_success());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Fails only when the graph cannot run at all (see [`Error`]).
+    pub async fn run_partial<O, P>(&self, graph: Graph<O, P>) -> Result<Partial<P>, Error> {
+        let Graph {
+            name,
+            uid,
+            nodes,
+            error,
+            partial,
+            ..
+        } = graph;
+        let run = self.execute(nodes, error, &name).await?;
+        let mut st = run.lock();
+        let report = st.report(&run, name);
+        let mut outputs = Outputs {
+            graph: uid,
+            values: std::mem::take(&mut st.outputs),
+        };
+        drop(st);
+        Ok(Partial {
+            outputs: partial(&mut outputs),
+            report,
+        })
+    }
+
+    /// Runs the nodes until every one has finished or the run stopped.
+    async fn execute(
+        &self,
+        nodes: Vec<NodeSpec>,
+        error: Option<GraphError>,
+        name: &str,
+    ) -> Result<Arc<Run>, Error> {
+        if let Some(e) = &self.env_error {
+            return Err(Error::Env(e.clone()));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         if let Some(e) = error {
             return Err(e.into());
         }
-        let (run, done) = Run::new(nodes, self, &name)?;
+        let (run, done) = Run::new(nodes, self, name)?;
         let run = Arc::new(run);
         let ctrl_c = self.ctrl_c.then(|| {
             let cancel = run.cancel.clone();
@@ -313,7 +391,7 @@ impl Runner {
         finished
             .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
 
-        let mut st = run.lock();
+        let st = run.lock();
         if run.events.on() {
             for (node, outcome) in run.nodes.iter().zip(&st.outcomes) {
                 if outcome.is_none() {
@@ -324,20 +402,8 @@ impl Runner {
                 }
             }
         }
-        if st.cancelled {
-            return Err(Error::Cancelled(Box::new(st.report(&run, name))));
-        }
-        if st.failed {
-            return Err(Error::Failed(Box::new(st.report(&run, name))));
-        }
-        let mut outputs = Outputs {
-            graph: uid,
-            values: std::mem::take(&mut st.outputs),
-        };
         drop(st);
-        finish(&mut outputs).ok_or_else(|| {
-            Error::Internal("a kept output was still shared when the run ended".into())
-        })
+        Ok(run)
     }
 }
 

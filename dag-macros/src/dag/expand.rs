@@ -29,6 +29,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
         .collect();
     let out = format_ident!("__typedag_out");
     let outputs = format_ident!("__TypedagOutputs");
+    let partial = format_ident!("__TypedagPartial");
 
     quote! {{
         #[allow(non_camel_case_types, dead_code, unreachable_pub)]
@@ -43,14 +44,26 @@ pub fn expand(dag: &Checked) -> TokenStream {
             #(pub #fields: #params,)*
         }
 
+        /// The outputs of the nodes that completed, one `Option` field per node.
+        #[derive(Debug)]
+        #[allow(non_snake_case)]
+        struct #partial<#(#params),*> {
+            #(pub #fields: ::core::option::Option<#params>,)*
+        }
+
         let mut #graph = ::typedag::__private::Graph::new(#name);
         #(#statements)*
         #(#graph.keep(#handles);)*
-        #graph.with_outputs(move |#out: &mut ::typedag::__private::Outputs| {
-            ::core::option::Option::Some(#outputs {
-                #(#fields: #out.take_node(&#handles)?,)*
-            })
-        })
+        #graph.with_outputs(
+            move |#out: &mut ::typedag::__private::Outputs| {
+                ::core::option::Option::Some(#outputs {
+                    #(#fields: #out.take_node(&#handles)?,)*
+                })
+            },
+            move |#out: &mut ::typedag::__private::Outputs| #partial {
+                #(#fields: #out.take_node(&#handles),)*
+            },
+        )
     }}
 }
 
