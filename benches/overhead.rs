@@ -64,7 +64,7 @@ const CHAIN_LAST: u64 = CHAIN as u64 - 1;
 /// The nodes of the layer above that node `i` reads: its own column, the next and, for even
 /// `i`, the one after that.
 fn parents(i: usize) -> (usize, usize, Option<usize>) {
-    let third = (i % 2 == 0).then_some((i + 2) % WIDTH);
+    let third = i.is_multiple_of(2).then_some((i + 2) % WIDTH);
     (i, (i + 1) % WIDTH, third)
 }
 
@@ -144,6 +144,7 @@ mod typedag_graphs {
     /// The runner as a real program configures it: events to a callback, a retry policy.
     fn runner() -> Runner {
         Runner::new()
+            .without_store()
             .retries(2)
             .backoff(Backoff::exponential(std::time::Duration::from_millis(10)))
             .on_event(|event, totals| {

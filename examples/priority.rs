@@ -42,7 +42,7 @@ async fn main() -> Result<(), typedag::Error> {
         alert = report("alert") with priority = 100;
     };
     // One task at a time, so the start order is exactly the priority order.
-    Runner::new()
+    Runner::in_memory()
         .concurrency(1)
         .cancel_on_ctrl_c()
         .on_event(|event, _| {

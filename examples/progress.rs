@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sum = graph.add::<total>("total", (batches,))?;
     let sum = graph.keep(sum);
 
-    let out = Runner::new()
+    let out = Runner::in_memory()
         .concurrency(32)
         .progress_bar()
         .cancel_on_ctrl_c()

@@ -65,7 +65,7 @@ async fn main() {
         count = parse(page);
         saved = store(count);
     };
-    let runner = Runner::new()
+    let runner = Runner::in_memory()
         .cancel_on_ctrl_c()
         .on_event(|event, _| match event {
             Event::Retrying {

@@ -37,7 +37,7 @@
 //!     n     = count(links);
 //!     text  = report(links, n, "Links".to_string());
 //! };
-//! let out = Runner::new().run(graph).await?;
+//! let out = Runner::in_memory().run(graph).await?;
 //! assert_eq!(out.text, "Links: 2 links, first https://example.org/a");
 //! assert_eq!(out.n, 2);
 //! # Ok(())
@@ -101,7 +101,8 @@ pub use dag_runtime::*;
 pub mod prelude {
     pub use dag_macros::{dag, task};
     pub use dag_runtime::{
-        Backoff, Cancel, Error, Event, Graph, Kept, Node, Outputs, Runner, Task, Totals,
+        Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, MemoryStore, Node, NodeState,
+        Outcome, Outputs, Reason, Runner, Task, Totals,
     };
 }
 

@@ -30,7 +30,11 @@ async fn a_thousand_nodes_built_in_a_loop_fan_into_one() {
     let total = graph.keep(total);
     assert_eq!(graph.len(), 2001);
 
-    let mut out = Runner::new().concurrency(16).run(graph).await.unwrap();
+    let mut out = Runner::in_memory()
+        .concurrency(16)
+        .run(graph)
+        .await
+        .unwrap();
     assert_eq!(*out.get(&total), 2 * (0..1000).sum::<u64>());
     assert_eq!(out.take(&total), Some(999_000));
     assert_eq!(out.take(&total), None, "an output is taken once");
@@ -89,7 +93,7 @@ async fn node_settings_override_the_task() {
         .retries(2)
         .backoff(Backoff::fixed(std::time::Duration::from_millis(1)));
     let f = graph.keep(f);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(*out.get(&f), 3);
 }
 
@@ -99,7 +103,7 @@ async fn outputs_not_kept_are_not_handed_back() {
     let a = graph.add::<seed>("a", (1,)).unwrap();
     let b = graph.add::<double>("b", (a,)).unwrap();
     let b = graph.keep(b);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(*out.get(&b), 2);
     assert_eq!(format!("{out:?}"), "Outputs(1 kept)");
 }
@@ -108,7 +112,7 @@ async fn outputs_not_kept_are_not_handed_back() {
 fn running_outside_tokio_is_a_clear_error() {
     let mut graph = Graph::new("no-runtime");
     graph.add::<seed>("a", (1,)).unwrap();
-    let err = futures::executor::block_on(Runner::new().run(graph)).unwrap_err();
+    let err = futures::executor::block_on(Runner::in_memory().run(graph)).unwrap_err();
     assert!(matches!(err, Error::NoRuntime));
     assert!(err.to_string().contains("inside a runtime"), "{err}");
 }
@@ -117,5 +121,5 @@ fn running_outside_tokio_is_a_clear_error() {
 async fn an_empty_graph_runs() {
     let graph = Graph::new("empty");
     assert!(graph.is_empty());
-    Runner::new().run(graph).await.unwrap();
+    Runner::in_memory().run(graph).await.unwrap();
 }

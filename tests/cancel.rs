@@ -38,7 +38,7 @@ async fn cancelling_drops_attempts_in_flight_and_reports_every_node() {
         next = after(long);
     };
     let start = Instant::now();
-    let err = Runner::new()
+    let err = Runner::in_memory()
         .cancel_with(cancel)
         .run(graph)
         .await
@@ -80,7 +80,7 @@ async fn nothing_new_starts_after_a_cancel() {
         b = must_not_start(a);
         c = must_not_start(b);
     };
-    let err = Runner::new()
+    let err = Runner::in_memory()
         .cancel_with(cancel)
         .run(graph)
         .await
@@ -94,7 +94,7 @@ async fn a_handle_cancelled_before_the_run_runs_nothing() {
     let cancel = Cancel::new();
     cancel.cancel();
     let graph = dag! { a = quick(1); };
-    let err = Runner::new()
+    let err = Runner::in_memory()
         .cancel_with(cancel)
         .run(graph)
         .await

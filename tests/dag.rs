@@ -38,7 +38,7 @@ async fn design_example_runs_and_outputs_are_typed_by_name() {
         text  = report(links, n, "Links".to_string());
     };
     assert_eq!(graph.len(), 4);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     let text: String = out.text;
     let n: usize = out.n;
     assert_eq!(text, "Links: 2 links, last https://example.org/2");
@@ -111,7 +111,7 @@ async fn borrowed_inputs_are_never_copied_and_owned_ones_are_cloned_once() {
         b = borrow_it(t);
         c = borrow_it(t);
     };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!((out.a, out.b, out.c), (7, 7, 7));
     assert_eq!(
         CLONES[0].load(Ordering::SeqCst),
@@ -124,7 +124,7 @@ async fn borrowed_inputs_are_never_copied_and_owned_ones_are_cloned_once() {
         a = own_it(t);
         b = own_it(t);
     };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!((out.a, out.b), (8, 8));
     assert_eq!(
         CLONES[1].load(Ordering::SeqCst),
@@ -160,7 +160,7 @@ async fn fan_in_takes_a_list_of_nodes_in_order() {
         listed = total(vec![10, 20]);
     };
     assert_eq!(graph.name(), "fan-in");
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!((out.sum, out.sum_again, out.listed), (14, 14, 30));
 }
 
@@ -175,7 +175,7 @@ async fn graph_name_defaults_to_the_module_path_and_settings_apply() {
     };
     assert_eq!(graph.name(), module_path!());
     assert_eq!(graph.ids().collect::<Vec<_>>(), ["a", "z"]);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.a, 16);
     let () = out.z;
 }
@@ -189,7 +189,7 @@ async fn constants_are_evaluated_once_when_the_graph_is_built() {
         b = square(next());
     };
     assert_eq!(evaluated.load(Ordering::SeqCst), 2);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!((out.a, out.b), (25, 36));
 }
 
@@ -203,7 +203,7 @@ async fn string_literals_fill_owned_string_and_path_parameters() {
     let graph = dag! {
         g = greet("ada", "notes.txt");
     };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.g, "hello ada from notes.txt");
 }
 
@@ -221,5 +221,5 @@ async fn tasks_from_other_modules_keep_their_visibility() {
     let graph = dag! {
         s = elsewhere::shout("hi");
     };
-    assert_eq!(Runner::new().run(graph).await.unwrap().s, "HI");
+    assert_eq!(Runner::in_memory().run(graph).await.unwrap().s, "HI");
 }

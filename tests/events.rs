@@ -42,23 +42,27 @@ async fn every_state_change_is_an_event_with_totals() {
         c = broken(a);
         d = after(c);
     };
-    let runner = Runner::new().concurrency(1).on_event(move |event, totals| {
-        let line = match event {
-            Event::Started { node, attempt, .. } => format!("started {node} #{attempt}"),
-            Event::Retrying {
-                node,
-                attempt,
-                error,
-                ..
-            } => format!("retrying {node} after #{attempt}: {error}"),
-            Event::Completed { node, attempts, .. } => format!("completed {node} in {attempts}"),
-            Event::Failed { node, error, .. } => format!("failed {node}: {error}"),
-            Event::Skipped { node, because, .. } => format!("skipped {node} because {because}"),
-            Event::Cancelled { node, .. } => format!("cancelled {node}"),
-            _ => format!("other {}", event.node()),
-        };
-        sink.lock().unwrap().push((line, *totals));
-    });
+    let runner = Runner::in_memory()
+        .concurrency(1)
+        .on_event(move |event, totals| {
+            let line = match event {
+                Event::Started { node, attempt, .. } => format!("started {node} #{attempt}"),
+                Event::Retrying {
+                    node,
+                    attempt,
+                    error,
+                    ..
+                } => format!("retrying {node} after #{attempt}: {error}"),
+                Event::Completed { node, attempts, .. } => {
+                    format!("completed {node} in {attempts}")
+                }
+                Event::Failed { node, error, .. } => format!("failed {node}: {error}"),
+                Event::Skipped { node, because, .. } => format!("skipped {node} because {because}"),
+                Event::Cancelled { node, .. } => format!("cancelled {node}"),
+                _ => format!("other {}", event.node()),
+            };
+            sink.lock().unwrap().push((line, *totals));
+        });
     let err = runner.run(graph).await.unwrap_err();
     assert!(
         err.to_string().contains("node `c` (task `broken`)"),

@@ -57,7 +57,7 @@ async fn expansion_is_lint_clean() {
         sum = total([n, m]);
         done = nothing();
     };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.sum, 11);
     let () = out.done;
 }

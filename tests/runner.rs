@@ -27,7 +27,7 @@ async fn concurrency_is_never_exceeded() {
     for i in 0..200 {
         graph.add::<gauge>(format!("g{i}"), (i,)).unwrap();
     }
-    Runner::new().concurrency(5).run(graph).await.unwrap();
+    Runner::in_memory().concurrency(5).run(graph).await.unwrap();
     let max = MAX_IN_FLIGHT.load(Ordering::SeqCst);
     assert!(max <= 5, "{max} tasks ran at once with concurrency(5)");
     assert!(
@@ -59,7 +59,7 @@ async fn each_node_starts_when_its_own_inputs_are_ready() {
         b2 = sleep_after(b1, 100);
     };
     let start = Instant::now();
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     let took = start.elapsed();
     assert_eq!((out.a2.as_str(), out.b2.as_str()), ("a-done", "b-done"));
     assert!(
@@ -99,7 +99,7 @@ async fn a_failure_skips_its_dependents_and_independent_branches_finish() {
         fine = after(root);
         finer = after(fine);
     };
-    let err = Runner::new().run(graph).await.unwrap_err();
+    let err = Runner::in_memory().run(graph).await.unwrap_err();
     let report = err.report().expect("a failed run has a report");
     assert!(matches!(
         report.node("root").unwrap().outcome,
@@ -122,7 +122,9 @@ async fn a_failure_skips_its_dependents_and_independent_branches_finish() {
     }
     let text = err.to_string();
     assert!(
-        text.starts_with("graph `failures`: 1 failed, 2 skipped, 0 cancelled, 3 of 6 completed"),
+        text.starts_with(
+            "graph `failures`: 1 failed, 2 skipped, 0 cancelled, 3 ran and 0 cached of 6"
+        ),
         "{text}"
     );
     assert!(
@@ -138,7 +140,7 @@ async fn a_panicking_task_fails_its_node_and_the_runner_goes_on() {
         bad = boom(root);
         fine = after(root);
     };
-    let err = Runner::new()
+    let err = Runner::in_memory()
         .retries(1)
         .backoff(Backoff::fixed(Duration::ZERO))
         .run(graph)
@@ -172,7 +174,7 @@ async fn fail_fast_starts_nothing_new() {
         bad = broken(root) with priority = 9;
         later = after(root);
     };
-    let err = Runner::new()
+    let err = Runner::in_memory()
         .concurrency(1)
         .fail_fast(true)
         .run(graph)
@@ -201,7 +203,7 @@ async fn retries_follow_the_backoff_on_the_paused_clock() {
     }
 
     let graph = dag! { f = flaky(); };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.f, 3);
     let ms = Duration::from_millis;
     // First attempt at 0, then 100 ms later, then 200 ms after that.
@@ -227,7 +229,7 @@ async fn retry_if_stops_on_permanent_errors() {
     }
 
     let graph = dag! { p = permanent(); };
-    let err = Runner::new().run(graph).await.unwrap_err();
+    let err = Runner::in_memory().run(graph).await.unwrap_err();
     assert_eq!(
         CALLS.load(Ordering::SeqCst),
         1,
@@ -259,7 +261,7 @@ async fn a_timed_out_attempt_fails_and_is_retried() {
 
     let graph = dag! { s = slow_then_fast(); };
     let start = Instant::now();
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.s, 7);
     assert!(
         start.elapsed() < Duration::from_secs(1),
@@ -268,7 +270,7 @@ async fn a_timed_out_attempt_fails_and_is_retried() {
 
     CALLS.store(0, Ordering::SeqCst);
     let graph = dag! { s = slow_then_fast() with retries = 0; };
-    let err = Runner::new().run(graph).await.unwrap_err();
+    let err = Runner::in_memory().run(graph).await.unwrap_err();
     let failure = err
         .report()
         .unwrap()
@@ -319,7 +321,7 @@ async fn an_output_is_freed_once_no_pending_node_needs_it() {
     let n = graph.add::<measure>("measure", (b,)).unwrap();
     let dropped = graph.add::<was_big_dropped>("check", (n,)).unwrap();
     let dropped = graph.keep(dropped);
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert!(
         *out.get(&dropped),
         "`big` was still held after its only reader finished"
@@ -347,7 +349,7 @@ async fn higher_priority_first_then_declaration_order() {
         d = record("d") with priority = 9;
         e = record("e");
     };
-    Runner::new().concurrency(1).run(graph).await.unwrap();
+    Runner::in_memory().concurrency(1).run(graph).await.unwrap();
     assert_eq!(*ORDER.lock().unwrap(), ["d", "c", "a", "b", "e"]);
 }
 
@@ -371,7 +373,11 @@ async fn a_task_limit_is_never_exceeded() {
         all.push(graph.add::<rate_limited>(format!("r{i}"), (i,)).unwrap());
         graph.add::<ok>(format!("free{i}"), (i,)).unwrap();
     }
-    Runner::new().concurrency(10).run(graph).await.unwrap();
+    Runner::in_memory()
+        .concurrency(10)
+        .run(graph)
+        .await
+        .unwrap();
     let max = LIMITED_MAX.load(Ordering::SeqCst);
     assert!(max <= 3, "{max} nodes of a `limit = 3` task ran at once");
     assert!(
@@ -388,7 +394,7 @@ async fn after_a_failure_the_completed_outputs_stay_reachable() {
         worse = after(bad);
         fine = after(root);
     };
-    let partial = Runner::new().run_partial(graph).await.unwrap();
+    let partial = Runner::in_memory().run_partial(graph).await.unwrap();
     assert_eq!(
         (partial.outputs.root, partial.outputs.fine),
         (Some(1), Some(2))
@@ -409,7 +415,7 @@ async fn after_a_failure_the_completed_outputs_stay_reachable() {
     let bad = graph.add::<broken>("bad", (root,)).unwrap();
     let fine = graph.add::<after>("fine", (root,)).unwrap();
     let (bad, fine) = (graph.keep(bad), graph.keep(fine));
-    let partial = Runner::new().run_partial(graph).await.unwrap();
+    let partial = Runner::in_memory().run_partial(graph).await.unwrap();
     assert_eq!(partial.outputs.try_get(&fine), Some(&2));
     assert_eq!(partial.outputs.try_get(&bad), None);
 }

@@ -63,7 +63,7 @@ fn each_attempt_has_a_span_with_node_task_and_attempt() {
         .build()
         .unwrap();
     let out = tracing::dispatcher::with_default(&dispatch, || {
-        rt.block_on(Runner::new().run(dag! { lucky = second_time_lucky(); }))
+        rt.block_on(Runner::in_memory().run(dag! { lucky = second_time_lucky(); }))
     })
     .unwrap();
     assert_eq!(out.lucky, 7);

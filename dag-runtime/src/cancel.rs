@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 /// use typedag::{Cancel, Runner};
 ///
 /// let cancel = Cancel::new();
-/// let runner = Runner::new().cancel_with(cancel.clone());
+/// let runner = Runner::in_memory().cancel_with(cancel.clone());
 /// // ... later, from any task or thread:
 /// cancel.cancel();
 /// assert!(cancel.is_cancelled());

@@ -28,6 +28,10 @@ pub enum Error {
     #[error(transparent)]
     Env(EnvError),
 
+    /// The store could not be opened, read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
     /// A bug in typedag: the message says where.
     #[error("internal error in typedag: {0}; please report it")]
     Internal(String),

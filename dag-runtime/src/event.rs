@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::cache::Reason;
 use crate::task::Failure;
 
 /// A change in one node's state, delivered to the callbacks given to
@@ -19,6 +20,15 @@ pub enum Event<'a> {
         task: &'static str,
         /// Which attempt, from 1.
         attempt: u32,
+        /// Why the node runs rather than being loaded from the store.
+        reason: Reason,
+    },
+    /// The store holds the node's output for exactly these inputs and code: it does not run.
+    Cached {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
     },
     /// An attempt failed and another follows after `delay`.
     Retrying {
@@ -33,7 +43,9 @@ pub enum Event<'a> {
         /// Why it failed.
         error: &'a Failure,
     },
-    /// The node's task completed.
+    /// The node's task completed, and its output is durable in the store (if the runner has
+    /// one). A dependent may start before this event: it reads the value in memory, and the
+    /// store commits in order, so it never holds a dependent's output without its inputs'.
     Completed {
         /// Node id.
         node: &'a str,
@@ -78,6 +90,7 @@ impl Event<'_> {
     pub fn node(&self) -> &str {
         match self {
             Event::Started { node, .. }
+            | Event::Cached { node, .. }
             | Event::Retrying { node, .. }
             | Event::Completed { node, .. }
             | Event::Failed { node, .. }
@@ -97,6 +110,8 @@ pub struct Totals {
     pub running: usize,
     /// Nodes completed.
     pub completed: usize,
+    /// Nodes loaded from the store instead of running.
+    pub cached: usize,
     /// Nodes failed for good.
     pub failed: usize,
     /// Nodes skipped because of a failure.
@@ -108,7 +123,7 @@ pub struct Totals {
 impl Totals {
     /// Nodes that reached a final state.
     pub fn finished(&self) -> usize {
-        self.completed + self.failed + self.skipped + self.cancelled
+        self.completed + self.cached + self.failed + self.skipped + self.cancelled
     }
 }
 
@@ -120,6 +135,7 @@ pub(crate) struct Events {
     total: usize,
     running: AtomicUsize,
     completed: AtomicUsize,
+    cached: AtomicUsize,
     failed: AtomicUsize,
     skipped: AtomicUsize,
     cancelled: AtomicUsize,
@@ -132,6 +148,7 @@ impl Events {
             total,
             running: AtomicUsize::new(0),
             completed: AtomicUsize::new(0),
+            cached: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             skipped: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
@@ -162,6 +179,9 @@ impl Events {
                 sub(&self.running);
                 add(&self.failed);
             }
+            Event::Cached { .. } => {
+                add(&self.cached);
+            }
             Event::Skipped { .. } => {
                 add(&self.skipped);
             }
@@ -174,6 +194,7 @@ impl Events {
             total: self.total,
             running: load(&self.running),
             completed: load(&self.completed),
+            cached: load(&self.cached),
             failed: load(&self.failed),
             skipped: load(&self.skipped),
             cancelled: load(&self.cancelled),

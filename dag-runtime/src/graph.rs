@@ -40,7 +40,7 @@ use crate::wire::{Args, Wired};
 /// let total = graph.add::<sum>("sum", (squares,))?;
 /// let total = graph.keep(total);
 ///
-/// let out = Runner::new().run(graph).await?;
+/// let out = Runner::in_memory().run(graph).await?;
 /// assert_eq!(*out.get(&total), 285);
 /// # Ok(())
 /// # }
@@ -62,13 +62,39 @@ pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
 pub(crate) struct NodeSpec {
     pub id: Arc<str>,
     pub task: &'static str,
-    #[allow(dead_code, reason = "part of every cache key; the cache reads it")]
     pub fingerprint: &'static str,
+    /// How the output is stored, or `None` for `cache = false`.
+    pub codec: Option<ErasedCodec>,
     pub task_options: TaskOptions,
     pub options: NodeOptions,
     pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
     pub sources: Vec<Source>,
     pub keep: bool,
+}
+
+/// A task's [`Codec`](crate::Codec) with its output type erased.
+#[derive(Clone, Copy)]
+pub(crate) struct ErasedCodec {
+    pub encode: fn(&Shared) -> Result<Vec<u8>, String>,
+    pub decode: fn(&[u8]) -> Result<Shared, String>,
+    pub output_type: fn() -> crate::cache::Digest,
+}
+
+fn erased_encode<T: Task>(value: &Shared) -> Result<Vec<u8>, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    let value = value
+        .downcast_ref::<T::Output>()
+        .ok_or("typedag: output of another type")?;
+    (codec.encode)(value)
+}
+
+fn erased_decode<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    (codec.decode)(bytes).map(|v| Arc::new(v) as Shared)
+}
+
+fn erased_output_type<T: Task>() -> crate::cache::Digest {
+    T::codec().map_or([0; 32], |c| (c.output_type)())
 }
 
 /// Where one parameter's value comes from.
@@ -181,6 +207,11 @@ impl<O, P> Graph<O, P> {
             id,
             task: T::NAME,
             fingerprint: T::FINGERPRINT,
+            codec: T::codec().map(|_| ErasedCodec {
+                encode: erased_encode::<T>,
+                decode: erased_decode::<T>,
+                output_type: erased_output_type::<T>,
+            }),
             task_options: T::options(),
             options: NodeOptions::default(),
             call: erased_call::<T>,

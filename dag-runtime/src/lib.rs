@@ -4,6 +4,7 @@
 //! Depend on the `typedag` crate rather than on this one: it re-exports everything here
 //! together with the `#[task]` and `dag!` macros.
 
+mod cache;
 mod cancel;
 mod error;
 mod event;
@@ -12,16 +13,19 @@ mod policy;
 pub mod progress;
 mod report;
 mod runner;
+pub mod store;
 mod task;
 mod wire;
 
+pub use cache::{Digest, Fingerprint, Reason};
 pub use cancel::Cancel;
 pub use error::{EnvError, Error, GraphError};
 pub use event::{Event, Totals};
 pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Partial, Report};
-pub use runner::{DEFAULT_CONCURRENCY, Runner};
+pub use runner::{DEFAULT_CONCURRENCY, DEFAULT_STORE, Explanation, NodeState, Runner};
+pub use store::{EmbeddedStore, MemoryStore, Store, StoreError};
 pub use task::{BoxFuture, Codec, Failure, FailureKind, Task};
 pub use wire::{Arg, Args};
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::cache::Reason;
 use crate::task::Failure;
 
 /// The outcome of every node of one run, in declaration order.
@@ -47,7 +48,11 @@ pub enum Outcome {
         attempts: u32,
         /// Wall time from its first attempt's start to completion, delays included.
         duration: Duration,
+        /// Why it ran rather than being loaded from the store.
+        reason: Reason,
     },
+    /// The store held its output for exactly these inputs and code; it did not run.
+    Cached,
     /// The task failed for good. The last failure is the one that counted.
     Failed {
         /// Every failed attempt, in order.
@@ -95,11 +100,21 @@ impl Report {
             .filter(|n| matches!(n.outcome, Outcome::Failed { .. }))
     }
 
-    /// Whether every node completed.
+    /// Whether every node completed or was cached.
     pub fn is_success(&self) -> bool {
         self.nodes
             .iter()
-            .all(|n| matches!(n.outcome, Outcome::Ran { .. }))
+            .all(|n| matches!(n.outcome, Outcome::Ran { .. } | Outcome::Cached))
+    }
+
+    /// How many nodes ran.
+    pub fn ran(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Ran { .. }))
+    }
+
+    /// How many nodes were loaded from the store.
+    pub fn cached(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Cached))
     }
 
     fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
@@ -112,10 +127,11 @@ impl fmt::Display for Report {
         let failed = self.count(|o| matches!(o, Outcome::Failed { .. }));
         let skipped = self.count(|o| matches!(o, Outcome::Skipped { .. }));
         let cancelled = self.count(|o| matches!(o, Outcome::Cancelled));
-        let ran = self.count(|o| matches!(o, Outcome::Ran { .. }));
+        let ran = self.ran();
+        let cached = self.cached();
         write!(
             f,
-            "graph `{}`: {failed} failed, {skipped} skipped, {cancelled} cancelled, {ran} of {} completed",
+            "graph `{}`: {failed} failed, {skipped} skipped, {cancelled} cancelled, {ran} ran and {cached} cached of {}",
             self.graph,
             self.nodes.len()
         )?;

@@ -14,16 +14,37 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::oneshot;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::cache::{Digest, Fingerprint, PartHasher, Reason, code_part};
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError};
 use crate::event::{Callback, Event, Events, Totals};
 use crate::graph::{Graph, NodeSpec, Outputs, Source};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Partial, Report};
+use crate::store::{
+    Ack, EmbeddedStore, Loaded, Manifest, ManifestNode, MemoryStore, Record, RecordState, Snapshot,
+    Store, StoreError, Write,
+};
 use crate::task::{Failure, Inputs, Shared, Value};
 
 /// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// The directory of the embedded store unless [`Runner::store`] or `TYPEDAG_STORE` says
+/// otherwise, relative to the working directory.
+pub const DEFAULT_STORE: &str = ".typedag";
+
+/// Which store a runner records outputs in.
+#[derive(Clone)]
+enum StoreChoice {
+    /// The embedded store in `TYPEDAG_STORE` or [`DEFAULT_STORE`], opened when a run starts.
+    Default,
+    Given(Arc<dyn Store>),
+    Nothing,
+}
 
 /// Runs graphs. Holds the settings of a run; cheap to create, reusable.
 ///
@@ -41,7 +62,7 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 /// let graph = dag! {
 ///     greeting = hello(who);
 /// };
-/// let out = Runner::new().concurrency(8).run(graph).await?;
+/// let out = Runner::in_memory().concurrency(8).run(graph).await?;
 /// assert_eq!(out.greeting, "hello, world");
 /// # Ok(())
 /// # }
@@ -56,6 +77,8 @@ pub struct Runner {
     cancel: Option<Cancel>,
     ctrl_c: bool,
     callbacks: Vec<Callback>,
+    store: StoreChoice,
+    env_store: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -67,6 +90,14 @@ impl std::fmt::Debug for Runner {
             .field("cancel", &self.cancel)
             .field("cancel_on_ctrl_c", &self.ctrl_c)
             .field("callbacks", &self.callbacks.len())
+            .field(
+                "store",
+                &match &self.store {
+                    StoreChoice::Default => format!("embedded in {}", self.default_dir().display()),
+                    StoreChoice::Given(s) => s.location(),
+                    StoreChoice::Nothing => "none".to_owned(),
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -78,8 +109,9 @@ impl Default for Runner {
 }
 
 impl Runner {
-    /// A runner with the defaults: at most [`DEFAULT_CONCURRENCY`] tasks at once, no
-    /// retries unless a task asks for them, no timeout, keep going after a failure.
+    /// A runner with the defaults: outputs recorded in the embedded store in `./.typedag`
+    /// ([`DEFAULT_STORE`]), at most [`DEFAULT_CONCURRENCY`] tasks at once, no retries unless
+    /// a task asks for them, no timeout, keep going after a failure.
     ///
     /// The environment can change these defaults without touching the code; settings made
     /// in code still win:
@@ -90,6 +122,7 @@ impl Runner {
     /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
     /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
     /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
+    /// | `TYPEDAG_STORE` | a directory | where the embedded store lives, instead of `./.typedag` |
     ///
     /// A value that cannot be read makes [`run`](Runner::run) fail with
     /// [`Error::Env`] before any task starts.
@@ -102,9 +135,46 @@ impl Runner {
             cancel: None,
             ctrl_c: false,
             callbacks: Vec::new(),
+            store: StoreChoice::Default,
+            env_store: None,
         };
         runner.read_env(|var| std::env::var(var).ok());
         runner
+    }
+
+    /// A runner whose store is a fresh [`MemoryStore`]: its runs share a cache, and nothing
+    /// outlives the process. Handy in tests and examples.
+    pub fn in_memory() -> Self {
+        Self::new().store(MemoryStore::new())
+    }
+
+    /// Records outputs in `store` (an [`EmbeddedStore`](crate::EmbeddedStore) in another
+    /// directory, a [`MemoryStore`], or a store of your own) instead of `./.typedag`.
+    #[must_use]
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = StoreChoice::Given(Arc::new(store));
+        self
+    }
+
+    /// Records nothing and loads nothing: every node runs on every run.
+    #[must_use]
+    pub fn without_store(mut self) -> Self {
+        self.store = StoreChoice::Nothing;
+        self
+    }
+
+    fn default_dir(&self) -> PathBuf {
+        self.env_store
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+    }
+
+    fn open_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
+        Ok(match &self.store {
+            StoreChoice::Default => Some(Arc::new(EmbeddedStore::open(self.default_dir())?)),
+            StoreChoice::Given(s) => Some(s.clone()),
+            StoreChoice::Nothing => None,
+        })
     }
 
     fn read_env(&mut self, get: impl Fn(&str) -> Option<String>) {
@@ -140,6 +210,13 @@ impl Runner {
                     &v,
                     "a duration like 500ms, 30s, 2m or 1h",
                 ),
+            }
+        }
+        if let Some(v) = get("TYPEDAG_STORE") {
+            if v.trim().is_empty() {
+                bad("TYPEDAG_STORE", &v, "a directory for the store");
+            } else {
+                self.env_store = Some(PathBuf::from(v));
             }
         }
         if let Some(v) = get("TYPEDAG_FAIL_FAST") {
@@ -195,7 +272,7 @@ impl Runner {
     /// ```
     /// use typedag::{Event, Runner};
     ///
-    /// let runner = Runner::new().on_event(|event, totals| {
+    /// let runner = Runner::in_memory().on_event(|event, totals| {
     ///     if let Event::Completed { node, duration, .. } = event {
     ///         eprintln!("[{}/{}] {node} took {duration:?}", totals.finished(), totals.total);
     ///     }
@@ -239,8 +316,13 @@ impl Runner {
     /// Runs `graph` to the end and hands back its outputs: the struct `dag!` declared, or
     /// the [`Outputs`] of a built graph.
     ///
+    /// Nodes whose output the store holds for exactly their inputs and code are not run
+    /// but loaded (see [`explain`](Runner::explain)); every node that runs is recorded as it
+    /// completes.
+    ///
     /// Fails with [`Error::Failed`] if any node failed, or [`Error::Cancelled`], each with a
-    /// report of every node. To keep the outputs of the nodes that did complete, use
+    /// report of every node; with [`Error::Store`] if the store cannot be opened or stops
+    /// taking writes. To keep the outputs of the nodes that did complete, use
     /// [`run_partial`](Runner::run_partial).
     pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
         let Graph {
@@ -253,6 +335,9 @@ impl Runner {
         } = graph;
         let run = self.execute(nodes, error, &name).await?;
         let mut st = run.lock();
+        if let Some(e) = st.store_error.take() {
+            return Err(e.into());
+        }
         if st.cancelled {
             return Err(Error::Cancelled(Box::new(st.report(&run, name))));
         }
@@ -288,7 +373,7 @@ impl Runner {
     ///     a = one();
     ///     b = broken();
     /// };
-    /// let partial = Runner::new().run_partial(graph).await?;
+    /// let partial = Runner::in_memory().run_partial(graph).await?;
     /// assert_eq!(partial.outputs.a, Some(1));
     /// assert_eq!(partial.outputs.b, None);
     /// assert!(!partial.report.is_success());
@@ -296,7 +381,7 @@ impl Runner {
     /// # }
     /// ```
     ///
-    /// Fails only when the graph cannot run at all (see [`Error`]).
+    /// Fails only when the graph cannot run at all, or the store fails (see [`Error`]).
     pub async fn run_partial<O, P>(&self, graph: Graph<O, P>) -> Result<Partial<P>, Error> {
         let Graph {
             name,
@@ -308,6 +393,9 @@ impl Runner {
         } = graph;
         let run = self.execute(nodes, error, &name).await?;
         let mut st = run.lock();
+        if let Some(e) = st.store_error.take() {
+            return Err(e.into());
+        }
         let report = st.report(&run, name);
         let mut outputs = Outputs {
             graph: uid,
@@ -317,6 +405,75 @@ impl Runner {
         Ok(Partial {
             outputs: partial(&mut outputs),
             report,
+        })
+    }
+
+    /// Says, without running anything, what a run of `graph` would do with each node: load
+    /// it from the store, run it (and why), or run it only if an upstream node that runs
+    /// produces other bytes than last time.
+    ///
+    /// ```
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn load(n: u32) -> u32 { n }
+    ///
+    /// #[task]
+    /// async fn double(x: &u32) -> u32 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let runner = Runner::in_memory();
+    /// runner.run(dag! { a = load(1); b = double(a); }).await?;
+    ///
+    /// let plan = runner.explain(&dag! { a = load(2); b = double(a); }).await?;
+    /// assert_eq!(plan.node("a"), Some(&NodeState::Runs(Reason::InputChanged)));
+    /// assert_eq!(plan.node("b"), Some(&NodeState::Waits { on: "a".into() }));
+    /// println!("{plan}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn explain<O, P>(&self, graph: &Graph<O, P>) -> Result<Explanation, Error> {
+        if let Some(e) = &self.env_error {
+            return Err(Error::Env(e.clone()));
+        }
+        if let Some(e) = &graph.error {
+            return Err(e.clone().into());
+        }
+        let store = self.open_store()?;
+        let mut snapshot = match &store {
+            Some(s) => s.load(&graph.name).await?,
+            None => Snapshot::default(),
+        };
+        let n = graph.nodes.len();
+        let mut states: Vec<NodeState> = Vec::with_capacity(n);
+        let mut digests: Vec<Slot> = Vec::with_capacity(n);
+        for spec in &graph.nodes {
+            let parts = store.as_ref().and_then(|_| Parts::of(spec));
+            let mut upstream = Upstream::Known(PartHasher::new(b"typedag.upstream.v1\0"));
+            for (param, j) in spec.upstream() {
+                upstream.add(param, j, &digests);
+            }
+            let record = snapshot.records.remove(&*spec.id);
+            let (state, digest) = match verdict(parts.as_ref(), record.as_ref(), upstream) {
+                Verdict::Cached(d) => (NodeState::Cached, Slot::Digest(d)),
+                Verdict::Run(reason, _) if spec.codec.is_some() => {
+                    (NodeState::Runs(reason), Slot::Pending(spec.id.to_string()))
+                }
+                Verdict::Run(reason, _) => (NodeState::Runs(reason), Slot::NoDigest),
+                Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Slot::Pending(on)),
+            };
+            states.push(state);
+            digests.push(digest);
+        }
+        Ok(Explanation {
+            graph: graph.name.clone(),
+            nodes: graph
+                .nodes
+                .iter()
+                .zip(states)
+                .map(|(spec, state)| (spec.id.to_string(), spec.task, state))
+                .collect(),
         })
     }
 
@@ -336,8 +493,23 @@ impl Runner {
         if let Some(e) = error {
             return Err(e.into());
         }
-        let (run, done) = Run::new(nodes, self, name)?;
+        let store = self.open_store()?;
+        let snapshot = match &store {
+            Some(s) => s.load(name).await?,
+            None => Snapshot::default(),
+        };
+        let (run, done, manifest) = Run::new(nodes, self, name, store, snapshot)?;
         let run = Arc::new(run);
+        if let (Some(store), Some(manifest)) = (&run.store, manifest) {
+            run.lock().pending += 1;
+            store.write(
+                Write::Graph {
+                    graph: run.graph.clone(),
+                    manifest,
+                },
+                run.ack(None),
+            );
+        }
         let ctrl_c = self.ctrl_c.then(|| {
             let cancel = run.cancel.clone();
             tokio::spawn(async move {
@@ -360,6 +532,13 @@ impl Runner {
 
         let first = {
             let mut st = run.lock();
+            let mut cached = Vec::new();
+            let roots: Vec<usize> = (0..run.nodes.len())
+                .filter(|&i| st.waiting[i] == 0)
+                .collect();
+            for i in roots {
+                st.become_ready(&run, i, &mut cached);
+            }
             let mut first = None;
             let mut extra = Vec::new();
             while st.running < run.limit {
@@ -373,6 +552,7 @@ impl Runner {
             }
             st.check_done();
             drop(st);
+            run.emit_cached(&cached);
             for job in extra {
                 tokio::spawn(drive(run.clone(), job));
             }
@@ -391,22 +571,108 @@ impl Runner {
         finished
             .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
 
-        let st = run.lock();
-        if run.events.on() {
-            for (node, outcome) in run.nodes.iter().zip(&st.outcomes) {
-                if outcome.is_none() {
-                    run.events.emit(&Event::Cancelled {
-                        node: &node.spec.id,
-                        task: node.spec.task,
-                    });
+        let unloaded: Vec<usize> = {
+            let st = run.lock();
+            if run.events.on() {
+                for (node, outcome) in run.nodes.iter().zip(&st.outcomes) {
+                    if outcome.is_none() {
+                        run.events.emit(&Event::Cancelled {
+                            node: &node.spec.id,
+                            task: node.spec.task,
+                        });
+                    }
                 }
             }
+            (0..run.nodes.len())
+                .filter(|&i| run.nodes[i].spec.keep && st.outputs[i].is_none() && st.stored[i])
+                .collect()
+        };
+        for i in unloaded {
+            if let Err(message) = run.load_output(i).await {
+                return Err(StoreError::Corrupt {
+                    path: run
+                        .store
+                        .as_ref()
+                        .map(|s| s.location())
+                        .unwrap_or_default()
+                        .into(),
+                    detail: format!("{message}; run again to compute it afresh"),
+                }
+                .into());
+            }
         }
-        drop(st);
         Ok(run)
     }
 }
 
+/// What a run of a graph would do with each node, from [`Runner::explain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    graph: String,
+    nodes: Vec<(String, &'static str, NodeState)>,
+}
+
+/// What a run would do with one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Its output is loaded from the store: it does not run.
+    Cached,
+    /// It runs, for this reason.
+    Runs(Reason),
+    /// It is cached unless the upstream node `on`, which runs, produces other bytes than
+    /// last time.
+    Waits {
+        /// The nearest upstream node that decides.
+        on: String,
+    },
+}
+
+impl Explanation {
+    /// The graph's name.
+    pub fn graph(&self) -> &str {
+        &self.graph
+    }
+
+    /// Every node's id, task and state, in declaration order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &'static str, &NodeState)> {
+        self.nodes
+            .iter()
+            .map(|(id, task, s)| (id.as_str(), *task, s))
+    }
+
+    /// One node's state.
+    pub fn node(&self, id: &str) -> Option<&NodeState> {
+        self.nodes.iter().find(|n| n.0 == id).map(|n| &n.2)
+    }
+
+    fn count(&self, f: impl Fn(&NodeState) -> bool) -> usize {
+        self.nodes.iter().filter(|n| f(&n.2)).count()
+    }
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "graph `{}`: {} cached, {} to run, {} depending on upstream changes",
+            self.graph,
+            self.count(|s| matches!(s, NodeState::Cached)),
+            self.count(|s| matches!(s, NodeState::Runs(_))),
+            self.count(|s| matches!(s, NodeState::Waits { .. })),
+        )?;
+        let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
+        for (id, task, state) in &self.nodes {
+            let what = match state {
+                NodeState::Cached => "cached".to_owned(),
+                NodeState::Runs(reason) => format!("runs: {reason}"),
+                NodeState::Waits { on } => format!("cached unless `{on}` changes its output"),
+            };
+            write!(f, "\n  {id:<width$}  {task:<12}  {what}")?;
+        }
+        Ok(())
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,6 +686,8 @@ mod tests {
             cancel: None,
             ctrl_c: false,
             callbacks: Vec::new(),
+            store: StoreChoice::Nothing,
+            env_store: None,
         };
         r.read_env(|var| {
             vars.iter()
@@ -474,15 +742,144 @@ mod tests {
     }
 }
 
+/// The parts of a node's fingerprint known before the run starts.
+#[derive(Clone, Copy)]
+struct Parts {
+    code: Digest,
+    output_type: Digest,
+    inputs: Digest,
+}
+
+impl Parts {
+    /// `None` for a task with `cache = false`.
+    fn of(spec: &NodeSpec) -> Option<Self> {
+        let codec = spec.codec.as_ref()?;
+        Some(Self {
+            code: code_part(spec.task, spec.fingerprint),
+            output_type: (codec.output_type)(),
+            inputs: inputs_part(spec),
+        })
+    }
+}
+
+fn inputs_part(spec: &NodeSpec) -> Digest {
+    let mut h = PartHasher::new(b"typedag.inputs.v1\0");
+    for (param, source) in spec.sources.iter().enumerate() {
+        if let Source::Const(c) = source {
+            h.add(param, c.digest.as_ref().unwrap_or(&[0; 32]));
+        }
+    }
+    h.finish()
+}
+
+/// What is known of one upstream output's digest.
+enum Slot {
+    Digest(Digest),
+    /// A task with `cache = false`, or a node that did not complete.
+    NoDigest,
+    /// Not known before the run: the node with this id runs first.
+    Pending(String),
+}
+
+/// The upstream part of a fingerprint, as it is being hashed.
+enum Upstream {
+    Known(PartHasher),
+    NotCached,
+    Pending(String),
+}
+
+impl Upstream {
+    fn add(&mut self, param: usize, j: usize, slots: &[Slot]) {
+        match (&mut *self, &slots[j]) {
+            (Upstream::NotCached, _) => {}
+            (_, Slot::NoDigest) => *self = Upstream::NotCached,
+            (Upstream::Pending(_), _) => {}
+            (Upstream::Known(_), Slot::Pending(on)) => *self = Upstream::Pending(on.clone()),
+            (Upstream::Known(h), Slot::Digest(d)) => h.add(param, d),
+        }
+    }
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "short-lived, never stored in bulk"
+)]
+enum Verdict {
+    Cached(Digest),
+    Run(Reason, Option<Fingerprint>),
+    /// Cached unless this upstream node's output changes (only before a run).
+    Waits(String),
+}
+
+/// Compares what a node would compute from with what the store recorded.
+fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -> Verdict {
+    let Some(parts) = parts else {
+        return Verdict::Run(Reason::CachingOff, None);
+    };
+    let (digest, pending, not_cached) = match upstream {
+        Upstream::Known(h) => (h.finish(), None, false),
+        Upstream::NotCached => ([0; 32], None, true),
+        Upstream::Pending(on) => ([0; 32], Some(on), false),
+    };
+    let fp = Fingerprint {
+        code: parts.code,
+        output_type: parts.output_type,
+        inputs: parts.inputs,
+        upstream: digest,
+    };
+    if not_cached {
+        return Verdict::Run(Reason::UpstreamNotCached, Some(fp));
+    }
+    let stored = match record {
+        None => return Verdict::Run(Reason::NeverRan, Some(fp)),
+        Some(Loaded::Damaged(_)) => return Verdict::Run(Reason::RecordDamaged, Some(fp)),
+        Some(Loaded::Record(r)) => r,
+    };
+    let own = Fingerprint {
+        upstream: stored.fingerprint.upstream,
+        ..fp
+    };
+    if let Some(reason) = own.change_from(&stored.fingerprint) {
+        return Verdict::Run(reason, Some(fp));
+    }
+    let RecordState::Done { digest: output, .. } = &stored.state else {
+        return Verdict::Run(Reason::FailedBefore, Some(fp));
+    };
+    if let Some(on) = pending {
+        return Verdict::Waits(on);
+    }
+    if fp.upstream != stored.fingerprint.upstream {
+        return Verdict::Run(Reason::UpstreamChanged, Some(fp));
+    }
+    Verdict::Cached(*output)
+}
+
+impl NodeSpec {
+    /// Each upstream node read, with the parameter that reads it, in argument order.
+    fn upstream(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.sources.iter().enumerate().flat_map(
+            |(param, source)| -> Box<dyn Iterator<Item = (usize, usize)> + '_> {
+                match source {
+                    Source::Node(j) => Box::new(std::iter::once((param, *j))),
+                    Source::List(list, _) => Box::new(list.iter().map(move |j| (param, *j))),
+                    Source::Const(_) => Box::new(std::iter::empty()),
+                }
+            },
+        )
+    }
+}
+
 /// One run's immutable plan and its mutable state.
 struct Run {
     nodes: Vec<RtNode>,
+    graph: String,
     limit: usize,
     fail_fast: bool,
     cancel: Cancel,
     /// Whether anything can cancel this run; if not, attempts are not raced against it.
     cancellable: bool,
     events: Events,
+    store: Option<Arc<dyn Store>>,
     state: Mutex<State>,
 }
 
@@ -492,6 +889,10 @@ struct RtNode {
     dependents: Vec<usize>,
     /// The node's task's slot in `State::limited`, if the task has a `limit`.
     limit_group: Option<usize>,
+    /// The fingerprint parts known up front; `None` without a store or caching.
+    parts: Option<Parts>,
+    /// What the store held for this node when the run started.
+    record: Option<Loaded>,
 }
 
 /// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
@@ -507,11 +908,20 @@ struct State {
     /// Nodes that still have to read each output (one per edge).
     readers: Vec<u32>,
     outputs: Vec<Option<Shared>>,
+    /// Outputs that are in the store and not loaded (cached nodes).
+    stored: Vec<bool>,
+    /// Each finished node's output digest; `None` if it has none (caching off).
+    digests: Vec<Option<Digest>>,
+    /// For nodes that run: why, and the fingerprint to record.
+    plans: Vec<Option<(Reason, Option<Fingerprint>)>>,
     outcomes: Vec<Option<Outcome>>,
     ready: BinaryHeap<Ready>,
     limited: Vec<Limited>,
     running: usize,
     unfinished: usize,
+    /// Store writes not yet acknowledged.
+    pending: usize,
+    store_error: Option<StoreError>,
     failed: bool,
     cancelled: bool,
     stopping: bool,
@@ -538,10 +948,12 @@ impl PartialOrd for Ready {
     }
 }
 
-/// A node about to run, with its inputs in hand.
+/// A node about to run, with its inputs in hand (or the stored ones still to load).
 struct Job {
     index: usize,
-    inputs: Vec<Prepared>,
+    inputs: Option<Vec<Prepared>>,
+    reason: Reason,
+    fingerprint: Option<Fingerprint>,
 }
 
 enum Prepared {
@@ -553,51 +965,62 @@ struct Done {
     value: Shared,
     attempts: u32,
     duration: Duration,
+    digest: Option<Digest>,
 }
 
 impl Run {
+    #[allow(clippy::type_complexity)]
     fn new(
         specs: Vec<NodeSpec>,
         runner: &Runner,
         graph: &str,
-    ) -> Result<(Self, oneshot::Receiver<()>), Error> {
+        store: Option<Arc<dyn Store>>,
+        mut snapshot: Snapshot,
+    ) -> Result<(Self, oneshot::Receiver<()>, Option<Manifest>), Error> {
         let n = specs.len();
         let mut dependents = vec![Vec::new(); n];
         let mut waiting = vec![0u32; n];
         let mut readers = vec![0u32; n];
         for (i, spec) in specs.iter().enumerate() {
             for (param, source) in spec.sources.iter().enumerate() {
-                match source {
-                    Source::Node(j) => {
-                        dependents[*j].push(i);
-                        waiting[i] += 1;
-                        readers[*j] += 1;
+                if let Source::Const(c) = source
+                    && let Err(message) = &c.digest
+                {
+                    return Err(GraphError::Constant {
+                        graph: graph.to_owned(),
+                        node: spec.id.to_string(),
+                        param,
+                        message: message.clone(),
                     }
-                    Source::List(list, _) => {
-                        for j in list {
-                            dependents[*j].push(i);
-                            waiting[i] += 1;
-                            readers[*j] += 1;
-                        }
-                    }
-                    Source::Const(c) => {
-                        if let Err(message) = &c.digest {
-                            return Err(GraphError::Constant {
-                                graph: graph.to_owned(),
-                                node: spec.id.to_string(),
-                                param,
-                                message: message.clone(),
-                            }
-                            .into());
-                        }
-                    }
+                    .into());
                 }
             }
+            for (_, j) in spec.upstream() {
+                dependents[j].push(i);
+                waiting[i] += 1;
+                readers[j] += 1;
+            }
         }
-        let mut ready = BinaryHeap::new();
+        let manifest = store.as_ref().and_then(|_| {
+            let manifest = Manifest {
+                nodes: specs
+                    .iter()
+                    .map(|spec| ManifestNode {
+                        id: spec.id.to_string(),
+                        task: spec.task.to_owned(),
+                        inputs: spec
+                            .upstream()
+                            .map(|(_, j)| u32::try_from(j).unwrap_or(u32::MAX))
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            (snapshot.manifest != Some(manifest.digest())).then_some(manifest)
+        });
         let mut limited: Vec<Limited> = Vec::new();
-        let mut groups: std::collections::HashMap<&'static str, usize> =
-            std::collections::HashMap::new();
+        let mut groups: HashMap<&'static str, usize> = HashMap::new();
+        // The code and output-type parts are the same for every node of a task.
+        let mut task_parts: HashMap<&'static str, Option<Parts>> = HashMap::new();
         let nodes: Vec<RtNode> = specs
             .into_iter()
             .zip(dependents)
@@ -613,32 +1036,41 @@ impl Run {
                         limited.len() - 1
                     })
                 });
+                let parts = store.as_ref().and_then(|_| {
+                    let task = *task_parts
+                        .entry(spec.task)
+                        .or_insert_with(|| Parts::of(&spec));
+                    task.map(|p| Parts {
+                        inputs: inputs_part(&spec),
+                        ..p
+                    })
+                });
+                let record = snapshot.records.remove(&*spec.id);
                 RtNode {
                     spec,
                     policy,
                     dependents,
                     limit_group,
+                    parts,
+                    record,
                 }
             })
             .collect();
-        for (i, node) in nodes.iter().enumerate() {
-            if waiting[i] == 0 {
-                ready.push(Ready {
-                    priority: node.policy.priority,
-                    index: i,
-                });
-            }
-        }
         let (tx, rx) = oneshot::channel();
         let state = State {
             waiting,
             readers,
             outputs: vec![None; n],
+            stored: vec![false; n],
+            digests: vec![None; n],
+            plans: vec![None; n],
             outcomes: vec![None; n],
-            ready,
+            ready: BinaryHeap::new(),
             limited,
             running: 0,
             unfinished: n,
+            pending: 0,
+            store_error: None,
             failed: false,
             cancelled: false,
             stopping: false,
@@ -647,14 +1079,17 @@ impl Run {
         Ok((
             Self {
                 nodes,
+                graph: graph.to_owned(),
                 limit: runner.concurrency,
                 fail_fast: runner.fail_fast,
                 cancel: runner.cancel.clone().unwrap_or_default(),
                 cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
+                store,
                 state: Mutex::new(state),
             },
             rx,
+            manifest,
         ))
     }
 
@@ -662,9 +1097,148 @@ impl Run {
         // Nothing panics while holding the lock; if something did, the state is still whole.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn emit_cached(&self, cached: &[usize]) {
+        if self.events.on() {
+            for &i in cached {
+                self.events.emit(&Event::Cached {
+                    node: &self.nodes[i].spec.id,
+                    task: self.nodes[i].spec.task,
+                });
+            }
+        }
+    }
+
+    /// What the store calls once a write is durable: the node's `Completed` event, and the
+    /// run may end once nothing is left unacknowledged.
+    fn ack(self: &Arc<Self>, completed: Option<(usize, Duration, u32)>) -> Ack {
+        let run = self.clone();
+        Box::new(move |result| {
+            if result.is_ok()
+                && let Some((i, duration, attempts)) = completed
+            {
+                run.events.emit(&Event::Completed {
+                    node: &run.nodes[i].spec.id,
+                    task: run.nodes[i].spec.task,
+                    duration,
+                    attempts,
+                });
+            }
+            let done = {
+                let mut st = run.lock();
+                st.pending -= 1;
+                if let Err(e) = result {
+                    st.store_error.get_or_insert(e);
+                    st.stopping = true;
+                }
+                st.take_done()
+            };
+            // Let go of the run before waking whoever waits for it: the last reference to
+            // the store must not be dropped on the store's own writer thread.
+            drop(run);
+            if let Some(tx) = done {
+                let _ = tx.send(());
+            }
+        })
+    }
+
+    /// Loads a cached node's output from the store into memory. On failure its record is
+    /// dropped, so that the next run computes it afresh.
+    async fn load_output(self: &Arc<Self>, j: usize) -> Result<Shared, String> {
+        let node = &self.nodes[j];
+        let digest = {
+            let st = self.lock();
+            if let Some(v) = &st.outputs[j] {
+                return Ok(v.clone());
+            }
+            st.digests[j]
+        };
+        let (Some(store), Some(codec), Some(digest)) = (&self.store, &node.spec.codec, digest)
+        else {
+            return Err(format!(
+                "the output of node `{}` is not at hand",
+                node.spec.id
+            ));
+        };
+        let loaded = match store.output(&self.graph, &node.spec.id, &digest).await {
+            Ok(Some(bytes)) => {
+                (codec.decode)(&bytes).map_err(|e| format!("cannot be decoded: {e}"))
+            }
+            Ok(None) => Err("is missing or does not match its digest".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match loaded {
+            Ok(value) => {
+                let mut st = self.lock();
+                st.stored[j] = false;
+                Ok(st.outputs[j].get_or_insert(value).clone())
+            }
+            Err(why) => {
+                self.lock().pending += 1;
+                store.write(
+                    Write::Forget {
+                        graph: self.graph.clone(),
+                        nodes: Some(vec![node.spec.id.to_string()]),
+                    },
+                    self.ack(None),
+                );
+                Err(format!(
+                    "the stored output of node `{}` {why}; its record is dropped",
+                    node.spec.id
+                ))
+            }
+        }
+    }
 }
 
 impl State {
+    /// A node whose inputs have all completed: loaded from the store if its record still
+    /// answers for it (and then its dependents in turn), queued to run otherwise.
+    fn become_ready(&mut self, run: &Run, start: usize, cached: &mut Vec<usize>) {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            let node = &run.nodes[i];
+            let verdict = if run.store.is_none() {
+                Verdict::Run(Reason::NoStore, None)
+            } else {
+                let slots = &self.digests;
+                let mut upstream = Upstream::Known(PartHasher::new(b"typedag.upstream.v1\0"));
+                for (param, j) in node.spec.upstream() {
+                    match (&mut upstream, &slots[j]) {
+                        (Upstream::Known(h), Some(d)) => h.add(param, d),
+                        (Upstream::Known(_), None) => upstream = Upstream::NotCached,
+                        _ => {}
+                    }
+                }
+                verdict(node.parts.as_ref(), node.record.as_ref(), upstream)
+            };
+            match verdict {
+                Verdict::Cached(digest) => {
+                    self.outcomes[i] = Some(Outcome::Cached);
+                    self.digests[i] = Some(digest);
+                    self.stored[i] = true;
+                    self.unfinished -= 1;
+                    self.release_inputs(run, i);
+                    cached.push(i);
+                    for &d in &node.dependents {
+                        self.waiting[d] -= 1;
+                        if self.waiting[d] == 0 && self.outcomes[d].is_none() {
+                            stack.push(d);
+                        }
+                    }
+                }
+                Verdict::Run(reason, fp) => {
+                    self.plans[i] = Some((reason, fp));
+                    self.ready.push(Ready {
+                        priority: node.policy.priority,
+                        index: i,
+                    });
+                }
+                Verdict::Waits(_) => unreachable!("every upstream digest is known during a run"),
+            }
+        }
+    }
+
     fn pop_ready(&mut self, run: &Run) -> Option<Job> {
         if run.cancel.is_cancelled() {
             self.cancelled = true;
@@ -686,40 +1260,47 @@ impl State {
                 None => break next.index,
             }
         };
-        let inputs = run.nodes[index]
+        let (reason, fingerprint) = self.plans[index].take().unwrap_or((Reason::NoStore, None));
+        Some(Job {
+            index,
+            inputs: self.prepare(run, index),
+            reason,
+            fingerprint,
+        })
+    }
+
+    /// The node's inputs, or `None` if some are in the store and must be loaded first.
+    fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
+        run.nodes[index]
             .spec
             .sources
             .iter()
             .map(|source| match source {
-                Source::Node(j) => Prepared::Shared(self.output(*j)),
-                Source::Const(c) => Prepared::Shared(c.value.clone()),
-                Source::List(list, collect) => {
-                    Prepared::List(list.iter().map(|j| self.output(*j)).collect(), *collect)
-                }
+                Source::Node(j) => self.outputs[*j].clone().map(Prepared::Shared),
+                Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
+                Source::List(list, collect) => list
+                    .iter()
+                    .map(|j| self.outputs[*j].clone())
+                    .collect::<Option<Vec<_>>>()
+                    .map(|values| Prepared::List(values, *collect)),
             })
-            .collect();
-        Some(Job { index, inputs })
+            .collect()
     }
 
-    fn output(&self, j: usize) -> Shared {
-        self.outputs[j]
-            .clone()
-            .expect("typedag: an input's output is held until all its readers finish")
-    }
-
-    /// Records a node's end. Returns the nodes skipped because of it, for their events.
+    /// Records a node's end. Returns the nodes skipped and the nodes cached because of it.
     fn finish(
         &mut self,
         run: &Run,
         index: usize,
         result: Option<Result<Done, Vec<Failure>>>,
-    ) -> Vec<usize> {
+        reason: Reason,
+    ) -> (Vec<usize>, Vec<usize>) {
         let Some(result) = result else {
             // Cancelled in flight: nothing is recorded, the report says cancelled.
             self.cancelled = true;
             self.stopping = true;
             self.release_inputs(run, index);
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         self.unfinished -= 1;
         if let Some(g) = run.nodes[index].limit_group {
@@ -734,20 +1315,20 @@ impl State {
                 if self.readers[index] > 0 || node.spec.keep {
                     self.outputs[index] = Some(done.value);
                 }
+                self.digests[index] = done.digest;
                 self.outcomes[index] = Some(Outcome::Ran {
                     attempts: done.attempts,
                     duration: done.duration,
+                    reason,
                 });
+                let mut cached = Vec::new();
                 for &d in &node.dependents {
                     self.waiting[d] -= 1;
                     if self.waiting[d] == 0 && self.outcomes[d].is_none() {
-                        self.ready.push(Ready {
-                            priority: run.nodes[d].policy.priority,
-                            index: d,
-                        });
+                        self.become_ready(run, d, &mut cached);
                     }
                 }
-                Vec::new()
+                (Vec::new(), cached)
             }
             Err(attempts) => {
                 self.failed = true;
@@ -755,7 +1336,7 @@ impl State {
                 if run.fail_fast {
                     self.stopping = true;
                 }
-                self.skip_dependents(run, index)
+                (self.skip_dependents(run, index), Vec::new())
             }
         }
     }
@@ -782,33 +1363,28 @@ impl State {
 
     /// A finished node no longer reads its inputs: free outputs nobody else needs.
     fn release_inputs(&mut self, run: &Run, index: usize) {
-        let node = &run.nodes[index];
-        for source in &node.spec.sources {
-            match source {
-                Source::Node(j) => self.release(run, *j),
-                Source::List(list, _) => {
-                    for &j in list {
-                        self.release(run, j);
-                    }
-                }
-                Source::Const(_) => {}
+        for (_, j) in run.nodes[index].spec.upstream() {
+            self.readers[j] -= 1;
+            if self.readers[j] == 0 && !run.nodes[j].spec.keep {
+                self.outputs[j] = None;
             }
         }
     }
 
-    fn release(&mut self, run: &Run, j: usize) {
-        self.readers[j] -= 1;
-        if self.readers[j] == 0 && !run.nodes[j].spec.keep {
-            self.outputs[j] = None;
+    /// The completion signal, once every node has finished (or the run stopped and nothing
+    /// is in flight) and every store write is acknowledged.
+    fn take_done(&mut self) -> Option<oneshot::Sender<()>> {
+        let stopped = self.stopping && self.running == 0;
+        if (self.unfinished == 0 || stopped) && self.pending == 0 {
+            self.done.take()
+        } else {
+            None
         }
     }
 
     fn check_done(&mut self) {
-        let stopped = self.stopping && self.running == 0;
-        if self.unfinished == 0 || stopped {
-            if let Some(tx) = self.done.take() {
-                let _ = tx.send(());
-            }
+        if let Some(tx) = self.take_done() {
+            let _ = tx.send(());
         }
     }
 
@@ -833,29 +1409,74 @@ fn drive(run: Arc<Run>, job: Job) -> crate::task::BoxFuture<()> {
     Box::pin(drive_loop(run, job))
 }
 
+/// Loads the stored outputs a job needs, then its inputs.
+async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Failure> {
+    let upstream: Vec<usize> = run.nodes[index].spec.upstream().map(|(_, j)| j).collect();
+    let mut held = Vec::with_capacity(upstream.len());
+    for j in upstream {
+        // Held until the inputs are prepared, so a concurrent release cannot free it.
+        held.push(run.load_output(j).await.map_err(Failure::fatal)?);
+    }
+    let st = run.lock();
+    let mut inputs = st.prepare(run, index);
+    drop(st);
+    if inputs.is_none() {
+        // Freed meanwhile by readers that finished: rebuild from what is held.
+        let mut held = held.into_iter();
+        inputs = run.nodes[index]
+            .spec
+            .sources
+            .iter()
+            .map(|source| match source {
+                Source::Node(_) => held.next().map(Prepared::Shared),
+                Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
+                Source::List(list, collect) => list
+                    .iter()
+                    .map(|_| held.next())
+                    .collect::<Option<Vec<_>>>()
+                    .map(|values| Prepared::List(values, *collect)),
+            })
+            .collect();
+    }
+    inputs.ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
+}
+
 async fn drive_loop(run: Arc<Run>, mut job: Job) {
     loop {
-        let result = if !run.cancellable {
-            Some(attempt(&run.nodes[job.index], job.inputs, &run.events).await)
-        } else if run.cancel.is_cancelled() {
-            None
-        } else {
-            let attempt = std::pin::pin!(attempt(&run.nodes[job.index], job.inputs, &run.events));
-            let cancelled = std::pin::pin!(run.cancel.cancelled());
-            match futures::future::select(attempt, cancelled).await {
-                futures::future::Either::Left((result, _)) => Some(result),
-                futures::future::Either::Right(_) => None,
+        let index = job.index;
+        let inputs = match job.inputs.take() {
+            Some(inputs) => Ok(inputs),
+            None => load_inputs(&run, index).await,
+        };
+        let result = match inputs {
+            Err(failure) => Some(Err(vec![failure])),
+            Ok(inputs) => {
+                let node = &run.nodes[index];
+                if !run.cancellable {
+                    Some(attempt(node, inputs, &run.events, job.reason).await)
+                } else if run.cancel.is_cancelled() {
+                    None
+                } else {
+                    let attempt = std::pin::pin!(attempt(node, inputs, &run.events, job.reason));
+                    let cancelled = std::pin::pin!(run.cancel.cancelled());
+                    match futures::future::select(attempt, cancelled).await {
+                        futures::future::Either::Left((result, _)) => Some(result),
+                        futures::future::Either::Right(_) => None,
+                    }
+                }
             }
         };
-        let node = &run.nodes[job.index];
+        let node = &run.nodes[index];
         let (id, task) = (&*node.spec.id, node.spec.task);
+        let (result, write) = record(&run, node, job.fingerprint.take(), job.reason, result);
         match &result {
-            Some(Ok(done)) => run.events.emit(&Event::Completed {
+            Some(Ok(done)) if write.is_none() => run.events.emit(&Event::Completed {
                 node: id,
                 task,
                 duration: done.duration,
                 attempts: done.attempts,
             }),
+            Some(Ok(_)) => {}
             Some(Err(failures)) => {
                 if let Some(error) = failures.last() {
                     run.events.emit(&Event::Failed {
@@ -868,9 +1489,16 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
             }
             None => run.events.stopped_running(),
         }
-        let (next, extra, skipped) = {
+        let completed = match &result {
+            Some(Ok(done)) => Some((index, done.duration, done.attempts)),
+            _ => None,
+        };
+        let (next, extra, skipped, cached) = {
             let mut st = run.lock();
-            let skipped = st.finish(&run, job.index, result);
+            if write.is_some() {
+                st.pending += 1;
+            }
+            let (skipped, cached) = st.finish(&run, index, result, job.reason);
             let next = st.pop_ready(&run);
             if next.is_none() {
                 st.running -= 1;
@@ -884,8 +1512,11 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
                 extra.push(more);
             }
             st.check_done();
-            (next, extra, skipped)
+            (next, extra, skipped, cached)
         };
+        if let (Some(write), Some(store)) = (write, &run.store) {
+            store.write(write, run.ack(completed));
+        }
         for s in skipped {
             run.events.emit(&Event::Skipped {
                 node: &run.nodes[s].spec.id,
@@ -893,6 +1524,7 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
                 because: id,
             });
         }
+        run.emit_cached(&cached);
         for more in extra {
             tokio::spawn(drive(run.clone(), more));
         }
@@ -907,11 +1539,79 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
     }
 }
 
+/// Encodes a completed node's output for the store and builds the write that records it,
+/// or the failure. An output that cannot be encoded fails the node: it could not be cached.
+fn record(
+    run: &Run,
+    node: &RtNode,
+    fingerprint: Option<Fingerprint>,
+    reason: Reason,
+    result: Option<Result<Done, Vec<Failure>>>,
+) -> (Option<Result<Done, Vec<Failure>>>, Option<Write>) {
+    let (Some(fingerprint), Some(codec)) = (fingerprint, &node.spec.codec) else {
+        return (result, None);
+    };
+    let record = |state: RecordState, duration: Duration, attempts: u32| Record {
+        task: node.spec.task.to_owned(),
+        fingerprint,
+        state,
+        finished_ms: Record::now_ms(),
+        duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+        attempts,
+        reason,
+    };
+    let save = |record: Record, output: Option<Vec<u8>>| Write::Save {
+        graph: run.graph.clone(),
+        node: node.spec.id.to_string(),
+        record,
+        output,
+    };
+    match result {
+        Some(Ok(mut done)) => match (codec.encode)(&done.value) {
+            Ok(bytes) => {
+                let digest = *blake3::hash(&bytes).as_bytes();
+                done.digest = Some(digest);
+                let size = bytes.len() as u64;
+                let r = record(
+                    RecordState::Done { digest, size },
+                    done.duration,
+                    done.attempts,
+                );
+                (Some(Ok(done)), Some(save(r, Some(bytes))))
+            }
+            Err(e) => {
+                let failure = Failure::fatal(format!(
+                    "its output could not be serialized for the store: {e}; fix its `Serialize` impl, or mark the task `#[task(cache = false)]`"
+                ));
+                let r = record(
+                    RecordState::Failed {
+                        error: failure.message().to_owned(),
+                    },
+                    done.duration,
+                    done.attempts,
+                );
+                (Some(Err(vec![failure])), Some(save(r, None)))
+            }
+        },
+        Some(Err(failures)) => {
+            let error = failures
+                .last()
+                .map(|f| f.message().to_owned())
+                .unwrap_or_default();
+            let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+            let r = record(RecordState::Failed { error }, Duration::ZERO, attempts);
+            (Some(Err(failures)), Some(save(r, None)))
+        }
+        None => (None, None),
+    }
+}
+
 /// Runs one node's attempts until one succeeds or the policy gives up.
 async fn attempt(
     node: &RtNode,
     prepared: Vec<Prepared>,
     events: &Events,
+    reason: Reason,
 ) -> Result<Done, Vec<Failure>> {
     let start = Instant::now();
     let policy = &node.policy;
@@ -925,6 +1625,7 @@ async fn attempt(
             node: id,
             task,
             attempt: number,
+            reason,
         });
         let inputs = Inputs::new(
             prepared
@@ -962,6 +1663,7 @@ async fn attempt(
                         .unwrap_or(u32::MAX)
                         .saturating_add(1),
                     duration: start.elapsed(),
+                    digest: None,
                 });
             }
             Err(failure) => {

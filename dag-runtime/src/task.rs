@@ -66,6 +66,8 @@ pub struct Codec<T> {
     pub encode: fn(&T) -> Result<Vec<u8>, String>,
     /// Bytes to output.
     pub decode: fn(&[u8]) -> Result<T, String>,
+    /// A digest of the output type's shape, part of every fingerprint.
+    pub output_type: fn() -> [u8; 32],
 }
 
 impl<T> Clone for Codec<T> {
@@ -123,6 +125,15 @@ impl Failure {
             message: format!("panicked: {message}"),
             kind: FailureKind::Panic,
             retryable: true,
+        }
+    }
+
+    /// A failure that another attempt cannot fix (a store or encoding problem).
+    pub(crate) fn fatal(message: String) -> Self {
+        Self {
+            message,
+            kind: FailureKind::Error,
+            retryable: false,
         }
     }
 

@@ -280,10 +280,11 @@ pub trait TaskError: fmt::Display {}
 impl<T: fmt::Display> TaskError for T {}
 
 /// The codec of a cached task's output.
-pub fn codec<T: Cacheable>() -> Codec<T> {
+pub fn codec<T: Cacheable + 'static>() -> Codec<T> {
     Codec {
         encode: |v| postcard::to_allocvec(v).map_err(|e| e.to_string()),
         decode: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
+        output_type: crate::cache::type_digest::<T>,
     }
 }
 

@@ -105,13 +105,13 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
     };
 
     let settings = options::check(&parsed.options, Place::Task, &mut errors);
-    if let Some(path) = &settings.retry_if {
-        if !returns_result {
-            errors.push(syn::Error::new(
-                path.span(),
-                "`retry_if` looks at a task's errors, but this task does not return a `Result`",
-            ));
-        }
+    if let Some(path) = &settings.retry_if
+        && !returns_result
+    {
+        errors.push(syn::Error::new(
+            path.span(),
+            "`retry_if` looks at a task's errors, but this task does not return a `Result`",
+        ));
     }
 
     if !errors.is_empty() {

@@ -23,7 +23,7 @@ async fn main() {
         total = sum([a, b], offset);
         unused = seed(3);
     };
-    let out = Runner::new().run(graph).await.unwrap();
+    let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(out.total, 103);
     println!("{out:?}");
 }

@@ -40,7 +40,7 @@ fn main() {
         n = tasks::count(words);
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let out = rt.block_on(typedag::Runner::new().run(graph)).unwrap();
+    let out = rt.block_on(typedag::Runner::in_memory().run(graph)).unwrap();
     assert_eq!(out.n, 3);
     assert_eq!(__typedag_graph + __typedag_value, 3);
 }

@@ -1,0 +1,475 @@
+//! The default store: one redb file in a directory (`./.typedag/store.redb`), written by one
+//! thread that commits whatever has queued up in one durable transaction.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Ack, Loaded, Manifest, Snapshot, Store, StoreError, StoreFuture, Write, envelope};
+use crate::cache::Digest;
+
+const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
+const OUTPUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("outputs");
+const GRAPHS: TableDefinition<&str, &[u8]> = TableDefinition::new("graphs");
+const INFO: TableDefinition<&str, &str> = TableDefinition::new("typedag");
+
+/// The store format this version reads and writes.
+const FORMAT: &str = "typedag-store-1";
+/// The file inside the store directory.
+pub(crate) const FILE: &str = "store.redb";
+/// Writes committed together at most.
+const BATCH: usize = 4096;
+
+/// The embedded store: crash-safe, one directory, no server. The default of
+/// [`Runner::new`](crate::Runner::new), in `./.typedag`.
+///
+/// Every finished output is committed (fsync'd) before its `Completed` event; outputs that
+/// finish together share one transaction. Each value carries a format tag and a checksum
+/// that every read checks. One process at a time may open a store directory; within a
+/// process, opening it again hands back the same store.
+///
+/// ```no_run
+/// use typedag::{EmbeddedStore, Runner};
+///
+/// # fn main() -> Result<(), typedag::StoreError> {
+/// let runner = Runner::new().store(EmbeddedStore::open("/var/cache/my-pipeline")?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    file: PathBuf,
+    db: Arc<Database>,
+    writer: Option<mpsc::Sender<Op>>,
+    thread: Option<JoinHandle<()>>,
+    /// The first write failure; after it the store takes no more writes.
+    broken: Arc<Mutex<Option<String>>>,
+}
+
+struct Op {
+    write: Write,
+    ack: Ack,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the writer drain its queue, so every acknowledged write is on disk and the
+        // file lock is released when this returns.
+        self.writer.take();
+        if let Some(thread) = self.thread.take() {
+            // Never join from the writer itself (an acknowledgement that dropped the last
+            // handle): it finishes on its own once the queue is closed.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("file", &self.inner.file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_stores() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+impl EmbeddedStore {
+    /// Opens the store in directory `dir`, creating both if needed.
+    ///
+    /// # Errors
+    /// A clear [`StoreError`] naming the path when the directory cannot be created or
+    /// written, the file is not a typedag store or is damaged beyond repair, was written by
+    /// an incompatible typedag, or another process has it open.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| io("create the store directory", dir, &e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| io("open the store directory", dir, &e))?;
+        let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = open.get(&dir).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let file = dir.join(FILE);
+        let db = open_database(&file)?;
+        check_format(&db, &file)?;
+        let db = Arc::new(db);
+        let broken = Arc::new(Mutex::new(None));
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let (db, path, broken) = (db.clone(), file.clone(), broken.clone());
+            std::thread::Builder::new()
+                .name("typedag-store".into())
+                .spawn(move || write_loop(&db, &path, &broken, &rx))
+                .map_err(|e| io("start the store's writer thread for", &file, &e))?
+        };
+        let inner = Arc::new(Inner {
+            file,
+            db,
+            writer: Some(tx),
+            thread: Some(thread),
+            broken,
+        });
+        open.insert(dir, Arc::downgrade(&inner));
+        Ok(Self { inner })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.inner.file
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.inner.file.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Runs a read, turning redb's errors, and its panics on damaged pages, into ours.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(&self.inner.db))) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.corrupt(e)),
+            Err(_) => Err(self.corrupt("a read hit a damaged page")),
+        }
+    }
+}
+
+fn io(action: &'static str, path: &Path, e: &std::io::Error) -> StoreError {
+    let advice = match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            "make it writable for this user, or choose another directory with `Runner::store` or TYPEDAG_STORE=<dir>"
+        }
+        std::io::ErrorKind::StorageFull => "free some disk space and run again",
+        _ => {
+            "check the path, or choose another directory with `Runner::store` or TYPEDAG_STORE=<dir>"
+        }
+    };
+    StoreError::Io {
+        action,
+        path: path.to_owned(),
+        message: e.to_string(),
+        advice,
+    }
+}
+
+fn open_database(file: &Path) -> Result<Database, StoreError> {
+    let opened = std::panic::catch_unwind(|| {
+        redb::Builder::new()
+            .set_check_integrity_on_open(true)
+            .set_cache_size(64 << 20)
+            .create(file)
+    });
+    let err = match opened {
+        Ok(Ok(db)) => return Ok(db),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            return Err(StoreError::Corrupt {
+                path: file.to_owned(),
+                detail: "opening it hit a damaged page".into(),
+            });
+        }
+    };
+    Err(match err {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+            StoreError::Locked {
+                path: file.to_owned(),
+            }
+        }
+        redb::DatabaseError::UpgradeRequired(v) => StoreError::Version {
+            path: file.to_owned(),
+            found: format!("redb file format {v}"),
+            expected: FORMAT.to_owned(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(e))
+            if e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            StoreError::NotAStore {
+                path: file.to_owned(),
+                detail: e.to_string(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(e)) => io("open the store", file, &e),
+        other => StoreError::Corrupt {
+            path: file.to_owned(),
+            detail: other.to_string(),
+        },
+    })
+}
+
+/// A new file gets our tables and format tag; an existing one must carry our format tag.
+fn check_format(db: &Database, file: &Path) -> Result<(), StoreError> {
+    let corrupt = |e: redb::Error| StoreError::Corrupt {
+        path: file.to_owned(),
+        detail: e.to_string(),
+    };
+    let found: Option<String> = (|| -> Result<Option<String>, redb::Error> {
+        let read = db.begin_read()?;
+        let info = match read.open_table(INFO) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                if read.list_tables()?.next().is_some() {
+                    return Ok(Some(String::new()));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(
+            info.get("format")?
+                .map(|v| v.value().to_owned())
+                .unwrap_or_default(),
+        ))
+    })()
+    .map_err(corrupt)?;
+    match found {
+        None => {
+            let init = || -> Result<(), redb::Error> {
+                let tx = db.begin_write()?;
+                tx.open_table(INFO)?.insert("format", FORMAT)?;
+                tx.open_table(RECORDS)?;
+                tx.open_table(OUTPUTS)?;
+                tx.open_table(GRAPHS)?;
+                tx.commit()?;
+                Ok(())
+            };
+            init().map_err(corrupt)
+        }
+        Some(f) if f == FORMAT => Ok(()),
+        Some(f) if f.is_empty() => Err(StoreError::NotAStore {
+            path: file.to_owned(),
+            detail: "a redb database without typedag's tables".into(),
+        }),
+        Some(f) => Err(StoreError::Version {
+            path: file.to_owned(),
+            found: f,
+            expected: FORMAT.to_owned(),
+        }),
+    }
+}
+
+fn write_loop(db: &Database, file: &Path, broken: &Mutex<Option<String>>, rx: &mpsc::Receiver<Op>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let already = broken.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = match already {
+            Some(cause) => Err(cause),
+            None => {
+                let committed = std::panic::catch_unwind(AssertUnwindSafe(|| commit(db, &batch)));
+                let outcome = match committed {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("a write hit a damaged page".to_owned()),
+                };
+                if let Err(cause) = &outcome {
+                    // A failed sync may have dropped data that a retry would report as
+                    // written: stop writing instead.
+                    broken
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert_with(|| cause.clone());
+                }
+                outcome
+            }
+        };
+        for op in batch {
+            (op.ack)(result.clone().map_err(|cause| StoreError::ReadOnly {
+                path: file.to_owned(),
+                cause,
+            }));
+        }
+    }
+}
+
+fn commit(db: &Database, batch: &[Op]) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut records = tx.open_table(RECORDS)?;
+        let mut outputs = tx.open_table(OUTPUTS)?;
+        let mut graphs = tx.open_table(GRAPHS)?;
+        for op in batch {
+            match &op.write {
+                Write::Save {
+                    graph,
+                    node,
+                    record,
+                    output,
+                } => {
+                    let key = (graph.as_str(), node.as_str());
+                    records.insert(key, envelope::seal_record(record).as_slice())?;
+                    match output {
+                        Some(bytes) => {
+                            outputs.insert(key, bytes.as_slice())?;
+                        }
+                        None => {
+                            outputs.remove(key)?;
+                        }
+                    }
+                }
+                Write::Graph { graph, manifest } => {
+                    let body =
+                        postcard::to_allocvec(&(manifest.digest(), manifest)).unwrap_or_default();
+                    graphs.insert(graph.as_str(), envelope::seal(&body).as_slice())?;
+                }
+                Write::Forget { graph, nodes } => {
+                    let doomed: Vec<String> = match nodes {
+                        Some(nodes) => nodes.clone(),
+                        None => {
+                            graphs.remove(graph.as_str())?;
+                            let mut all = Vec::new();
+                            for entry in records.range((graph.as_str(), "")..)? {
+                                let (k, _) = entry?;
+                                let (g, n) = k.value();
+                                if g != graph {
+                                    break;
+                                }
+                                all.push(n.to_owned());
+                            }
+                            all
+                        }
+                    };
+                    for node in &doomed {
+                        records.remove((graph.as_str(), node.as_str()))?;
+                        outputs.remove((graph.as_str(), node.as_str()))?;
+                    }
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn read_manifest(value: &[u8]) -> Result<(Digest, Manifest), String> {
+    postcard::from_bytes(envelope::open(value)?).map_err(|e| e.to_string())
+}
+
+impl Store for EmbeddedStore {
+    fn location(&self) -> String {
+        self.inner.file.display().to_string()
+    }
+
+    fn load(&self, graph: &str) -> StoreFuture<'_, Snapshot> {
+        let snapshot = self.read(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(RECORDS)?;
+            let mut records = HashMap::new();
+            for entry in table.range((graph, "")..)? {
+                let (k, v) = entry?;
+                let (g, n) = k.value();
+                if g != graph {
+                    break;
+                }
+                let loaded = match envelope::open_record(v.value()) {
+                    Ok(r) => Loaded::Record(r),
+                    Err(e) => Loaded::Damaged(e),
+                };
+                records.insert(n.to_owned(), loaded);
+            }
+            let manifest = read.open_table(GRAPHS)?.get(graph)?.and_then(|v| {
+                let body = envelope::open(v.value()).ok()?;
+                postcard::take_from_bytes::<Digest>(body)
+                    .ok()
+                    .map(|(d, _)| d)
+            });
+            Ok(Snapshot { records, manifest })
+        });
+        Box::pin(async move { snapshot })
+    }
+
+    fn output<'a>(
+        &'a self,
+        graph: &'a str,
+        node: &'a str,
+        digest: &'a Digest,
+    ) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let bytes = self.read(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(OUTPUTS)?;
+            Ok(table
+                .get((graph, node))?
+                .map(|v| v.value().to_vec())
+                .filter(|b| blake3::hash(b).as_bytes() == digest))
+        });
+        Box::pin(async move { bytes })
+    }
+
+    fn write(&self, write: Write, ack: Ack) {
+        let broken = self
+            .inner
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(cause) = broken {
+            ack(Err(StoreError::ReadOnly {
+                path: self.inner.file.clone(),
+                cause,
+            }));
+            return;
+        }
+        let Some(writer) = &self.inner.writer else {
+            return;
+        };
+        if let Err(mpsc::SendError(op)) = writer.send(Op { write, ack }) {
+            (op.ack)(Err(StoreError::ReadOnly {
+                path: self.inner.file.clone(),
+                cause: "the writer thread stopped".into(),
+            }));
+        }
+    }
+
+    fn graphs(&self) -> StoreFuture<'_, Vec<(String, Option<Manifest>)>> {
+        let graphs = self.read(|db| {
+            let read = db.begin_read()?;
+            let mut names: Vec<(String, Option<Manifest>)> = Vec::new();
+            for entry in read.open_table(GRAPHS)?.iter()? {
+                let (k, v) = entry?;
+                names.push((
+                    k.value().to_owned(),
+                    read_manifest(v.value()).ok().map(|m| m.1),
+                ));
+            }
+            // Graphs with records but no saved shape still count.
+            let mut last: Option<String> = None;
+            for entry in read.open_table(RECORDS)?.iter()? {
+                let (k, _) = entry?;
+                let g = k.value().0;
+                if last.as_deref() != Some(g) {
+                    if !names.iter().any(|(n, _)| n == g) {
+                        names.push((g.to_owned(), None));
+                    }
+                    last = Some(g.to_owned());
+                }
+            }
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(names)
+        });
+        Box::pin(async move { graphs })
+    }
+}

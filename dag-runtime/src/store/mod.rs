@@ -1,0 +1,331 @@
+//! Where finished outputs live between runs: the [`Store`] trait, the in-memory
+//! [`MemoryStore`] and the embedded, crash-safe [`EmbeddedStore`] (the default, in
+//! `./.typedag`).
+
+mod embedded;
+mod memory;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Digest, Fingerprint, Reason};
+
+pub use embedded::EmbeddedStore;
+pub use memory::MemoryStore;
+
+/// A store operation in flight.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Called once a write is durable (`Ok`) or can never be (`Err`).
+pub type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A place that keeps node records and outputs between runs, keyed by (graph, node).
+///
+/// Writes are queued with [`write`](Store::write) and acknowledged when durable, so that a
+/// store can commit the writes that arrive together in one transaction. Writes are applied
+/// in the order they are queued. Reads are async so that a store can be a remote database.
+pub trait Store: Send + Sync + 'static {
+    /// Where the store is, for messages: a path or an address.
+    fn location(&self) -> String;
+
+    /// Every record of `graph`, and the digest of the graph's last saved shape.
+    fn load(&self, graph: &str) -> StoreFuture<'_, Snapshot>;
+
+    /// The output bytes of a node, checked against `digest`: `Ok(None)` if they are missing
+    /// or do not match.
+    fn output<'a>(
+        &'a self,
+        graph: &'a str,
+        node: &'a str,
+        digest: &'a Digest,
+    ) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Queues a write; `ack` is called once it is durable.
+    fn write(&self, write: Write, ack: Ack);
+
+    /// The graphs the store knows, with the shape each was last run with.
+    fn graphs(&self) -> StoreFuture<'_, Vec<(String, Option<Manifest>)>>;
+}
+
+/// What a store holds about one graph when a run starts.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Records by node id.
+    pub records: HashMap<String, Loaded>,
+    /// Digest of the graph's shape as last saved.
+    pub manifest: Option<Digest>,
+}
+
+/// One record as read back: whole, or damaged (its checksum or format did not match).
+#[derive(Clone, Debug)]
+pub enum Loaded {
+    /// The record, verified.
+    Record(Record),
+    /// The record could not be read; the node is computed again.
+    Damaged(String),
+}
+
+/// A queued change to a store.
+#[derive(Debug)]
+#[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once, into the store's queue"
+)]
+pub enum Write {
+    /// A node's record, with its output bytes when it completed.
+    Save {
+        /// The graph.
+        graph: String,
+        /// The node id.
+        node: String,
+        /// What the run recorded.
+        record: Record,
+        /// The output's postcard bytes; `None` for a failure.
+        output: Option<Vec<u8>>,
+    },
+    /// The graph's shape, for tools that read the store without the program.
+    Graph {
+        /// The graph.
+        graph: String,
+        /// Its nodes.
+        manifest: Manifest,
+    },
+    /// Drops records: the named nodes of a graph, or the whole graph when `nodes` is `None`.
+    Forget {
+        /// The graph.
+        graph: String,
+        /// The nodes, or all.
+        nodes: Option<Vec<String>>,
+    },
+}
+
+/// What a store keeps about one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The task's name.
+    pub task: String,
+    /// What the output was computed from.
+    pub fingerprint: Fingerprint,
+    /// The output's digest and size, or the failure.
+    pub state: RecordState,
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_ms: u64,
+    /// How long it took, in microseconds, retries included.
+    pub duration_us: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it ran.
+    pub reason: Reason,
+}
+
+/// How a node's last run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordState {
+    /// It completed: its output is stored.
+    Done {
+        /// BLAKE3 of the output's postcard bytes.
+        digest: Digest,
+        /// Their length.
+        size: u64,
+    },
+    /// It failed for good.
+    Failed {
+        /// The last attempt's error.
+        error: String,
+    },
+}
+
+impl Record {
+    pub(crate) fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// How long ago it finished.
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(Self::now_ms().saturating_sub(self.finished_ms))
+    }
+
+    /// The output digest, if it completed.
+    pub fn digest(&self) -> Option<&Digest> {
+        match &self.state {
+            RecordState::Done { digest, .. } => Some(digest),
+            RecordState::Failed { .. } => None,
+        }
+    }
+}
+
+/// A graph's shape as the store keeps it: its nodes in order, with their tasks and inputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Every node, in declaration order.
+    pub nodes: Vec<ManifestNode>,
+}
+
+/// One node of a [`Manifest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestNode {
+    /// The node id.
+    pub id: String,
+    /// Its task.
+    pub task: String,
+    /// The nodes it reads, by position in [`Manifest::nodes`].
+    pub inputs: Vec<u32>,
+}
+
+impl Manifest {
+    pub(crate) fn digest(&self) -> Digest {
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        *blake3::hash(&bytes).as_bytes()
+    }
+}
+
+/// Why a store cannot be used, with what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process has the store open.
+    #[error(
+        "the store {path} is in use by another process (is another run of this program going?); wait for it to finish, or give this run its own store with `Runner::store` or TYPEDAG_STORE=<dir>"
+    )]
+    Locked {
+        /// The store.
+        path: PathBuf,
+    },
+
+    /// The file is not a typedag store.
+    #[error(
+        "{path} is not a typedag store ({detail}); move it away, or point TYPEDAG_STORE at another directory"
+    )]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+
+    /// The store was written by an incompatible version of typedag.
+    #[error(
+        "the store {path} has format {found}, and this typedag reads format {expected}; use the typedag version that wrote it, or move it away to start afresh (every node then runs again)"
+    )]
+    Version {
+        /// The store.
+        path: PathBuf,
+        /// Its format.
+        found: String,
+        /// Ours.
+        expected: String,
+    },
+
+    /// The store is damaged beyond what it can repair on its own.
+    #[error(
+        "the store {path} is damaged ({detail}); move it away to start afresh (every node then runs again)"
+    )]
+    Corrupt {
+        /// The store.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// The file system refused.
+    #[error("cannot {action} {path}: {message}; {advice}")]
+    Io {
+        /// What was tried.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The system's words.
+        message: String,
+        /// What to do.
+        advice: &'static str,
+    },
+
+    /// A write failed earlier; the store stopped writing so as not to trust a retried sync.
+    #[error(
+        "the store {path} stopped taking writes after an earlier write failed ({cause}); nothing more is recorded in this process: fix the cause (disk full?) and run again"
+    )]
+    ReadOnly {
+        /// The store.
+        path: PathBuf,
+        /// The first failure.
+        cause: String,
+    },
+
+    /// A store that is not on the local disk failed.
+    #[error("store {location}: {message}")]
+    Other {
+        /// Where.
+        location: String,
+        /// What.
+        message: String,
+    },
+}
+
+/// Our own envelope around every stored value: a format tag, the body, and a checksum, so
+/// that a damaged or foreign value is detected on every read.
+pub(crate) mod envelope {
+    const TAG: &[u8; 4] = b"TDv1";
+    const SUM: usize = 16;
+
+    pub(crate) fn seal(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(TAG.len() + body.len() + SUM);
+        out.extend_from_slice(TAG);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&blake3::hash(body).as_bytes()[..SUM]);
+        out
+    }
+
+    pub(crate) fn open(value: &[u8]) -> Result<&[u8], String> {
+        if value.len() < TAG.len() + SUM {
+            return Err(format!("value too short ({} bytes)", value.len()));
+        }
+        if &value[..TAG.len()] != TAG {
+            return Err("unknown value format".to_owned());
+        }
+        let body = &value[TAG.len()..value.len() - SUM];
+        if blake3::hash(body).as_bytes()[..SUM] != value[value.len() - SUM..] {
+            return Err("checksum mismatch".to_owned());
+        }
+        Ok(body)
+    }
+
+    pub(crate) fn seal_record(record: &super::Record) -> Vec<u8> {
+        seal(&postcard::to_allocvec(record).unwrap_or_default())
+    }
+
+    pub(crate) fn open_record(value: &[u8]) -> Result<super::Record, String> {
+        postcard::from_bytes(open(value)?).map_err(|e| format!("record unreadable: {e}"))
+    }
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} records", self.records.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope;
+
+    #[test]
+    fn a_flipped_bit_is_caught() {
+        let sealed = envelope::seal(b"hello");
+        assert_eq!(envelope::open(&sealed).unwrap(), b"hello");
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x10;
+            assert!(envelope::open(&bad).is_err(), "flip at {i}");
+        }
+        assert!(envelope::open(b"TDv1").is_err());
+    }
+}
