@@ -1,0 +1,3 @@
+//! Persistence cost and cached reruns (being written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The `typedag` command-line tool (being written).
+
+fn main() {}
