@@ -107,24 +107,49 @@ pub(crate) fn code_part(task: &str, fingerprint: &str) -> Digest {
     *h.finalize().as_bytes()
 }
 
-/// Hashes a sequence of digests, each tagged with its position. Collects the bytes and
-/// hashes them once: cheaper than a streaming hasher for the few digests a node has.
-pub(crate) struct PartHasher(Vec<u8>);
+/// Hashes a sequence of digests, each tagged with its position. Collects the bytes on the
+/// stack and hashes them once: cheaper than a streaming hasher for a node's few inputs.
+pub(crate) struct PartHasher {
+    buf: [u8; 256],
+    len: usize,
+    spill: Option<blake3::Hasher>,
+}
 
 impl PartHasher {
     pub(crate) fn new(tag: &[u8]) -> Self {
-        let mut buf = Vec::with_capacity(tag.len() + 80);
-        buf.extend_from_slice(tag);
-        Self(buf)
+        let mut h = Self {
+            buf: [0; 256],
+            len: 0,
+            spill: None,
+        };
+        h.push(tag);
+        h
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(spill) = &mut self.spill {
+            spill.update(bytes);
+        } else if self.len + bytes.len() <= self.buf.len() {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut spill = blake3::Hasher::new();
+            spill.update(&self.buf[..self.len]);
+            spill.update(bytes);
+            self.spill = Some(spill);
+        }
     }
 
     pub(crate) fn add(&mut self, position: usize, digest: &Digest) {
-        self.0.extend_from_slice(&(position as u64).to_le_bytes());
-        self.0.extend_from_slice(digest);
+        self.push(&(position as u64).to_le_bytes());
+        self.push(digest);
     }
 
     pub(crate) fn finish(self) -> Digest {
-        *blake3::hash(&self.0).as_bytes()
+        match &self.spill {
+            Some(spill) => *spill.finalize().as_bytes(),
+            None => *blake3::hash(&self.buf[..self.len]).as_bytes(),
+        }
     }
 }
 
@@ -199,6 +224,19 @@ mod tests {
         assert_ne!(type_digest::<u32>(), type_digest::<u64>());
         assert_ne!(type_digest::<Vec<u8>>(), type_digest::<Vec<u16>>());
         assert_ne!(type_digest::<E>(), type_digest::<A>());
+    }
+
+    #[test]
+    fn a_long_part_hashes_like_a_short_one_would() {
+        let digests: Vec<Digest> = (0..20u8).map(|i| [i; 32]).collect();
+        let mut long = PartHasher::new(b"tag");
+        let mut bytes = b"tag".to_vec();
+        for (i, d) in digests.iter().enumerate() {
+            long.add(i, d);
+            bytes.extend_from_slice(&(i as u64).to_le_bytes());
+            bytes.extend_from_slice(d);
+        }
+        assert_eq!(long.finish(), *blake3::hash(&bytes).as_bytes());
     }
 
     #[test]

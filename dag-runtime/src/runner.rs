@@ -441,27 +441,30 @@ impl Runner {
             return Err(e.clone().into());
         }
         let store = self.open_store()?;
-        let mut snapshot = match &store {
+        let snapshot = match &store {
             Some(s) => s.load(&graph.name).await?,
             None => Snapshot::default(),
         };
         let n = graph.nodes.len();
         let mut states: Vec<NodeState> = Vec::with_capacity(n);
-        let mut digests: Vec<Slot> = Vec::with_capacity(n);
+        // What each node's output digest will be: known (cached), unknown until it runs
+        // (by the id of the node that decides), or none at all.
+        let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
         for spec in &graph.nodes {
             let parts = store.as_ref().and_then(|_| Parts::of(spec));
-            let mut upstream = Upstream::Known(PartHasher::new(b"typedag.upstream.v1\0"));
-            for (param, j) in spec.upstream() {
-                upstream.add(param, j, &digests);
-            }
-            let record = snapshot.records.remove(&*spec.id);
-            let (state, digest) = match verdict(parts.as_ref(), record.as_ref(), upstream) {
-                Verdict::Cached(d) => (NodeState::Cached, Slot::Digest(d)),
+            let upstream = upstream_part(spec, |j| match &digests[j] {
+                Ok(d) => Slot::Digest(d),
+                Err(Some(on)) => Slot::Pending(on),
+                Err(None) => Slot::NoDigest,
+            });
+            let record = snapshot.records.get(&*spec.id);
+            let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
+                Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
                 Verdict::Run(reason, _) if spec.codec.is_some() => {
-                    (NodeState::Runs(reason), Slot::Pending(spec.id.to_string()))
+                    (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
                 }
-                Verdict::Run(reason, _) => (NodeState::Runs(reason), Slot::NoDigest),
-                Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Slot::Pending(on)),
+                Verdict::Run(reason, _) => (NodeState::Runs(reason), Err(None)),
+                Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Err(Some(on))),
             };
             states.push(state);
             digests.push(digest);
@@ -763,6 +766,10 @@ impl Parts {
 }
 
 fn inputs_part(spec: &NodeSpec) -> Digest {
+    static NONE: std::sync::OnceLock<Digest> = std::sync::OnceLock::new();
+    if !spec.sources.iter().any(|s| matches!(s, Source::Const(_))) {
+        return *NONE.get_or_init(|| PartHasher::new(b"typedag.inputs.v1\0").finish());
+    }
     let mut h = PartHasher::new(b"typedag.inputs.v1\0");
     for (param, source) in spec.sources.iter().enumerate() {
         if let Source::Const(c) = source {
@@ -773,30 +780,39 @@ fn inputs_part(spec: &NodeSpec) -> Digest {
 }
 
 /// What is known of one upstream output's digest.
-enum Slot {
-    Digest(Digest),
+enum Slot<'a> {
+    Digest(&'a Digest),
     /// A task with `cache = false`, or a node that did not complete.
     NoDigest,
     /// Not known before the run: the node with this id runs first.
-    Pending(String),
+    Pending(&'a str),
 }
 
-/// The upstream part of a fingerprint, as it is being hashed.
+/// The upstream part of a node's fingerprint, as far as it can be known.
 enum Upstream {
-    Known(PartHasher),
+    Known(Digest),
+    /// An upstream output has no digest: the node must run.
     NotCached,
+    /// Known only once this upstream node has run again.
     Pending(String),
 }
 
-impl Upstream {
-    fn add(&mut self, param: usize, j: usize, slots: &[Slot]) {
-        match (&mut *self, &slots[j]) {
-            (Upstream::NotCached, _) => {}
-            (_, Slot::NoDigest) => *self = Upstream::NotCached,
-            (Upstream::Pending(_), _) => {}
-            (Upstream::Known(_), Slot::Pending(on)) => *self = Upstream::Pending(on.clone()),
-            (Upstream::Known(h), Slot::Digest(d)) => h.add(param, d),
+/// Hashes the digests of `spec`'s upstream outputs in argument order.
+fn upstream_part<'a>(spec: &NodeSpec, slot: impl Fn(usize) -> Slot<'a>) -> Upstream {
+    let mut h = PartHasher::new(b"typedag.upstream.v1\0");
+    let mut pending = None;
+    for (param, j) in spec.upstream() {
+        match slot(j) {
+            Slot::NoDigest => return Upstream::NotCached,
+            Slot::Pending(on) => {
+                pending.get_or_insert(on);
+            }
+            Slot::Digest(d) => h.add(param, d),
         }
+    }
+    match pending {
+        Some(on) => Upstream::Pending(on.to_owned()),
+        None => Upstream::Known(h.finish()),
     }
 }
 
@@ -817,7 +833,7 @@ fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -
         return Verdict::Run(Reason::CachingOff, None);
     };
     let (digest, pending, not_cached) = match upstream {
-        Upstream::Known(h) => (h.finish(), None, false),
+        Upstream::Known(d) => (d, None, false),
         Upstream::NotCached => ([0; 32], None, true),
         Upstream::Pending(on) => ([0; 32], Some(on), false),
     };
@@ -856,16 +872,45 @@ fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -
 
 impl NodeSpec {
     /// Each upstream node read, with the parameter that reads it, in argument order.
-    fn upstream(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.sources.iter().enumerate().flat_map(
-            |(param, source)| -> Box<dyn Iterator<Item = (usize, usize)> + '_> {
-                match source {
-                    Source::Node(j) => Box::new(std::iter::once((param, *j))),
-                    Source::List(list, _) => Box::new(list.iter().map(move |j| (param, *j))),
-                    Source::Const(_) => Box::new(std::iter::empty()),
+    fn upstream(&self) -> Upstreams<'_> {
+        Upstreams {
+            sources: &self.sources,
+            param: 0,
+            within: 0,
+        }
+    }
+}
+
+/// The iterator of [`NodeSpec::upstream`]; allocates nothing.
+struct Upstreams<'a> {
+    sources: &'a [Source],
+    param: usize,
+    within: usize,
+}
+
+impl Iterator for Upstreams<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        loop {
+            let source = self.sources.get(self.param)?;
+            let param = self.param;
+            match source {
+                Source::Node(j) => {
+                    self.param += 1;
+                    return Some((param, *j));
                 }
-            },
-        )
+                Source::List(list, _) => {
+                    if let Some(j) = list.get(self.within) {
+                        self.within += 1;
+                        return Some((param, *j));
+                    }
+                    self.param += 1;
+                    self.within = 0;
+                }
+                Source::Const(_) => self.param += 1,
+            }
+        }
     }
 }
 
@@ -880,6 +925,8 @@ struct Run {
     cancellable: bool,
     events: Events,
     store: Option<Arc<dyn Store>>,
+    /// What the store held for each node id when the run started.
+    records: HashMap<String, Loaded>,
     state: Mutex<State>,
 }
 
@@ -891,8 +938,6 @@ struct RtNode {
     limit_group: Option<usize>,
     /// The fingerprint parts known up front; `None` without a store or caching.
     parts: Option<Parts>,
-    /// What the store held for this node when the run started.
-    record: Option<Loaded>,
 }
 
 /// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
@@ -975,7 +1020,7 @@ impl Run {
         runner: &Runner,
         graph: &str,
         store: Option<Arc<dyn Store>>,
-        mut snapshot: Snapshot,
+        snapshot: Snapshot,
     ) -> Result<(Self, oneshot::Receiver<()>, Option<Manifest>), Error> {
         let n = specs.len();
         let mut dependents = vec![Vec::new(); n];
@@ -1002,7 +1047,12 @@ impl Run {
             }
         }
         let manifest = store.as_ref().and_then(|_| {
-            let manifest = Manifest {
+            let digest = crate::store::shape_digest(
+                specs
+                    .iter()
+                    .map(|spec| (&*spec.id, spec.task, spec.upstream().map(|(_, j)| j))),
+            );
+            (snapshot.manifest != Some(digest)).then(|| Manifest {
                 nodes: specs
                     .iter()
                     .map(|spec| ManifestNode {
@@ -1014,8 +1064,7 @@ impl Run {
                             .collect(),
                     })
                     .collect(),
-            };
-            (snapshot.manifest != Some(manifest.digest())).then_some(manifest)
+            })
         });
         let mut limited: Vec<Limited> = Vec::new();
         let mut groups: HashMap<&'static str, usize> = HashMap::new();
@@ -1045,14 +1094,12 @@ impl Run {
                         ..p
                     })
                 });
-                let record = snapshot.records.remove(&*spec.id);
                 RtNode {
                     spec,
                     policy,
                     dependents,
                     limit_group,
                     parts,
-                    record,
                 }
             })
             .collect();
@@ -1086,6 +1133,7 @@ impl Run {
                 cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
                 store,
+                records: snapshot.records,
                 state: Mutex::new(state),
             },
             rx,
@@ -1201,16 +1249,15 @@ impl State {
             let verdict = if run.store.is_none() {
                 Verdict::Run(Reason::NoStore, None)
             } else {
-                let slots = &self.digests;
-                let mut upstream = Upstream::Known(PartHasher::new(b"typedag.upstream.v1\0"));
-                for (param, j) in node.spec.upstream() {
-                    match (&mut upstream, &slots[j]) {
-                        (Upstream::Known(h), Some(d)) => h.add(param, d),
-                        (Upstream::Known(_), None) => upstream = Upstream::NotCached,
-                        _ => {}
-                    }
-                }
-                verdict(node.parts.as_ref(), node.record.as_ref(), upstream)
+                let upstream = upstream_part(&node.spec, |j| match &self.digests[j] {
+                    Some(d) => Slot::Digest(d),
+                    None => Slot::NoDigest,
+                });
+                verdict(
+                    node.parts.as_ref(),
+                    run.records.get(&*node.spec.id),
+                    upstream,
+                )
             };
             match verdict {
                 Verdict::Cached(digest) => {

@@ -1,3 +1,149 @@
-//! The `typedag` command-line tool (being written).
+//! The `typedag` command: inspect and tidy the store that typedag programs cache their
+//! outputs in, without the programs.
+//!
+//! Each command opens the store (taking its lock, so it waits for no running program and a
+//! running program cannot open it meanwhile), prints what it found or did, and exits 0, or
+//! prints `error: …` and exits 1. Usage errors exit 2, as clap does.
 
-fn main() {}
+mod error;
+mod explain;
+mod forget;
+mod gc;
+mod human;
+mod session;
+mod status;
+mod view;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::error::Error;
+use crate::session::Session;
+
+/// Inspect and tidy a typedag store: the records and outputs that typedag programs keep
+/// between runs.
+#[derive(Parser)]
+#[command(name = "typedag", version)]
+struct Cli {
+    /// The store directory [default: $TYPEDAG_STORE, else .typedag]
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per graph; or, given a graph, one line per node
+    Status {
+        /// The graph to show node by node
+        graph: Option<String>,
+    },
+    /// What the store knows about each node of a graph, and what a rerun would do
+    Explain {
+        /// The graph
+        graph: String,
+        /// Only this node
+        node: Option<String>,
+    },
+    /// Drop the records of some nodes of a graph, or of the whole graph
+    ///
+    /// The forgotten nodes run again on the next run. Their dependents keep their records:
+    /// they run again only if the forgotten nodes then produce other bytes.
+    Forget {
+        /// The graph
+        graph: String,
+        /// The nodes whose records to drop [default: the whole graph, with its saved shape]
+        nodes: Vec<String>,
+    },
+    /// Drop the records of nodes that are no longer in their graph
+    Gc {
+        /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s)
+        #[arg(long, value_name = "AGE", value_parser = human::parse_age)]
+        older_than: Option<Duration>,
+        /// Print what would be dropped, and drop nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(dir) = store_dir(cli.store) else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::InvalidValue,
+                "TYPEDAG_STORE is set but empty: unset it, set it to a directory, or pass --store",
+            )
+            .exit();
+    };
+    match Session::open(&dir).and_then(|session| run(&session, cli.command)) {
+        Ok(text) => print(&text),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--store`, else `$TYPEDAG_STORE`, else `.typedag`: the directory a program would use,
+/// so that `typedag` run beside a program sees its store. `None` when `TYPEDAG_STORE` is
+/// empty, which a program rejects too.
+fn store_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
+    if let Some(dir) = flag {
+        return Some(dir);
+    }
+    match std::env::var_os("TYPEDAG_STORE") {
+        Some(v) if v.to_string_lossy().trim().is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => Some(PathBuf::from(dag_runtime::DEFAULT_STORE)),
+    }
+}
+
+fn run(session: &Session, command: Command) -> Result<String, Error> {
+    match command {
+        Command::Status { graph: None } => status::graphs(session),
+        Command::Status { graph: Some(g) } => status::graph(session, &g),
+        Command::Explain { graph, node } => explain::run(session, &graph, node.as_deref()),
+        Command::Forget { graph, nodes } => forget::run(session, &graph, &nodes),
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => gc::run(
+            session,
+            &gc::Options {
+                older_than,
+                dry_run,
+            },
+        ),
+    }
+}
+
+/// Prints the command's output. A reader that went away (`typedag status | head`) is not an
+/// error: the work is done, and what was read is what was wanted.
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

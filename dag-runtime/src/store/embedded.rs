@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{Ack, Loaded, Manifest, Snapshot, Store, StoreError, StoreFuture, Write, envelope};
 use crate::cache::Digest;
@@ -378,7 +378,9 @@ impl Store for EmbeddedStore {
         let snapshot = self.read(|db| {
             let read = db.begin_read()?;
             let table = read.open_table(RECORDS)?;
-            let mut records = HashMap::new();
+            // The whole table's length bounds this graph's: enough to never rehash.
+            let hint = usize::try_from(table.len()?).unwrap_or(0).min(1 << 20);
+            let mut records = HashMap::with_capacity(hint);
             for entry in table.range((graph, "")..)? {
                 let (k, v) = entry?;
                 let (g, n) = k.value();

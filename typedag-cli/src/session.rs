@@ -1,0 +1,95 @@
+//! An open store and the runtime that drives its futures, for the length of one command.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use dag_runtime::EmbeddedStore;
+use dag_runtime::store::{Manifest, Store, Write};
+
+use crate::error::Error;
+use crate::view::GraphView;
+
+/// The file an embedded store keeps in its directory. The runtime's own constant is private;
+/// we need the name to tell "no store here" apart without creating one.
+const STORE_FILE: &str = "store.redb";
+
+/// A store opened by this process (holding its lock until dropped).
+pub struct Session {
+    store: EmbeddedStore,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    /// Opens the store in `dir`, refusing when there is none: [`EmbeddedStore::open`] would
+    /// create one, and a typo in `--store` should not leave an empty store behind.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        if !dir.join(STORE_FILE).is_file() {
+            return Err(Error::NoStore {
+                dir: dir.to_owned(),
+                dir_exists: dir.is_dir(),
+            });
+        }
+        let store = EmbeddedStore::open(dir)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(Self { store, runtime })
+    }
+
+    /// Where the store is, for messages.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Every graph the store knows, by name, with its saved shape if it has one.
+    pub fn graphs(&self) -> Result<Vec<(String, Option<Manifest>)>, Error> {
+        Ok(self.runtime.block_on(self.store.graphs())?)
+    }
+
+    /// One graph's shape and records.
+    ///
+    /// # Errors
+    /// [`Error::UnknownGraph`] when the store has neither records nor a shape for it.
+    pub fn graph(&self, name: &str) -> Result<GraphView, Error> {
+        let mut graphs = self.graphs()?;
+        let Some(at) = graphs.iter().position(|(g, _)| g == name) else {
+            return Err(Error::UnknownGraph {
+                graph: name.to_owned(),
+                known: graphs.into_iter().map(|(g, _)| g).collect(),
+            });
+        };
+        let (name, manifest) = graphs.swap_remove(at);
+        self.load(name, manifest)
+    }
+
+    /// The view of a graph whose name and shape came from [`graphs`](Self::graphs).
+    pub fn load(&self, name: String, manifest: Option<Manifest>) -> Result<GraphView, Error> {
+        let snapshot = self.runtime.block_on(self.store.load(&name))?;
+        Ok(GraphView::new(name, manifest, snapshot))
+    }
+
+    /// Drops records, each `(graph, nodes)` as in [`Write::Forget`], and returns once the
+    /// store says they are gone for good. The writes are queued together so that the store
+    /// can commit them in one transaction.
+    pub fn forget(&self, drops: Vec<(String, Option<Vec<String>>)>) -> Result<(), Error> {
+        let (tx, rx) = mpsc::channel();
+        let mut graphs = Vec::with_capacity(drops.len());
+        for (graph, nodes) in drops {
+            let tx = tx.clone();
+            graphs.push(graph.clone());
+            self.store.write(
+                Write::Forget { graph, nodes },
+                Box::new(move |result| {
+                    // The receiver only goes away once we stopped waiting.
+                    let _ = tx.send(result);
+                }),
+            );
+        }
+        drop(tx);
+        for graph in graphs {
+            // A store that drops an ack without calling it closes the channel early.
+            rx.recv().map_err(|_| Error::Unacknowledged { graph })??;
+        }
+        Ok(())
+    }
+}

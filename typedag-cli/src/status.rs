@@ -1,0 +1,106 @@
+//! `typedag status`: what the store holds, per graph or per node.
+
+use crate::error::Error;
+use crate::human::{self, Align, Table};
+use crate::session::Session;
+use crate::view::GraphView;
+
+/// Errors longer than this are cut in the table; `typedag explain` shows them whole.
+const ERROR_WIDTH: usize = 60;
+
+/// One line per graph.
+pub fn graphs(session: &Session) -> Result<String, Error> {
+    let graphs = session.graphs()?;
+    if graphs.is_empty() {
+        return Ok(format!(
+            "the store {} holds no graphs\n",
+            session.location()
+        ));
+    }
+    let mut table = Table::new(&[
+        ("GRAPH", Align::Left),
+        ("NODES", Align::Right),
+        ("DONE", Align::Right),
+        ("FAILED", Align::Right),
+        ("SIZE", Align::Right),
+        ("NEWEST", Align::Right),
+        ("NOTES", Align::Left),
+    ]);
+    for (name, manifest) in graphs {
+        let view = session.load(name, manifest)?;
+        let c = view.counts();
+        let mut notes = Vec::new();
+        if !view.has_shape {
+            notes.push("no saved shape".to_owned());
+        }
+        if c.damaged > 0 {
+            notes.push(format!("{} damaged", human::count(c.damaged, "record")));
+        }
+        if c.unused > 0 {
+            notes.push(format!(
+                "{} not in graph (typedag gc)",
+                human::count(c.unused, "record")
+            ));
+        }
+        table.row(vec![
+            view.name.clone(),
+            if view.has_shape {
+                view.shape_len().to_string()
+            } else {
+                "-".to_owned()
+            },
+            c.done.to_string(),
+            c.failed.to_string(),
+            human::size(c.size),
+            c.newest
+                .map_or_else(|| "-".to_owned(), |age| format!("{} ago", human::age(age))),
+            notes.join("; "),
+        ]);
+    }
+    Ok(table.render())
+}
+
+/// One line per node of `graph`.
+pub fn graph(session: &Session, graph: &str) -> Result<String, Error> {
+    Ok(nodes(&session.graph(graph)?))
+}
+
+fn nodes(view: &GraphView) -> String {
+    let mut table = Table::new(&[
+        ("NODE", Align::Left),
+        ("TASK", Align::Left),
+        ("STATE", Align::Left),
+        ("SIZE", Align::Right),
+        ("AGE", Align::Right),
+        ("ATTEMPTS", Align::Right),
+        ("LAST RAN BECAUSE", Align::Left),
+        ("ERROR", Align::Left),
+    ]);
+    let dash = || "-".to_owned();
+    for node in &view.nodes {
+        let record = node.slot.record();
+        table.row(vec![
+            if view.is_used(node) {
+                node.id.clone()
+            } else {
+                format!("{} (not in graph)", node.id)
+            },
+            node.task.clone().unwrap_or_else(dash),
+            node.slot.state().to_owned(),
+            node.slot.size().map_or_else(dash, human::size),
+            record.map_or_else(dash, |r| human::age(r.age())),
+            record.map_or_else(dash, |r| r.attempts.to_string()),
+            record.map_or_else(dash, |r| r.reason.to_string()),
+            node.slot
+                .problem()
+                .map_or_else(dash, |e| human::one_line(e, ERROR_WIDTH)),
+        ]);
+    }
+    let mut out = table.render();
+    if !view.has_shape {
+        out.push_str(
+            "(the store has no saved shape for this graph: the nodes above are its records)\n",
+        );
+    }
+    out
+}

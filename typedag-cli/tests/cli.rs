@@ -1,0 +1,548 @@
+//! Runs the `typedag` binary against stores written through the `Store` trait, the way a
+//! program's runs would have left them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dag_runtime::store::{Manifest, ManifestNode, Record, RecordState, Store, Write};
+use dag_runtime::{EmbeddedStore, Fingerprint, Reason};
+
+/// A directory of its own for one test, removed when the test ends, even by a panic.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("typedag-cli-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+const MINUTE_MS: u64 = 60_000;
+const DAY_MS: u64 = 1440 * MINUTE_MS;
+
+fn record(task: &str, state: RecordState, age_ms: u64, reason: Reason) -> Record {
+    Record {
+        task: task.into(),
+        fingerprint: Fingerprint {
+            code: [1; 32],
+            output_type: [2; 32],
+            inputs: [3; 32],
+            upstream: [4; 32],
+        },
+        state,
+        finished_ms: now_ms() - age_ms,
+        duration_us: 1_500,
+        attempts: 1,
+        reason,
+    }
+}
+
+fn done(task: &str, size: u64, age_ms: u64) -> (Record, Option<Vec<u8>>) {
+    let bytes = vec![7; usize::try_from(size).unwrap()];
+    // The CLI never reads output bytes back, so any digest will do.
+    let state = RecordState::Done {
+        digest: [9; 32],
+        size,
+    };
+    (record(task, state, age_ms, Reason::NeverRan), Some(bytes))
+}
+
+fn failed(task: &str, error: &str) -> (Record, Option<Vec<u8>>) {
+    let mut r = record(
+        task,
+        RecordState::Failed {
+            error: error.into(),
+        },
+        20 * MINUTE_MS,
+        Reason::InputChanged,
+    );
+    r.attempts = 3;
+    (r, None)
+}
+
+fn write(store: &EmbeddedStore, w: Write) {
+    let (tx, rx) = mpsc::channel();
+    store.write(
+        w,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    );
+    rx.recv().unwrap().unwrap();
+}
+
+fn graph(store: &EmbeddedStore, name: &str, nodes: &[(&str, &str, &[u32])]) {
+    let manifest = Manifest {
+        nodes: nodes
+            .iter()
+            .map(|(id, task, inputs)| ManifestNode {
+                id: (*id).into(),
+                task: (*task).into(),
+                inputs: inputs.to_vec(),
+            })
+            .collect(),
+    };
+    write(
+        store,
+        Write::Graph {
+            graph: name.into(),
+            manifest,
+        },
+    );
+}
+
+fn save(
+    store: &EmbeddedStore,
+    graph: &str,
+    node: &str,
+    (record, output): (Record, Option<Vec<u8>>),
+) {
+    write(
+        store,
+        Write::Save {
+            graph: graph.into(),
+            node: node.into(),
+            record,
+            output,
+        },
+    );
+}
+
+/// Two graphs:
+/// - `pipeline`: fetch → parse → report → publish, and summary reading fetch and parse;
+///   publish failed, summary never ran, and `old_step` is a record of a node the graph
+///   no longer has.
+/// - `nightly`: one fresh record, one ten days old.
+/// - `adhoc`: one record and no saved shape, as a store that only ever got records has.
+fn build(dir: &Path) {
+    let store = EmbeddedStore::open(dir).unwrap();
+    graph(
+        &store,
+        "pipeline",
+        &[
+            ("fetch", "download", &[]),
+            ("parse", "parse_csv", &[0]),
+            ("report", "render", &[1]),
+            ("publish", "upload", &[2]),
+            ("summary", "summarize", &[0, 1]),
+        ],
+    );
+    save(
+        &store,
+        "pipeline",
+        "fetch",
+        done("download", 3000, 50 * MINUTE_MS),
+    );
+    save(
+        &store,
+        "pipeline",
+        "parse",
+        done("parse_csv", 120, 40 * MINUTE_MS),
+    );
+    save(
+        &store,
+        "pipeline",
+        "report",
+        done("render", 40, 30 * MINUTE_MS),
+    );
+    save(
+        &store,
+        "pipeline",
+        "publish",
+        failed("upload", "connection refused\n(after 3 attempts)"),
+    );
+    save(
+        &store,
+        "pipeline",
+        "old_step",
+        done("legacy", 10, 2 * DAY_MS),
+    );
+    graph(
+        &store,
+        "nightly",
+        &[("a", "fresh", &[]), ("b", "stale", &[0])],
+    );
+    save(&store, "nightly", "a", done("fresh", 5, 180 * MINUTE_MS));
+    save(&store, "nightly", "b", done("stale", 2048, 10 * DAY_MS));
+    save(&store, "adhoc", "x", done("probe", 7, 60 * MINUTE_MS));
+    // Dropping the last handle releases the file lock for the binary.
+    drop(store);
+}
+
+fn typedag(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_typedag"))
+        .arg("--store")
+        .arg(dir)
+        .args(args)
+        .env_remove("TYPEDAG_STORE")
+        .output()
+        .unwrap()
+}
+
+/// Runs `typedag` and returns its stdout, failing the test unless it exits 0.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = typedag(dir, args);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        out.status.success(),
+        "typedag {args:?} failed ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    assert_eq!(stderr, "", "typedag {args:?}");
+    stdout
+}
+
+/// Runs `typedag`, expecting exit status `code`; returns its stderr.
+fn fails(dir: &Path, args: &[&str], code: i32) -> String {
+    let out = typedag(dir, args);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(code), "typedag {args:?}: {stderr}");
+    assert!(out.stdout.is_empty(), "typedag {args:?}");
+    stderr
+}
+
+/// The line of `text` that starts with `first` (a table row by its first cell), split
+/// into cells at runs of two or more spaces.
+fn row(text: &str, first: &str) -> Vec<String> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{first} ")))
+        .unwrap_or_else(|| panic!("no row `{first}` in:\n{text}"));
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn status_lists_graphs_then_nodes() {
+    let tmp = TempDir::new("status");
+    build(&tmp.0);
+
+    let all = ok(&tmp.0, &["status"]);
+    assert!(all.starts_with("GRAPH "), "{all}");
+    assert_eq!(
+        row(&all, "adhoc"),
+        ["adhoc", "-", "1", "0", "7 B", "1h ago", "no saved shape"],
+        "{all}"
+    );
+    assert_eq!(
+        row(&all, "pipeline"),
+        [
+            "pipeline",
+            "5",
+            "4",
+            "1",
+            "3.1 KiB",
+            "20m ago",
+            "1 record not in graph (typedag gc)"
+        ],
+        "{all}"
+    );
+    assert_eq!(
+        row(&all, "nightly"),
+        ["nightly", "2", "2", "0", "2.0 KiB", "3h ago"],
+        "{all}"
+    );
+
+    let nodes = ok(&tmp.0, &["status", "pipeline"]);
+    let header = nodes.lines().next().unwrap();
+    assert!(
+        header.starts_with("NODE ") && header.contains("LAST RAN BECAUSE"),
+        "{nodes}"
+    );
+    let ids: Vec<&str> = nodes
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["fetch", "parse", "report", "publish", "summary", "old_step"]
+    );
+    assert_eq!(
+        row(&nodes, "fetch"),
+        [
+            "fetch",
+            "download",
+            "done",
+            "2.9 KiB",
+            "50m",
+            "1",
+            "never ran",
+            "-"
+        ]
+    );
+    assert_eq!(
+        row(&nodes, "publish"),
+        [
+            "publish",
+            "upload",
+            "failed",
+            "-",
+            "20m",
+            "3",
+            "input changed",
+            "connection refused (after 3 attempts)"
+        ]
+    );
+    assert_eq!(
+        row(&nodes, "summary"),
+        ["summary", "summarize", "missing", "-", "-", "-", "-", "-"]
+    );
+    assert_eq!(row(&nodes, "old_step")[0], "old_step (not in graph)");
+
+    // TYPEDAG_STORE names the store when --store does not.
+    let out = Command::new(env!("CARGO_BIN_EXE_typedag"))
+        .arg("status")
+        .env("TYPEDAG_STORE", &tmp.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), all);
+}
+
+#[test]
+fn explain_says_what_a_rerun_would_do() {
+    let tmp = TempDir::new("explain");
+    build(&tmp.0);
+
+    let text = ok(&tmp.0, &["explain", "pipeline"]);
+    assert!(text.starts_with("graph `pipeline` in "), "{text}");
+    assert!(
+        text.contains(
+            "a rerun of the same program: 3 cached, 2 to run, 0 depending on an upstream node's output"
+        ),
+        "{text}"
+    );
+    for expected in [
+        "node `parse` (task `parse_csv`)",
+        "  inputs       `fetch`\n  dependents   `report`, `summary`\n  next run     cached if its code, its constants and its inputs' outputs are unchanged",
+        "node `publish` (task `upload`)\n  state        failed\n  error        connection refused (after 3 attempts)",
+        "next run     runs: failed last time",
+        "next run     runs: no record",
+        "node `old_step` (task `legacy`)",
+        "never read: a run of the graph does not use it (`typedag gc` drops it)",
+        "ran because  never ran",
+    ] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    assert!(
+        text.trim_end()
+            .ends_with("after an edit ask `Runner::explain` in the program what a run would do.")
+    );
+
+    let one = ok(&tmp.0, &["explain", "pipeline", "report"]);
+    assert_eq!(one.matches("node `").count(), 1, "{one}");
+    assert!(one.contains("node `report` (task `render`)"), "{one}");
+    assert!(one.contains("took 1ms, 1 attempt"), "{one}");
+
+    let err = fails(&tmp.0, &["explain", "pipeline", "nope"], 1);
+    assert!(
+        err.starts_with(
+            "error: graph `pipeline` has no node `nope`; its nodes are `fetch`, `parse`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn forget_drops_records_and_keeps_dependents() {
+    let tmp = TempDir::new("forget");
+    build(&tmp.0);
+
+    let out = ok(&tmp.0, &["forget", "pipeline", "parse"]);
+    assert_eq!(
+        out,
+        "forgot 1 record of graph `pipeline`: parse\n\
+         `parse` runs again on the next run; dependents keep their records (report): they run again only if `parse` produces other bytes than before\n"
+    );
+    let nodes = ok(&tmp.0, &["status", "pipeline"]);
+    assert_eq!(row(&nodes, "parse")[2], "missing", "{nodes}");
+    assert_eq!(row(&nodes, "report")[2], "done", "{nodes}");
+
+    let report = ok(&tmp.0, &["explain", "pipeline", "report"]);
+    assert!(
+        report.contains(
+            "cached unless `parse` produces other bytes than last time (`parse` runs: no record)"
+        ),
+        "{report}"
+    );
+
+    // A typo drops nothing, not even the names that were right.
+    let err = fails(&tmp.0, &["forget", "pipeline", "fetch", "nope"], 1);
+    assert!(err.contains("graph `pipeline` has no node `nope`"), "{err}");
+    let err = fails(&tmp.0, &["forget", "pipeline", "fetch", "summary"], 1);
+    assert!(
+        err.contains("node `summary` of graph `pipeline` has no record: nothing to forget"),
+        "{err}"
+    );
+    assert_eq!(
+        row(&ok(&tmp.0, &["status", "pipeline"]), "fetch")[2],
+        "done"
+    );
+
+    let out = ok(&tmp.0, &["forget", "nightly"]);
+    assert_eq!(
+        out,
+        "forgot graph `nightly`: 2 records (a, b) and its saved shape; it is gone from the store until its program runs again\n"
+    );
+    let all = ok(&tmp.0, &["status"]);
+    assert!(!all.contains("nightly"), "{all}");
+}
+
+#[test]
+fn gc_drops_records_no_graph_uses() {
+    let tmp = TempDir::new("gc");
+    build(&tmp.0);
+
+    let dry = ok(&tmp.0, &["gc", "--dry-run"]);
+    assert_eq!(
+        dry,
+        "graph `adhoc`: kept 1 record: the store has no saved shape to tell which are used (`typedag forget adhoc` drops them all)\n\
+         graph `pipeline`: would drop 1 record (10 B): old_step (not in graph)\n\
+         would drop 1 record (10 B) in 1 graph (dry run: nothing dropped)\n"
+    );
+    assert!(ok(&tmp.0, &["status", "pipeline"]).contains("old_step"));
+
+    let out = ok(&tmp.0, &["gc"]);
+    assert_eq!(
+        out,
+        "graph `adhoc`: kept 1 record: the store has no saved shape to tell which are used (`typedag forget adhoc` drops them all)\n\
+         graph `pipeline`: dropped 1 record (10 B): old_step (not in graph)\n\
+         dropped 1 record (10 B) in 1 graph\n"
+    );
+    assert!(!ok(&tmp.0, &["status", "pipeline"]).contains("old_step"));
+    assert!(ok(&tmp.0, &["gc"]).ends_with("\nnothing to drop\n"));
+
+    let out = ok(&tmp.0, &["gc", "--older-than", "7d"]);
+    assert_eq!(
+        out,
+        "graph `nightly`: dropped 1 record (2.0 KiB): b (10d old)\n\
+         dropped 1 record (2.0 KiB) in 1 graph\n"
+    );
+    let nightly = ok(&tmp.0, &["status", "nightly"]);
+    assert_eq!(row(&nightly, "b")[2], "missing", "{nightly}");
+
+    let err = fails(&tmp.0, &["gc", "--older-than", "7 weeks"], 2);
+    assert!(err.contains("is not an age"), "{err}");
+}
+
+#[test]
+fn a_missing_store_is_not_created() {
+    let tmp = TempDir::new("missing");
+    let dir = tmp.0.join("nowhere");
+    let err = fails(&dir, &["status"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: no store at {} (run a program first, or pass --store)\n",
+            dir.display()
+        )
+    );
+    assert!(!dir.exists());
+
+    // A directory without a store stays without one.
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = fails(&dir, &["gc"], 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: no store at {}: the directory holds no store.redb (run a program first, or pass --store)\n",
+            dir.display()
+        )
+    );
+    assert!(!dir.join("store.redb").exists());
+}
+
+#[test]
+fn an_unknown_graph_is_an_error() {
+    let tmp = TempDir::new("unknown");
+    build(&tmp.0);
+    for args in [
+        &["status", "nope"][..],
+        &["explain", "nope"],
+        &["forget", "nope"],
+        &["forget", "nope", "a"],
+    ] {
+        let err = fails(&tmp.0, args, 1);
+        assert_eq!(
+            err,
+            "error: no graph `nope` in the store; its graphs are `adhoc`, `nightly`, `pipeline`\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn a_store_in_use_is_reported() {
+    let tmp = TempDir::new("locked");
+    build(&tmp.0);
+    let held = EmbeddedStore::open(&tmp.0).unwrap();
+    let err = fails(&tmp.0, &["status"], 1);
+    assert!(
+        err.starts_with("error: the store ") && err.contains("is in use by another process"),
+        "{err}"
+    );
+    drop(held);
+    assert!(ok(&tmp.0, &["status"]).contains("pipeline"));
+}
+
+#[test]
+fn a_graph_without_a_saved_shape_keeps_its_records() {
+    let tmp = TempDir::new("shapeless");
+    build(&tmp.0);
+
+    let nodes = ok(&tmp.0, &["status", "adhoc"]);
+    assert_eq!(
+        row(&nodes, "x"),
+        ["x", "probe", "done", "7 B", "1h", "1", "never ran", "-"]
+    );
+    assert!(
+        nodes.ends_with(
+            "(the store has no saved shape for this graph: the nodes above are its records)\n"
+        ),
+        "{nodes}"
+    );
+
+    let text = ok(&tmp.0, &["explain", "adhoc"]);
+    assert!(
+        text.contains("shape not saved (inputs and dependents unknown), 1 record"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  inputs       unknown: the store has no saved shape\n  next run     cached if"
+        ),
+        "{text}"
+    );
+
+    let out = ok(&tmp.0, &["forget", "adhoc", "x"]);
+    assert_eq!(
+        out,
+        "forgot 1 record of graph `adhoc`: x\n\
+         `x` runs again on the next run; dependents (unknown: the store has no saved shape) keep their records: they run again only if `x` produces other bytes than before\n"
+    );
+    assert!(!ok(&tmp.0, &["status"]).contains("adhoc"));
+}
