@@ -248,20 +248,51 @@ async fn volatile() -> u64 {
 }
 
 #[tokio::test]
-async fn an_uncached_task_runs_every_time_and_so_do_its_dependents() {
+async fn an_uncached_task_runs_every_time_and_its_dependents_follow_its_bytes() {
     let runner = Runner::in_memory();
     let g = || dag! { name = "volatile"; v = volatile(); p = parity(v); n = load(3); };
+    runner.run(g()).await.unwrap();
+    let run = runner.run_partial(g()).await.unwrap();
+    // `volatile` runs again; it gives the same bytes, so `parity` stays cached.
+    assert_eq!(
+        why(&run.report),
+        [
+            ("v".into(), Some(Reason::CachingOff)),
+            ("p".into(), None),
+            ("n".into(), None),
+        ]
+    );
+    assert_eq!(VOLATILE_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(run.outputs.p, Some(false));
+}
+
+/// Has no serde impls: an uncached task's only option.
+#[derive(Clone, Debug)]
+struct Handle(u64);
+
+#[task(cache = false)]
+async fn connect() -> Handle {
+    Handle(1)
+}
+
+#[task]
+async fn use_handle(h: &Handle) -> u64 {
+    h.0
+}
+
+#[tokio::test]
+async fn the_dependents_of_an_output_without_serde_run_every_time() {
+    let runner = Runner::in_memory();
+    let g = || dag! { name = "handle"; h = connect(); u = use_handle(h); };
     runner.run(g()).await.unwrap();
     let run = runner.run_partial(g()).await.unwrap();
     assert_eq!(
         why(&run.report),
         [
-            ("v".into(), Some(Reason::CachingOff)),
-            ("p".into(), Some(Reason::UpstreamNotCached)),
-            ("n".into(), None),
+            ("h".into(), Some(Reason::CachingOff)),
+            ("u".into(), Some(Reason::UpstreamNotCached)),
         ]
     );
-    assert_eq!(VOLATILE_RUNS.load(Ordering::SeqCst), 2);
 }
 
 static FLAKY_FAILS: AtomicUsize = AtomicUsize::new(1);

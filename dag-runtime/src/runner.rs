@@ -751,16 +751,19 @@ struct Parts {
     code: Digest,
     output_type: Digest,
     inputs: Digest,
+    /// `cache = false`: the node runs every time; its output is digested, not stored.
+    always: bool,
 }
 
 impl Parts {
-    /// `None` for a task with `cache = false`.
+    /// `None` for a task whose output has no codec (`cache = false` without serde).
     fn of(spec: &NodeSpec) -> Option<Self> {
         let codec = spec.codec.as_ref()?;
         Some(Self {
             code: code_part(spec.task, spec.fingerprint),
             output_type: (codec.output_type)(),
             inputs: inputs_part(spec),
+            always: !spec.task_options.cache,
         })
     }
 }
@@ -843,6 +846,9 @@ fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -
         inputs: parts.inputs,
         upstream: digest,
     };
+    if parts.always {
+        return Verdict::Run(Reason::CachingOff, Some(fp));
+    }
     if not_cached {
         return Verdict::Run(Reason::UpstreamNotCached, Some(fp));
     }
@@ -1598,6 +1604,18 @@ fn record(
     let (Some(fingerprint), Some(codec)) = (fingerprint, &node.spec.codec) else {
         return (result, None);
     };
+    if !node.spec.task_options.cache {
+        // Runs every time: its digest lets dependents be cached; nothing is stored.
+        let result = result.map(|r| {
+            r.map(|mut done| {
+                done.digest = (codec.encode)(&done.value)
+                    .ok()
+                    .map(|bytes| *blake3::hash(&bytes).as_bytes());
+                done
+            })
+        });
+        return (result, None);
+    }
     let record = |state: RecordState, duration: Duration, attempts: u32| Record {
         task: node.spec.task.to_owned(),
         fingerprint,

@@ -44,7 +44,8 @@ pub trait Task: Send + Sync + 'static {
     /// The options written in `#[task(...)]`.
     fn options() -> TaskOptions;
 
-    /// How the output is stored in the cache, or `None` for `cache = false`.
+    /// How the output is stored and digested: `None` for a `cache = false` task whose
+    /// output has no serde impls.
     fn codec() -> Option<Codec<Self::Output>>;
 
     #[doc(hidden)]

@@ -288,6 +288,40 @@ pub fn codec<T: Cacheable + 'static>() -> Codec<T> {
     }
 }
 
+/// Finds a codec for a `cache = false` task's output if it has serde impls (autoref
+/// specialization: the first trait applies when its bound holds, the second otherwise).
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Picked when the output has serde impls.
+pub trait CodecIfSerde<T> {
+    /// The codec.
+    fn codec(&self) -> Option<Codec<T>>;
+}
+impl<T: Cacheable + 'static> CodecIfSerde<T> for Probe<T> {
+    fn codec(&self) -> Option<Codec<T>> {
+        Some(codec::<T>())
+    }
+}
+
+/// Picked otherwise.
+pub trait NoCodec<T> {
+    /// No codec.
+    fn codec(&self) -> Option<Codec<T>>;
+}
+impl<T> NoCodec<T> for &Probe<T> {
+    fn codec(&self) -> Option<Codec<T>> {
+        None
+    }
+}
+
 /// Turns a task's `Result` into what the runner records, asking `retry_if` on errors.
 pub fn from_result<T, E: TaskError>(
     result: Result<T, E>,

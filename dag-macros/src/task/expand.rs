@@ -21,7 +21,13 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
         "The task of [`{name_str}()`]({name_str}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name_str}>`."
     );
     let codec = if task.settings.cache == Some(false) {
-        quote!(::core::option::Option::None)
+        // Runs every time, but a serde output still gets a digest, so that dependents are
+        // cached while it keeps producing the same bytes.
+        quote!({
+            #[allow(unused_imports)]
+            use ::typedag::__private::{CodecIfSerde as _, NoCodec as _};
+            (&::typedag::__private::Probe::<#output>::new()).codec()
+        })
     } else {
         let codec = quote_spanned!(task.return_span=> ::typedag::__private::codec::<#output>());
         quote!(::core::option::Option::Some(#codec))
