@@ -107,49 +107,25 @@ pub(crate) fn code_part(task: &str, fingerprint: &str) -> Digest {
     *h.finalize().as_bytes()
 }
 
-/// Hashes a sequence of digests, each tagged with its position. Collects the bytes on the
-/// stack and hashes them once: cheaper than a streaming hasher for a node's few inputs.
-pub(crate) struct PartHasher {
-    buf: [u8; 256],
-    len: usize,
-    spill: Option<blake3::Hasher>,
-}
+/// Hashes a sequence of digests, each tagged with its position. Collects the bytes in a
+/// buffer the caller keeps between nodes and hashes them once: cheaper than a streaming
+/// hasher for a node's few inputs, and nothing is allocated per node.
+pub(crate) struct PartHasher<'a>(&'a mut Vec<u8>);
 
-impl PartHasher {
-    pub(crate) fn new(tag: &[u8]) -> Self {
-        let mut h = Self {
-            buf: [0; 256],
-            len: 0,
-            spill: None,
-        };
-        h.push(tag);
-        h
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        if let Some(spill) = &mut self.spill {
-            spill.update(bytes);
-        } else if self.len + bytes.len() <= self.buf.len() {
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            let mut spill = blake3::Hasher::new();
-            spill.update(&self.buf[..self.len]);
-            spill.update(bytes);
-            self.spill = Some(spill);
-        }
+impl<'a> PartHasher<'a> {
+    pub(crate) fn new(buf: &'a mut Vec<u8>, tag: &[u8]) -> Self {
+        buf.clear();
+        buf.extend_from_slice(tag);
+        Self(buf)
     }
 
     pub(crate) fn add(&mut self, position: usize, digest: &Digest) {
-        self.push(&(position as u64).to_le_bytes());
-        self.push(digest);
+        self.0.extend_from_slice(&(position as u64).to_le_bytes());
+        self.0.extend_from_slice(digest);
     }
 
     pub(crate) fn finish(self) -> Digest {
-        match &self.spill {
-            Some(spill) => *spill.finalize().as_bytes(),
-            None => *blake3::hash(&self.buf[..self.len]).as_bytes(),
-        }
+        *blake3::hash(self.0).as_bytes()
     }
 }
 
@@ -229,7 +205,8 @@ mod tests {
     #[test]
     fn a_long_part_hashes_like_a_short_one_would() {
         let digests: Vec<Digest> = (0..20u8).map(|i| [i; 32]).collect();
-        let mut long = PartHasher::new(b"tag");
+        let mut buf = Vec::new();
+        let mut long = PartHasher::new(&mut buf, b"tag");
         let mut bytes = b"tag".to_vec();
         for (i, d) in digests.iter().enumerate() {
             long.add(i, d);

@@ -349,6 +349,7 @@ impl Runner {
             values: std::mem::take(&mut st.outputs),
         };
         drop(st);
+        drop(run);
         finish(&mut outputs).ok_or_else(|| {
             Error::Internal("a kept output was still shared when the run ended".into())
         })
@@ -402,6 +403,7 @@ impl Runner {
             values: std::mem::take(&mut st.outputs),
         };
         drop(st);
+        drop(run);
         Ok(Partial {
             outputs: partial(&mut outputs),
             report,
@@ -450,13 +452,18 @@ impl Runner {
         // What each node's output digest will be: known (cached), unknown until it runs
         // (by the id of the node that decides), or none at all.
         let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
+        let mut scratch = Vec::new();
         for spec in &graph.nodes {
             let parts = store.as_ref().and_then(|_| Parts::of(spec));
-            let upstream = upstream_part(spec, |j| match &digests[j] {
-                Ok(d) => Slot::Digest(d),
-                Err(Some(on)) => Slot::Pending(on),
-                Err(None) => Slot::NoDigest,
-            });
+            let upstream = upstream_part(
+                spec,
+                |j| match &digests[j] {
+                    Ok(d) => Slot::Digest(d),
+                    Err(Some(on)) => Slot::Pending(on),
+                    Err(None) => Slot::NoDigest,
+                },
+                &mut scratch,
+            );
             let record = snapshot.records.get(&*spec.id);
             let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
                 Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
@@ -497,11 +504,21 @@ impl Runner {
             return Err(e.into());
         }
         let store = self.open_store()?;
-        let snapshot = match &store {
-            Some(s) => s.load(name).await?,
+        // Read the store on another worker while the run's tables are built here.
+        let loading = store.clone().map(|s| {
+            let name = name.to_owned();
+            tokio::spawn(async move { s.load(&name).await })
+        });
+        let (mut run, done) = Run::new(nodes, self, name, store)?;
+        let snapshot = match loading {
+            Some(handle) => handle
+                .await
+                .map_err(|e| Error::Internal(format!("reading the store failed: {e}")))??,
             None => Snapshot::default(),
         };
-        let (run, done, manifest) = Run::new(nodes, self, name, store, snapshot)?;
+        run.records = snapshot.records;
+        let manifest =
+            (run.shape.is_some() && run.shape != snapshot.manifest).then(|| run.manifest());
         let run = Arc::new(run);
         if let (Some(store), Some(manifest)) = (&run.store, manifest) {
             run.lock().pending += 1;
@@ -771,9 +788,11 @@ impl Parts {
 fn inputs_part(spec: &NodeSpec) -> Digest {
     static NONE: std::sync::OnceLock<Digest> = std::sync::OnceLock::new();
     if !spec.sources.iter().any(|s| matches!(s, Source::Const(_))) {
-        return *NONE.get_or_init(|| PartHasher::new(b"typedag.inputs.v1\0").finish());
+        return *NONE
+            .get_or_init(|| PartHasher::new(&mut Vec::new(), b"typedag.inputs.v1\0").finish());
     }
-    let mut h = PartHasher::new(b"typedag.inputs.v1\0");
+    let mut buf = Vec::new();
+    let mut h = PartHasher::new(&mut buf, b"typedag.inputs.v1\0");
     for (param, source) in spec.sources.iter().enumerate() {
         if let Source::Const(c) = source {
             h.add(param, c.digest.as_ref().unwrap_or(&[0; 32]));
@@ -801,8 +820,12 @@ enum Upstream {
 }
 
 /// Hashes the digests of `spec`'s upstream outputs in argument order.
-fn upstream_part<'a>(spec: &NodeSpec, slot: impl Fn(usize) -> Slot<'a>) -> Upstream {
-    let mut h = PartHasher::new(b"typedag.upstream.v1\0");
+fn upstream_part<'a>(
+    spec: &NodeSpec,
+    slot: impl Fn(usize) -> Slot<'a>,
+    buf: &mut Vec<u8>,
+) -> Upstream {
+    let mut h = PartHasher::new(buf, b"typedag.upstream.v1\0");
     let mut pending = None;
     for (param, j) in spec.upstream() {
         match slot(j) {
@@ -933,6 +956,8 @@ struct Run {
     store: Option<Arc<dyn Store>>,
     /// What the store held for each node id when the run started.
     records: HashMap<String, Loaded>,
+    /// The digest of the graph's shape, to save it when the store's copy differs.
+    shape: Option<Digest>,
     state: Mutex<State>,
 }
 
@@ -972,6 +997,8 @@ struct State {
     unfinished: usize,
     /// Store writes not yet acknowledged.
     pending: usize,
+    /// Reused for hashing each node's upstream digests.
+    scratch: Vec<u8>,
     store_error: Option<StoreError>,
     failed: bool,
     cancelled: bool,
@@ -1026,8 +1053,7 @@ impl Run {
         runner: &Runner,
         graph: &str,
         store: Option<Arc<dyn Store>>,
-        snapshot: Snapshot,
-    ) -> Result<(Self, oneshot::Receiver<()>, Option<Manifest>), Error> {
+    ) -> Result<(Self, oneshot::Receiver<()>), Error> {
         let n = specs.len();
         let mut dependents = vec![Vec::new(); n];
         let mut waiting = vec![0u32; n];
@@ -1052,25 +1078,12 @@ impl Run {
                 readers[j] += 1;
             }
         }
-        let manifest = store.as_ref().and_then(|_| {
-            let digest = crate::store::shape_digest(
+        let shape = store.as_ref().map(|_| {
+            crate::store::shape_digest(
                 specs
                     .iter()
                     .map(|spec| (&*spec.id, spec.task, spec.upstream().map(|(_, j)| j))),
-            );
-            (snapshot.manifest != Some(digest)).then(|| Manifest {
-                nodes: specs
-                    .iter()
-                    .map(|spec| ManifestNode {
-                        id: spec.id.to_string(),
-                        task: spec.task.to_owned(),
-                        inputs: spec
-                            .upstream()
-                            .map(|(_, j)| u32::try_from(j).unwrap_or(u32::MAX))
-                            .collect(),
-                    })
-                    .collect(),
-            })
+            )
         });
         let mut limited: Vec<Limited> = Vec::new();
         let mut groups: HashMap<&'static str, usize> = HashMap::new();
@@ -1123,6 +1136,7 @@ impl Run {
             running: 0,
             unfinished: n,
             pending: 0,
+            scratch: Vec::with_capacity(256),
             store_error: None,
             failed: false,
             cancelled: false,
@@ -1139,12 +1153,31 @@ impl Run {
                 cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
                 store,
-                records: snapshot.records,
+                records: HashMap::new(),
+                shape,
                 state: Mutex::new(state),
             },
             rx,
-            manifest,
         ))
+    }
+
+    /// The graph's shape, for the store.
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            nodes: self
+                .nodes
+                .iter()
+                .map(|node| ManifestNode {
+                    id: node.spec.id.to_string(),
+                    task: node.spec.task.to_owned(),
+                    inputs: node
+                        .spec
+                        .upstream()
+                        .map(|(_, j)| u32::try_from(j).unwrap_or(u32::MAX))
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -1255,10 +1288,15 @@ impl State {
             let verdict = if run.store.is_none() {
                 Verdict::Run(Reason::NoStore, None)
             } else {
-                let upstream = upstream_part(&node.spec, |j| match &self.digests[j] {
-                    Some(d) => Slot::Digest(d),
-                    None => Slot::NoDigest,
-                });
+                let digests = &self.digests;
+                let upstream = upstream_part(
+                    &node.spec,
+                    |j| match &digests[j] {
+                        Some(d) => Slot::Digest(d),
+                        None => Slot::NoDigest,
+                    },
+                    &mut self.scratch,
+                );
                 verdict(
                     node.parts.as_ref(),
                     run.records.get(&*node.spec.id),

@@ -48,7 +48,9 @@ pub struct EmbeddedStore {
 
 struct Inner {
     file: PathBuf,
-    db: Arc<Database>,
+    dir: PathBuf,
+    /// `None` only while closing.
+    db: Option<Arc<Database>>,
     writer: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<()>>,
     /// The first write failure; after it the store takes no more writes.
@@ -62,8 +64,8 @@ struct Op {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Let the writer drain its queue, so every acknowledged write is on disk and the
-        // file lock is released when this returns.
+        // Let the writer drain its queue, so every acknowledged write is on disk, and close
+        // the file before saying so: an `open` of the same directory waits for this.
         self.writer.take();
         if let Some(thread) = self.thread.take() {
             // Never join from the writer itself (an acknowledgement that dropped the last
@@ -71,6 +73,11 @@ impl Drop for Inner {
             if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
+        }
+        self.db.take();
+        let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
+        if open.get(&self.dir).is_some_and(|w| w.strong_count() == 0) {
+            open.remove(&self.dir);
         }
     }
 }
@@ -102,8 +109,18 @@ impl EmbeddedStore {
             .canonicalize()
             .map_err(|e| io("open the store directory", dir, &e))?;
         let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = open.get(&dir).and_then(Weak::upgrade) {
-            return Ok(Self { inner });
+        // A handle of this process is closing the file: wait until it has.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Some(weak) = open.get(&dir) {
+            if let Some(inner) = weak.upgrade() {
+                return Ok(Self { inner });
+            }
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            drop(open);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
         }
         let file = dir.join(FILE);
         let db = open_database(&file)?;
@@ -120,7 +137,8 @@ impl EmbeddedStore {
         };
         let inner = Arc::new(Inner {
             file,
-            db,
+            dir: dir.clone(),
+            db: Some(db),
             writer: Some(tx),
             thread: Some(thread),
             broken,
@@ -146,7 +164,10 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| f(&self.inner.db))) {
+        let Some(db) = &self.inner.db else {
+            return Err(self.corrupt("the store is closing"));
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(db))) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.corrupt(e)),
             Err(_) => Err(self.corrupt("a read hit a damaged page")),
