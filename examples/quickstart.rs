@@ -1,4 +1,6 @@
 //! The quickstart: four tasks wired in a `dag!`, run concurrently, outputs read by name.
+//! Every output is stored in `./.typedag`: run it twice and the second run loads them all
+//! instead of running a task (`cargo run --bin typedag -- status quickstart` shows them).
 //!
 //! Run it with:
 //!

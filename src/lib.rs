@@ -3,7 +3,11 @@
 //! Typed, durable task graphs. Write ordinary `async fn`s, mark them [`#[task]`](task), wire
 //! them in a [`dag!`] block, and run the graph with a [`Runner`]. The compiler checks every
 //! edge: a wrong output type, a missing argument, a task that is not a task or a node used
-//! before it exists is a compile error on your own code.
+//! before it exists is a compile error on your own code. Every finished output is stored
+//! under a fingerprint of what produced it, so a rerun runs only what is missing or changed.
+//!
+//! (The examples here use [`Runner::in_memory`] so that they can run side by side;
+//! [`Runner::new`] keeps its store in `./.typedag`.)
 //!
 //! ```
 //! use typedag::prelude::*;
@@ -91,6 +95,19 @@
 //! returns `Err`, panics or times out fails its attempt; once its retries are spent its
 //! dependents are skipped, independent branches go on, and the run fails with a [`Report`]
 //! that names every failed node and its error. The runner itself never panics.
+//!
+//! ## Caching
+//!
+//! A node's fingerprint hashes (BLAKE3) its task's name and code fingerprint, the shape of its
+//! output type, its constant inputs' bytes and its upstream outputs' digests. A node whose
+//! stored record has the same fingerprint is loaded instead of run ([`Event::Cached`],
+//! [`Outcome::Cached`]); otherwise the [`Reason`] says why it runs. A node that runs again
+//! and produces the same bytes leaves its dependents cached. Each output is committed to the
+//! store as its task completes, before its [`Event::Completed`]; failures are recorded and
+//! retried on the next run. [`Runner::explain`] says what a run would do, without running.
+//!
+//! Stores: [`EmbeddedStore`] (the default, in `./.typedag`, or `TYPEDAG_STORE`),
+//! [`MemoryStore`], none ([`Runner::without_store`]), or your own [`Store`].
 
 extern crate self as typedag;
 

@@ -340,8 +340,8 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// The output of a kept node, if it completed: after [`Runner::run_partial`]
-    /// (crate::Runner::run_partial) some nodes may not have.
+    /// The output of a kept node, if it completed: after
+    /// [`Runner::run_partial`](crate::Runner::run_partial) some nodes may not have.
     pub fn try_get<T: 'static>(&self, kept: &Kept<T>) -> Option<&T> {
         self.node_value(&kept.node)
     }
