@@ -8,6 +8,10 @@
 //!   time). Every iteration changes a constant input of every node, so every node runs and
 //!   every record is rewritten. Persistence cost per task = (store time - baseline time) /
 //!   2,000.
+//! - `persist_1kib/redb_floor`: the same bytes written straight into redb, without typedag:
+//!   2,000 values of 1 KiB and 2,000 of 240 bytes (our record size) into two tables, one
+//!   durable transaction per iteration, keys overwritten each time. What the disk and redb
+//!   cost before typedag does anything.
 //! - `cached_rerun_10000`: a 100 × 100 layered graph of 10,000 nodes (each reads two nodes
 //!   of the layer above), run once to fill the embedded store; then each iteration builds
 //!   the graph and runs it again: every node is cached, and only the one kept output is
@@ -141,6 +145,49 @@ fn persist(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The engine's own cost for what a wide run writes: one durable transaction of 2,000 records
+/// and 2,000 outputs.
+fn redb_floor(c: &mut Criterion) {
+    const RECORDS: redb::TableDefinition<(&str, &str), &[u8]> = redb::TableDefinition::new("r");
+    const OUTPUTS: redb::TableDefinition<(&str, &str), &[u8]> = redb::TableDefinition::new("o");
+    let dir = std::env::temp_dir().join(format!("typedag-bench-floor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = redb::Database::create(dir.join("floor.redb")).unwrap();
+    let ids: Vec<String> = (0..TASKS).map(|i| format!("p{i}")).collect();
+    let mut group = c.benchmark_group("persist_1kib/wide");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Elements(TASKS as u64));
+    group.bench_function("redb_floor", |b| {
+        b.iter(|| {
+            let round = ROUND.fetch_add(1, Ordering::Relaxed);
+            let tx = db.begin_write().unwrap();
+            {
+                let mut records = tx.open_table(RECORDS).unwrap();
+                let mut outputs = tx.open_table(OUTPUTS).unwrap();
+                for (i, id) in ids.iter().enumerate() {
+                    let mut value = vec![0u8; PAYLOAD];
+                    value[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    value[8..16].copy_from_slice(&round.to_le_bytes());
+                    outputs
+                        .insert(("persist", id.as_str()), value.as_slice())
+                        .unwrap();
+                    records
+                        .insert(("persist", id.as_str()), &value[..240])
+                        .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        });
+    });
+    group.finish();
+    drop(db);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn cached_rerun(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let (dir, store) = temp_store("rerun");
@@ -167,5 +214,5 @@ fn cached_rerun(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-criterion_group!(benches, persist, cached_rerun);
+criterion_group!(benches, persist, redb_floor, cached_rerun);
 criterion_main!(benches);

@@ -539,17 +539,28 @@ impl Runner {
             })
         });
         let watcher = run.cancellable.then(|| {
-            // Wakes the run when cancelled while nothing is in flight to notice.
-            let run = run.clone();
+            // Wakes the run when cancelled while nothing is in flight to notice. Holds the
+            // run weakly: nothing of a run outlives `run` returning.
+            let cancel = run.cancel.clone();
+            let weak = Arc::downgrade(&run);
             tokio::spawn(async move {
-                run.cancel.cancelled().await;
-                let mut st = run.lock();
-                st.cancelled = true;
-                st.stopping = true;
-                st.check_done();
+                cancel.cancelled().await;
+                let Some(run) = weak.upgrade() else { return };
+                let done = {
+                    let mut st = run.lock();
+                    st.cancelled = true;
+                    st.stopping = true;
+                    st.take_done()
+                };
+                drop(run);
+                if let Some(tx) = done {
+                    let _ = tx.send(());
+                }
             })
         });
 
+        // Each driver holds a sender; the channel closes when the last one is gone.
+        let (alive, mut drivers) = tokio::sync::mpsc::channel::<()>(1);
         let first = {
             let mut st = run.lock();
             let mut cached = Vec::new();
@@ -574,14 +585,18 @@ impl Runner {
             drop(st);
             run.emit_cached(&cached);
             for job in extra {
-                tokio::spawn(drive(run.clone(), job));
+                tokio::spawn(drive(run.clone(), job, alive.clone()));
             }
             first
         };
         if let Some(job) = first {
-            drive(run.clone(), job).await;
+            drive(run.clone(), job, alive.clone()).await;
         }
         let finished = done.await;
+        // Wait for every driver to let go of the run, so that nothing of it (the store
+        // included) outlives this call.
+        drop(alive);
+        while drivers.recv().await.is_some() {}
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -1496,9 +1511,12 @@ impl State {
 
 /// Runs `job`, then keeps running whatever is ready next until nothing is.
 /// Boxed because it spawns itself: the future's type must be named to be `Send`.
-fn drive(run: Arc<Run>, job: Job) -> crate::task::BoxFuture<()> {
-    Box::pin(drive_loop(run, job))
+fn drive(run: Arc<Run>, job: Job, alive: Alive) -> crate::task::BoxFuture<()> {
+    Box::pin(drive_loop(run, job, alive))
 }
+
+/// Held by each driver until it has let go of the run.
+type Alive = tokio::sync::mpsc::Sender<()>;
 
 /// Loads the stored outputs a job needs, then its inputs.
 async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Failure> {
@@ -1532,7 +1550,7 @@ async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Fail
     inputs.ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
 }
 
-async fn drive_loop(run: Arc<Run>, mut job: Job) {
+async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
     loop {
         let index = job.index;
         let inputs = match job.inputs.take() {
@@ -1584,7 +1602,7 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
             Some(Ok(done)) => Some((index, done.duration, done.attempts)),
             _ => None,
         };
-        let (next, extra, skipped, cached) = {
+        let (next, extra, skipped, cached, done) = {
             let mut st = run.lock();
             if write.is_some() {
                 st.pending += 1;
@@ -1602,8 +1620,7 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
                 st.running += 1;
                 extra.push(more);
             }
-            st.check_done();
-            (next, extra, skipped, cached)
+            (next, extra, skipped, cached, st.take_done())
         };
         if let (Some(write), Some(store)) = (write, &run.store) {
             store.write(write, run.ack(completed));
@@ -1617,15 +1634,27 @@ async fn drive_loop(run: Arc<Run>, mut job: Job) {
         }
         run.emit_cached(&cached);
         for more in extra {
-            tokio::spawn(drive(run.clone(), more));
+            tokio::spawn(drive(run.clone(), more, alive.clone()));
         }
+        // The run ends once this is sent: every event is out by then, and a driver that
+        // stops lets go of the run first, so nothing of it outlives `run` returning.
         match next {
             Some(n) => {
+                if let Some(tx) = done {
+                    let _ = tx.send(());
+                }
                 job = n;
                 // A long chain of tasks that never wait must still let tokio run others.
                 tokio::task::consume_budget().await;
             }
-            None => return,
+            None => {
+                drop(run);
+                if let Some(tx) = done {
+                    let _ = tx.send(());
+                }
+                drop(alive);
+                return;
+            }
         }
     }
 }
