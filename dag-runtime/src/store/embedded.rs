@@ -24,6 +24,10 @@ const FORMAT: &str = "typedag-store-1";
 pub(crate) const FILE: &str = "store.redb";
 /// Writes committed together at most.
 const BATCH: usize = 4096;
+/// How long a commit waits for more writes while they keep coming, at most.
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+/// The gap between writes that ends the wait.
+const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The embedded store: crash-safe, one directory, no server. The default of
 /// [`Runner::new`](crate::Runner::new), in `./.typedag`.
@@ -291,8 +295,25 @@ fn check_format(db: &Database, file: &Path) -> Result<(), StoreError> {
 fn write_loop(db: &Database, file: &Path, broken: &Mutex<Option<String>>, rx: &mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
+        // Linger while completions keep arriving: a commit costs about as much for one
+        // record as for a hundred, so a short wait for the rest of a burst pays for itself.
+        let deadline = std::time::Instant::now() + LINGER_MAX;
+        loop {
+            let before = batch.len();
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            let grew = batch.len() > before;
+            if batch.len() >= BATCH
+                || std::time::Instant::now() >= deadline
+                || (!grew && before > 1)
+            {
+                break;
+            }
+            match rx.recv_timeout(LINGER_GAP) {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
