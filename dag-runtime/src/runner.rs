@@ -1004,6 +1004,7 @@ struct State {
     /// Each finished node's output digest; `None` if it has none (caching off).
     digests: Vec<Option<Digest>>,
     /// For nodes that run: why, and the fingerprint to record.
+    /// (Empty without a store: every node runs, for no other reason.)
     plans: Vec<Option<(Reason, Option<Fingerprint>)>>,
     outcomes: Vec<Option<Outcome>>,
     ready: BinaryHeap<Ready>,
@@ -1144,7 +1145,11 @@ impl Run {
             outputs: vec![None; n],
             stored: vec![false; n],
             digests: vec![None; n],
-            plans: vec![None; n],
+            plans: if store.is_some() {
+                vec![None; n]
+            } else {
+                Vec::new()
+            },
             outcomes: vec![None; n],
             ready: BinaryHeap::new(),
             limited,
@@ -1297,8 +1302,17 @@ impl State {
     /// A node whose inputs have all completed: loaded from the store if its record still
     /// answers for it (and then its dependents in turn), queued to run otherwise.
     fn become_ready(&mut self, run: &Run, start: usize, cached: &mut Vec<usize>) {
-        let mut stack = vec![start];
-        while let Some(i) = stack.pop() {
+        if run.store.is_none() {
+            self.ready.push(Ready {
+                priority: run.nodes[start].policy.priority,
+                index: start,
+            });
+            return;
+        }
+        // Allocates only when a cached node readies others.
+        let mut stack = Vec::new();
+        let mut next = Some(start);
+        while let Some(i) = next.take().or_else(|| stack.pop()) {
             let node = &run.nodes[i];
             let verdict = if run.store.is_none() {
                 Verdict::Run(Reason::NoStore, None)
@@ -1334,7 +1348,9 @@ impl State {
                     }
                 }
                 Verdict::Run(reason, fp) => {
-                    self.plans[i] = Some((reason, fp));
+                    if let Some(plan) = self.plans.get_mut(i) {
+                        *plan = Some((reason, fp));
+                    }
                     self.ready.push(Ready {
                         priority: node.policy.priority,
                         index: i,
@@ -1366,7 +1382,11 @@ impl State {
                 None => break next.index,
             }
         };
-        let (reason, fingerprint) = self.plans[index].take().unwrap_or((Reason::NoStore, None));
+        let (reason, fingerprint) = self
+            .plans
+            .get_mut(index)
+            .and_then(Option::take)
+            .unwrap_or((Reason::NoStore, None));
         Some(Job {
             index,
             inputs: self.prepare(run, index),
