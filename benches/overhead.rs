@@ -23,8 +23,9 @@
 //!   and 10 ms then 100 ms. A runner that starts each node when its own input is ready
 //!   finishes in the critical path, ~110 ms; one that runs layer by layer needs ~200 ms.
 //!
-//! typedag tasks are `#[task(cache = false)]` async fns run by a `Runner` with events
-//! delivered to a callback and a retry policy set, as a real program would run them; dagx tasks are `#[task]` impl blocks (its public API), spawned with
+//! typedag tasks are `#[task(cache = false)]` async fns run by a `Runner` without a store
+//! (dagx has none; `benches/store.rs` measures the store), with events delivered to a
+//! callback and a retry policy set, as a real program would run them; dagx tasks are `#[task]` impl blocks (its public API), spawned with
 //! `dag.run(|fut| { tokio::spawn(fut); })` as its README shows.
 //!
 //! Run with:
