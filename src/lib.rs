@@ -106,6 +106,15 @@
 //! store as its task completes, before its [`Event::Completed`]; failures are recorded and
 //! retried on the next run. [`Runner::explain`] says what a run would do, without running.
 //!
+//! ## Resources
+//!
+//! A parameter [`Res<T>`](Res) receives the value given to [`Runner::resource`], shared: an
+//! HTTP client, a pool, settings. It is not wired in `dag!` and is not part of any
+//! fingerprint; a graph whose tasks take a resource the runner lacks fails before any task
+//! starts.
+//!
+//! ## Stores
+//!
 //! Stores: [`EmbeddedStore`] (the default, in `./.typedag`, or `TYPEDAG_STORE`),
 //! [`MemoryStore`], none ([`Runner::without_store`]), or your own [`Store`].
 
@@ -119,7 +128,7 @@ pub mod prelude {
     pub use dag_macros::{dag, task};
     pub use dag_runtime::{
         Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, MemoryStore, Node, NodeState,
-        Outcome, Outputs, Reason, Runner, Task, Totals,
+        Outcome, Outputs, Reason, Res, Runner, Task, Totals,
     };
 }
 

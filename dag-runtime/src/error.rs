@@ -28,6 +28,10 @@ pub enum Error {
     #[error(transparent)]
     Env(EnvError),
 
+    /// The runner lacks a resource a task takes, or was given two of one type.
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+
     /// The store could not be opened, read or written.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -101,4 +105,35 @@ pub struct EnvError {
     pub value: String,
     /// What it should look like.
     pub expected: &'static str,
+}
+
+/// A problem with the runner's resources, found before any task starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResourceError {
+    /// Tasks of the graph take resources the runner was not given.
+    #[error("{}", missing_text(.missing))]
+    Missing {
+        /// Each task and the resource type it lacks.
+        missing: Vec<(String, String)>,
+    },
+
+    /// `Runner::resource` was given two values of one type.
+    #[error(
+        "the runner was given two resources of type `{type_name}`: a task asks for a resource by its type, so there can be one of each; wrap one in a newtype (`struct Backup(Pool);`) to tell them apart"
+    )]
+    Duplicate {
+        /// The type.
+        type_name: String,
+    },
+}
+
+fn missing_text(missing: &[(String, String)]) -> String {
+    let mut text = String::from(
+        "the runner lacks resources that tasks of this graph take; add them with `Runner::resource(value)` before running:",
+    );
+    for (task, ty) in missing {
+        text.push_str(&format!("\n  task `{task}` takes `Res<{ty}>`"));
+    }
+    text
 }

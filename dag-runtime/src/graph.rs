@@ -69,6 +69,8 @@ pub(crate) struct NodeSpec {
     pub options: NodeOptions,
     pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
     pub sources: Vec<Source>,
+    /// The resources the task takes.
+    pub resources: Vec<crate::resource::Need>,
     pub keep: bool,
 }
 
@@ -216,6 +218,7 @@ impl<O, P> Graph<O, P> {
             options: NodeOptions::default(),
             call: erased_call::<T>,
             sources,
+            resources: T::resources(),
             keep: false,
         });
         Node::new(index, self.uid)

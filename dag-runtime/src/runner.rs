@@ -19,11 +19,12 @@ use std::path::PathBuf;
 
 use crate::cache::{Digest, Fingerprint, PartHasher, Reason, code_part};
 use crate::cancel::Cancel;
-use crate::error::{Error, GraphError};
+use crate::error::{Error, GraphError, ResourceError};
 use crate::event::{Callback, Event, Events, Totals};
 use crate::graph::{Graph, NodeSpec, Outputs, Source};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Partial, Report};
+use crate::resource::{Resource, Resources};
 use crate::store::{
     Ack, EmbeddedStore, Loaded, Manifest, ManifestNode, MemoryStore, Record, RecordState, Snapshot,
     Store, StoreError, Write,
@@ -79,6 +80,9 @@ pub struct Runner {
     callbacks: Vec<Callback>,
     store: StoreChoice,
     env_store: Option<PathBuf>,
+    resources: Resources,
+    /// The type of a resource given twice; reported when the runner runs.
+    duplicate_resource: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Runner {
             .field("cancel", &self.cancel)
             .field("cancel_on_ctrl_c", &self.ctrl_c)
             .field("callbacks", &self.callbacks.len())
+            .field("resources", &self.resources.names())
             .field(
                 "store",
                 &match &self.store {
@@ -137,9 +142,53 @@ impl Runner {
             callbacks: Vec::new(),
             store: StoreChoice::Default,
             env_store: None,
+            resources: Resources::default(),
+            duplicate_resource: None,
         };
         runner.read_env(|var| std::env::var(var).ok());
         runner
+    }
+
+    /// Gives the runner a resource: every task parameter `Res<T>` of this type receives it,
+    /// shared. One value per type; a second one of the same type makes runs fail with
+    /// [`ResourceError::Duplicate`](crate::ResourceError::Duplicate) (wrap one in a newtype
+    /// to tell them apart). Resources are not part of any fingerprint.
+    #[must_use]
+    pub fn resource<T: Resource>(self, value: T) -> Self {
+        self.resource_arc(Arc::new(value))
+    }
+
+    /// [`resource`](Runner::resource) for a value already in an `Arc`.
+    #[must_use]
+    pub fn resource_arc<T: Resource>(mut self, value: Arc<T>) -> Self {
+        if let Err(name) = self.resources.add(value) {
+            self.duplicate_resource.get_or_insert(name);
+        }
+        self
+    }
+
+    /// Every resource a node of the graph takes and the runner lacks, before anything runs.
+    fn check_resources(&self, nodes: &[NodeSpec]) -> Result<(), Error> {
+        if let Some(name) = self.duplicate_resource {
+            return Err(ResourceError::Duplicate {
+                type_name: name.to_owned(),
+            }
+            .into());
+        }
+        let mut missing: Vec<(String, String)> = Vec::new();
+        for node in nodes {
+            for need in &node.resources {
+                let entry = (node.task.to_owned(), need.name.to_owned());
+                if !self.resources.has(need) && !missing.contains(&entry) {
+                    missing.push(entry);
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ResourceError::Missing { missing }.into())
+        }
     }
 
     /// A runner whose store is a fresh [`MemoryStore`]: its runs share a cache, and nothing
@@ -503,6 +552,7 @@ impl Runner {
         if let Some(e) = error {
             return Err(e.into());
         }
+        self.check_resources(&nodes)?;
         let store = self.open_store()?;
         // Read the store on another worker while the run's tables are built here.
         let loading = store.clone().map(|s| {
@@ -723,6 +773,8 @@ mod tests {
             callbacks: Vec::new(),
             store: StoreChoice::Nothing,
             env_store: None,
+            resources: Resources::default(),
+            duplicate_resource: None,
         };
         r.read_env(|var| {
             vars.iter()
@@ -969,6 +1021,8 @@ struct Run {
     cancellable: bool,
     events: Events,
     store: Option<Arc<dyn Store>>,
+    /// What `Res<T>` parameters receive; `None` when the runner has none.
+    resources: Option<Arc<Resources>>,
     /// What the store held for each node id when the run started.
     records: HashMap<String, Loaded>,
     /// The digest of the graph's shape, to save it when the store's copy differs.
@@ -1173,6 +1227,8 @@ impl Run {
                 cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
                 store,
+                resources: (!runner.resources.names().is_empty())
+                    .then(|| Arc::new(runner.resources.clone())),
                 records: HashMap::new(),
                 shape,
                 state: Mutex::new(state),
@@ -1582,11 +1638,11 @@ async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             Ok(inputs) => {
                 let node = &run.nodes[index];
                 if !run.cancellable {
-                    Some(attempt(node, inputs, &run.events, job.reason).await)
+                    Some(attempt(&run, node, inputs, job.reason).await)
                 } else if run.cancel.is_cancelled() {
                     None
                 } else {
-                    let attempt = std::pin::pin!(attempt(node, inputs, &run.events, job.reason));
+                    let attempt = std::pin::pin!(attempt(&run, node, inputs, job.reason));
                     let cancelled = std::pin::pin!(run.cancel.cancelled());
                     match futures::future::select(attempt, cancelled).await {
                         futures::future::Either::Left((result, _)) => Some(result),
@@ -1760,11 +1816,12 @@ fn record(
 
 /// Runs one node's attempts until one succeeds or the policy gives up.
 async fn attempt(
+    run: &Run,
     node: &RtNode,
     prepared: Vec<Prepared>,
-    events: &Events,
     reason: Reason,
 ) -> Result<Done, Vec<Failure>> {
+    let events = &run.events;
     let start = Instant::now();
     let policy = &node.policy;
     let mut failures = Vec::new();
@@ -1787,6 +1844,7 @@ async fn attempt(
                     Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
                 })
                 .collect(),
+            run.resources.clone(),
         );
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.spec.call)(inputs)))
         {

@@ -48,6 +48,11 @@ pub trait Task: Send + Sync + 'static {
     /// output has no serde impls.
     fn codec() -> Option<Codec<Self::Output>>;
 
+    /// The resources the task takes (`Res<T>` parameters), supplied by the runner.
+    fn resources() -> Vec<crate::resource::Need> {
+        Vec::new()
+    }
+
     #[doc(hidden)]
     type Params;
 
@@ -175,6 +180,7 @@ pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
 #[doc(hidden)]
 pub struct Inputs {
     values: Vec<Value>,
+    resources: Option<Arc<crate::resource::Resources>>,
 }
 
 pub(crate) enum Value {
@@ -183,8 +189,20 @@ pub(crate) enum Value {
 }
 
 impl Inputs {
-    pub(crate) fn new(values: Vec<Value>) -> Self {
-        Self { values }
+    pub(crate) fn new(
+        values: Vec<Value>,
+        resources: Option<Arc<crate::resource::Resources>>,
+    ) -> Self {
+        Self { values, resources }
+    }
+
+    /// The resource of type `T`. The runner checks before a run that it has every resource
+    /// its tasks take.
+    pub fn resource<T: crate::resource::Resource>(&self) -> crate::resource::Res<T> {
+        self.resources
+            .as_ref()
+            .and_then(|r| r.get::<T>())
+            .expect("typedag: resources are checked before the run starts")
     }
 
     /// Borrows parameter `i`.

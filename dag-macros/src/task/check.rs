@@ -10,13 +10,24 @@ use crate::options::{self, Place, Settings};
 
 pub struct Task {
     pub name: Ident,
+    /// The parameters wired in `dag!`, in order.
     pub params: Vec<Param>,
+    /// The `Res<T>` parameters: the `T` of each, in order.
+    pub resources: Vec<Type>,
+    /// Every parameter in the function's order: an input or a resource, by position.
+    pub order: Vec<Slot>,
     pub output: Type,
     pub returns_result: bool,
     pub return_span: Span,
     pub settings: Settings,
     pub fingerprint: String,
     pub signature: String,
+}
+
+/// Where one function parameter comes from.
+pub enum Slot {
+    Input(usize),
+    Resource(usize),
 }
 
 pub struct Param {
@@ -75,16 +86,28 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
     }
 
     let mut params = Vec::new();
+    let mut resources = Vec::new();
+    let mut order = Vec::new();
     for (i, arg) in sig.inputs.iter().enumerate() {
         match arg {
             FnArg::Receiver(r) => errors.push(syn::Error::new(
                 r.span(),
                 "a task cannot take `self`: a task is a free `async fn`; move it out of the `impl` block and pass what it needs as parameters",
             )),
-            FnArg::Typed(pt) => match param(i, pt) {
-                Ok(p) => params.push(p),
-                Err(e) => errors.push(e),
-            },
+            FnArg::Typed(pt) => {
+                if let Some(ty) = resource_type(&pt.ty) {
+                    order.push(Slot::Resource(resources.len()));
+                    resources.push(ty);
+                    continue;
+                }
+                match param(i, pt) {
+                    Ok(p) => {
+                        order.push(Slot::Input(params.len()));
+                        params.push(p);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
         }
     }
 
@@ -136,6 +159,8 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
     Ok(Task {
         name: sig.ident.clone(),
         params,
+        resources,
+        order,
         output,
         returns_result,
         return_span,
@@ -248,6 +273,25 @@ fn borrowed_view(ty: &Type) -> Option<(Type, &'static str, String)> {
         }
         Type::Paren(p) => borrowed_view(&p.elem),
         Type::Group(g) => borrowed_view(&g.elem),
+        _ => None,
+    }
+}
+
+/// `T` of a parameter written `Res<T>` (or `typedag::Res<T>`): a resource.
+fn resource_type(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != "Res" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(t)] => Some(t.clone()),
         _ => None,
     }
 }

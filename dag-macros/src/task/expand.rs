@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::check::Task;
+use super::check::{Slot, Task};
 use crate::pretty::escape;
 
 pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
@@ -62,7 +62,35 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
             takes.push(quote_spanned!(span=> let #local: #ty = #inputs.take::<#ty>(#i);));
         }
     }
-    let call = quote!(#name(#(#locals),*).await);
+    let mut fetches = Vec::new();
+    let resource_locals: Vec<_> = task
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(k, ty)| {
+            let local = format_ident!("__typedag_res{}", k, span = Span::mixed_site());
+            fetches.push(quote_spanned!(ty.span()=> let #local = #inputs.resource::<#ty>();));
+            local
+        })
+        .collect();
+    let args = task.order.iter().map(|slot| match slot {
+        Slot::Input(i) => &locals[*i],
+        Slot::Resource(k) => &resource_locals[*k],
+    });
+    let call = quote!(#name(#(#args),*).await);
+    let needs = task
+        .resources
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> ::typedag::__private::Need::of::<#ty>()));
+    let resources_fn = if task.resources.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            fn resources() -> ::typedag::__private::Vec<::typedag::__private::Need> {
+                ::typedag::__private::Vec::from([#(#needs),*])
+            }
+        }
+    };
     let finish = if task.returns_result {
         let retry_if = match &task.settings.retry_if {
             Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some(#path)),
@@ -79,7 +107,13 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     let plural = if arity == 1 { "" } else { "s" };
     let arity_msg = format!("task `{name_str}` takes {arity} input{plural}, but {{N}} were given");
     let arity_label = format!("`{name_str}` takes {arity} input{plural}");
-    let arity_note = format!("the task is `{signature}`");
+    let arity_note = if task.resources.is_empty() {
+        format!("the task is `{signature}`")
+    } else {
+        format!(
+            "the task is `{signature}`; its `Res<_>` parameters are resources: the runner supplies them (`Runner::resource`), so they are not written in `dag!`"
+        )
+    };
 
     quote! {
         // A task is `async` by contract, even one that never awaits.
@@ -107,6 +141,8 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
                     #codec
                 }
 
+                #resources_fn
+
                 fn wiring() -> __TypedagWiring {
                     __TypedagWiring
                 }
@@ -117,6 +153,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
                     ::typedag::__private::Box::pin(async move {
                         #(#takes)*
                         #(#borrows)*
+                        #(#fetches)*
                         #finish
                     })
                 }
