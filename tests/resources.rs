@@ -146,3 +146,45 @@ async fn a_task_with_a_resource_is_still_an_ordinary_function() {
     assert_eq!(fetch(c.clone(), 3).await, "x-3");
     assert_eq!(c.calls.load(Ordering::SeqCst), 1);
 }
+
+/// A service behind a trait, so that tests can swap it.
+trait Mailer: Send + Sync {
+    fn send(&self, to: &str) -> String;
+}
+
+struct FakeMailer;
+
+impl Mailer for FakeMailer {
+    fn send(&self, to: &str) -> String {
+        format!("queued for {to}")
+    }
+}
+
+#[task(cache = false)]
+async fn notify(mailer: Res<dyn Mailer>, to: String) -> String {
+    mailer.send(&to)
+}
+
+#[tokio::test]
+async fn a_resource_can_be_a_trait_object() {
+    let runner = Runner::in_memory().resource_arc::<dyn Mailer>(std::sync::Arc::new(FakeMailer));
+    let out = runner
+        .run(dag! { name = "mail"; m = notify("ops"); })
+        .await
+        .unwrap();
+    assert_eq!(out.m, "queued for ops");
+}
+
+#[tokio::test]
+async fn the_builder_leaves_resources_out_of_its_inputs() {
+    let mut graph = Graph::new("built");
+    let t = graph.add::<fetch>("t", (9u64,)).unwrap();
+    let n = graph.add::<fetch_len>("n", (t,)).unwrap();
+    let n = graph.keep(n);
+    let out = Runner::in_memory()
+        .resource(client("id-"))
+        .run(graph)
+        .await
+        .unwrap();
+    assert_eq!(*out.get(&n), 4);
+}

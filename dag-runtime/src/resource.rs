@@ -83,7 +83,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Res<T> {
 )]
 pub trait Resource: Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + 'static> Resource for T {}
+impl<T: ?Sized + Send + Sync + 'static> Resource for T {}
 
 /// One resource a task takes: its type, for lookups and messages.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +94,7 @@ pub struct Need {
 
 impl Need {
     /// The need for a resource of type `T` (whose `Send + Sync` the task's call checks).
-    pub fn of<T: 'static>() -> Self {
+    pub fn of<T: ?Sized + 'static>() -> Self {
         Self {
             id: TypeId::of::<T>(),
             name: std::any::type_name::<T>(),
@@ -119,7 +119,7 @@ impl Clone for Resources {
 
 impl Resources {
     /// Adds one; `Err` with the type's name if one of this type is there already.
-    pub(crate) fn add<T: Resource>(&mut self, value: Arc<T>) -> Result<(), &'static str> {
+    pub(crate) fn add<T: ?Sized + Resource>(&mut self, value: Arc<T>) -> Result<(), &'static str> {
         let name = std::any::type_name::<T>();
         if self.by_type.contains_key(&TypeId::of::<T>()) {
             return Err(name);
@@ -133,7 +133,7 @@ impl Resources {
         self.by_type.contains_key(&need.id)
     }
 
-    pub(crate) fn get<T: 'static>(&self) -> Option<Res<T>> {
+    pub(crate) fn get<T: ?Sized + 'static>(&self) -> Option<Res<T>> {
         let (value, _) = self.by_type.get(&TypeId::of::<T>())?;
         value.downcast_ref::<Arc<T>>().cloned().map(Res)
     }

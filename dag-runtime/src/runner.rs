@@ -158,9 +158,11 @@ impl Runner {
         self.resource_arc(Arc::new(value))
     }
 
-    /// [`resource`](Runner::resource) for a value already in an `Arc`.
+    /// [`resource`](Runner::resource) for a value already in an `Arc`, or a trait object:
+    /// `resource_arc::<dyn Mailer>(Arc::new(FakeMailer))` serves `Res<dyn Mailer>`
+    /// parameters, so that tests can swap the implementation.
     #[must_use]
-    pub fn resource_arc<T: Resource>(mut self, value: Arc<T>) -> Self {
+    pub fn resource_arc<T: ?Sized + Resource>(mut self, value: Arc<T>) -> Self {
         if let Err(name) = self.resources.add(value) {
             self.duplicate_resource.get_or_insert(name);
         }

@@ -198,7 +198,7 @@ impl Inputs {
 
     /// The resource of type `T`. The runner checks before a run that it has every resource
     /// its tasks take.
-    pub fn resource<T: crate::resource::Resource>(&self) -> crate::resource::Res<T> {
+    pub fn resource<T: ?Sized + crate::resource::Resource>(&self) -> crate::resource::Res<T> {
         self.resources
             .as_ref()
             .and_then(|r| r.get::<T>())
