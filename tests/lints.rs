@@ -45,6 +45,17 @@ async fn total(counts: Vec<usize>) -> usize {
 #[task]
 async fn nothing() {}
 
+/// Settings shared by tasks.
+pub struct Settings {
+    /// Added to every total.
+    pub bonus: usize,
+}
+
+#[task]
+async fn bonus(sum: &usize, settings: Res<Settings>) -> usize {
+    sum + settings.bonus
+}
+
 #[tokio::test]
 async fn expansion_is_lint_clean() {
     let url = "https://example.org/a".to_owned();
@@ -56,8 +67,14 @@ async fn expansion_is_lint_clean() {
         m = count(w, 2);
         sum = total([n, m]);
         done = nothing();
+        more = bonus(sum);
     };
-    let out = Runner::in_memory().run(graph).await.unwrap();
+    let out = Runner::in_memory()
+        .resource(Settings { bonus: 5 })
+        .run(graph)
+        .await
+        .unwrap();
     assert_eq!(out.sum, 11);
+    assert_eq!(out.more, 16);
     let () = out.done;
 }
