@@ -66,6 +66,12 @@ impl fmt::Display for Error {
                 }
                 f.write_str(" (run a program first, or pass --store)")
             }
+            // The runtime's advice speaks to programs; a person at the prompt waits instead.
+            Error::Store(StoreError::Locked { path }) => write!(
+                f,
+                "the store {} is in use by a running program: it holds the store while it runs; run this again when it has finished (or pass --store to look at another store)",
+                path.display()
+            ),
             Error::Store(e) => write!(f, "{e}"),
             Error::UnknownGraph { graph, known } if known.is_empty() => {
                 write!(f, "no graph `{graph}`: the store holds no graphs")

@@ -502,7 +502,7 @@ fn a_store_in_use_is_reported() {
     let held = EmbeddedStore::open(&tmp.0).unwrap();
     let err = fails(&tmp.0, &["status"], 1);
     assert!(
-        err.starts_with("error: the store ") && err.contains("is in use by another process"),
+        err.starts_with("error: the store ") && err.contains("is in use by a running program"),
         "{err}"
     );
     drop(held);
