@@ -168,17 +168,24 @@ impl<O, P> Graph<O, P> {
         sources: Vec<Wired>,
     ) -> Result<Node<T::Output>, GraphError> {
         let id: Arc<str> = id.into();
-        if self.ids.contains_key(&id) {
-            return Err(GraphError::DuplicateId {
-                graph: self.name.clone(),
-                id: id.to_string(),
-            });
+        let index = self.nodes.len();
+        match self.ids.entry(id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(GraphError::DuplicateId {
+                    graph: self.name.clone(),
+                    id: id.to_string(),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(index);
+            }
         }
         let mut resolved = Vec::with_capacity(sources.len());
         for (param, source) in sources.into_iter().enumerate() {
             match source.0 {
                 Ok(s) => resolved.push(s),
                 Err(_) => {
+                    self.ids.remove(&id);
                     return Err(GraphError::ForeignNode {
                         graph: self.name.clone(),
                         node: id.to_string(),
@@ -197,14 +204,15 @@ impl<O, P> Graph<O, P> {
             Err(e) => {
                 // Unreachable from `dag!`, which checks names at compile time; report it at run.
                 self.error.get_or_insert(e);
-                self.insert::<T>(id.into(), Vec::new())
+                let id: Arc<str> = id.into();
+                self.ids.entry(id.clone()).or_insert(self.nodes.len());
+                self.insert::<T>(id, Vec::new())
             }
         }
     }
 
     fn insert<T: Task>(&mut self, id: Arc<str>, sources: Vec<Source>) -> Node<T::Output> {
         let index = self.nodes.len();
-        self.ids.entry(id.clone()).or_insert(index);
         self.nodes.push(NodeSpec {
             id,
             task: T::NAME,
