@@ -138,6 +138,10 @@ impl Resources {
         value.downcast_ref::<Arc<T>>().cloned().map(Res)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
+
     pub(crate) fn names(&self) -> Vec<&'static str> {
         let mut names: Vec<_> = self.by_type.values().map(|(_, n)| *n).collect();
         names.sort_unstable();

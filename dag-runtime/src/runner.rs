@@ -1229,7 +1229,7 @@ impl Run {
                 cancellable: runner.cancel.is_some() || runner.ctrl_c,
                 events: Events::new(runner.callbacks.clone(), n),
                 store,
-                resources: (!runner.resources.names().is_empty())
+                resources: (!runner.resources.is_empty())
                     .then(|| Arc::new(runner.resources.clone())),
                 records: HashMap::new(),
                 shape,
@@ -1455,20 +1455,8 @@ impl State {
 
     /// The node's inputs, or `None` if some are in the store and must be loaded first.
     fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
-        run.nodes[index]
-            .spec
-            .sources
-            .iter()
-            .map(|source| match source {
-                Source::Node(j) => self.outputs[*j].clone().map(Prepared::Shared),
-                Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
-                Source::List(list, collect) => list
-                    .iter()
-                    .map(|j| self.outputs[*j].clone())
-                    .collect::<Option<Vec<_>>>()
-                    .map(|values| Prepared::List(values, *collect)),
-            })
-            .collect()
+        let spec = &run.nodes[index].spec;
+        assemble(spec, spec.upstream().map(|(_, j)| self.outputs[j].clone()))
     }
 
     /// Records a node's end. Returns the nodes skipped and the nodes cached because of it.
@@ -1604,28 +1592,30 @@ async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Fail
         // Held until the inputs are prepared, so a concurrent release cannot free it.
         held.push(run.load_output(j).await.map_err(Failure::fatal)?);
     }
-    let st = run.lock();
-    let mut inputs = st.prepare(run, index);
-    drop(st);
-    if inputs.is_none() {
-        // Freed meanwhile by readers that finished: rebuild from what is held.
-        let mut held = held.into_iter();
-        inputs = run.nodes[index]
-            .spec
-            .sources
-            .iter()
-            .map(|source| match source {
-                Source::Node(_) => held.next().map(Prepared::Shared),
-                Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
-                Source::List(list, collect) => list
-                    .iter()
-                    .map(|_| held.next())
-                    .collect::<Option<Vec<_>>>()
-                    .map(|values| Prepared::List(values, *collect)),
-            })
-            .collect();
-    }
-    inputs.ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
+    // Built from what is held, not from the shared table: readers that finished meanwhile
+    // may have freed an output there.
+    assemble(&run.nodes[index].spec, held.into_iter().map(Some))
+        .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
+}
+
+/// A node's inputs, from its upstream outputs given in [`NodeSpec::upstream`] order; `None` if
+/// one is missing.
+fn assemble(
+    spec: &NodeSpec,
+    mut upstream: impl Iterator<Item = Option<Shared>>,
+) -> Option<Vec<Prepared>> {
+    spec.sources
+        .iter()
+        .map(|source| match source {
+            Source::Node(_) => upstream.next().flatten().map(Prepared::Shared),
+            Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
+            Source::List(list, collect) => list
+                .iter()
+                .map(|_| upstream.next().flatten())
+                .collect::<Option<Vec<_>>>()
+                .map(|values| Prepared::List(values, *collect)),
+        })
+        .collect()
 }
 
 async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {

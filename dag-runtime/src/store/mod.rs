@@ -6,7 +6,6 @@ mod embedded;
 mod memory;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -441,12 +440,6 @@ mod layout {
             attempts,
             reason,
         })
-    }
-}
-
-impl fmt::Display for Snapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} records", self.records.len())
     }
 }
 
