@@ -27,6 +27,8 @@ pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};
 pub use runner::{DEFAULT_CONCURRENCY, DEFAULT_STORE, Explanation, NodeState, Runner};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
 pub use store::{EmbeddedStore, MemoryStore, Store, StoreError};
 pub use task::{BoxFuture, Codec, Failure, FailureKind, Task};
 pub use wire::{Arg, Args};

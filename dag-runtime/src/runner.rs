@@ -38,6 +38,19 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 /// otherwise, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".typedag";
 
+/// What `TYPEDAG_STORE` names.
+#[derive(Clone, Debug)]
+enum EnvStore {
+    /// The embedded store's directory.
+    Dir(PathBuf),
+    /// A PostgreSQL database.
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(dead_code, reason = "refused when read")
+    )]
+    Url(String),
+}
+
 /// Which store a runner records outputs in.
 #[derive(Clone)]
 enum StoreChoice {
@@ -79,7 +92,7 @@ pub struct Runner {
     ctrl_c: bool,
     callbacks: Vec<Callback>,
     store: StoreChoice,
-    env_store: Option<PathBuf>,
+    env_store: Option<EnvStore>,
     resources: Resources,
     /// The type of a resource given twice; reported when the runner runs.
     duplicate_resource: Option<&'static str>,
@@ -98,7 +111,10 @@ impl std::fmt::Debug for Runner {
             .field(
                 "store",
                 &match &self.store {
-                    StoreChoice::Default => format!("embedded in {}", self.default_dir().display()),
+                    StoreChoice::Default => match &self.env_store {
+                        Some(EnvStore::Url(url)) => url.clone(),
+                        _ => format!("embedded in {}", self.default_dir().display()),
+                    },
                     StoreChoice::Given(s) => s.location(),
                     StoreChoice::Nothing => "none".to_owned(),
                 },
@@ -127,7 +143,7 @@ impl Runner {
     /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
     /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
     /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
-    /// | `TYPEDAG_STORE` | a directory | where the embedded store lives, instead of `./.typedag` |
+    /// | `TYPEDAG_STORE` | a directory, or `postgres://…` | where the embedded store lives, instead of `./.typedag`; or a [`PostgresStore`](crate::store) (feature `postgres`) |
     ///
     /// A value that cannot be read makes [`run`](Runner::run) fail with
     /// [`Error::Env`] before any task starts.
@@ -215,13 +231,21 @@ impl Runner {
     }
 
     fn default_dir(&self) -> PathBuf {
-        self.env_store
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE))
+        match &self.env_store {
+            Some(EnvStore::Dir(dir)) => dir.clone(),
+            _ => PathBuf::from(DEFAULT_STORE),
+        }
     }
 
-    fn open_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
+    async fn open_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
         Ok(match &self.store {
+            #[cfg(feature = "postgres")]
+            StoreChoice::Default if matches!(self.env_store, Some(EnvStore::Url(_))) => {
+                let Some(EnvStore::Url(url)) = &self.env_store else {
+                    unreachable!("matched above")
+                };
+                Some(Arc::new(crate::store::PostgresStore::connect(url).await?))
+            }
             StoreChoice::Default => Some(Arc::new(EmbeddedStore::open(self.default_dir())?)),
             StoreChoice::Given(s) => Some(s.clone()),
             StoreChoice::Nothing => None,
@@ -264,10 +288,23 @@ impl Runner {
             }
         }
         if let Some(v) = get("TYPEDAG_STORE") {
+            let url = v.starts_with("postgres://") || v.starts_with("postgresql://");
             if v.trim().is_empty() {
-                bad("TYPEDAG_STORE", &v, "a directory for the store");
+                bad(
+                    "TYPEDAG_STORE",
+                    &v,
+                    "a directory for the store, or a postgres:// address",
+                );
+            } else if url && cfg!(not(feature = "postgres")) {
+                bad(
+                    "TYPEDAG_STORE",
+                    &v,
+                    "a directory: this program was built without typedag's `postgres` feature, so it cannot use a PostgreSQL store (add `features = [\"postgres\"]` to its typedag dependency)",
+                );
+            } else if url {
+                self.env_store = Some(EnvStore::Url(v));
             } else {
-                self.env_store = Some(PathBuf::from(v));
+                self.env_store = Some(EnvStore::Dir(PathBuf::from(v)));
             }
         }
         if let Some(v) = get("TYPEDAG_FAIL_FAST") {
@@ -493,7 +530,7 @@ impl Runner {
         if let Some(e) = &graph.error {
             return Err(e.clone().into());
         }
-        let store = self.open_store()?;
+        let store = self.open_store().await?;
         let snapshot = match &store {
             Some(s) => s.load(&graph.name).await?,
             None => Snapshot::default(),
@@ -555,7 +592,7 @@ impl Runner {
             return Err(e.into());
         }
         self.check_resources(&nodes)?;
-        let store = self.open_store()?;
+        let store = self.open_store().await?;
         // Read the store on another worker while the run's tables are built here.
         let loading = store.clone().map(|s| {
             let name = name.to_owned();

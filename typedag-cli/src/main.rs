@@ -22,16 +22,17 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::Error;
-use crate::session::Session;
+use crate::session::{Session, Target};
 
 /// Inspect and tidy a typedag store: the records and outputs that typedag programs keep
 /// between runs.
 #[derive(Parser)]
 #[command(name = "typedag", version)]
 struct Cli {
-    /// The store directory [default: $TYPEDAG_STORE, else .typedag]
-    #[arg(long, global = true, value_name = "DIR")]
-    store: Option<PathBuf>,
+    /// The store: a directory, or a postgres:// address [default: $TYPEDAG_STORE, else
+    /// .typedag]
+    #[arg(long, global = true, value_name = "DIR|URL")]
+    store: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -74,15 +75,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(dir) = store_dir(cli.store) else {
+    let Some(target) = store_target(cli.store) else {
         Cli::command()
             .error(
                 clap::error::ErrorKind::InvalidValue,
-                "TYPEDAG_STORE is set but empty: unset it, set it to a directory, or pass --store",
+                "TYPEDAG_STORE is set but empty: unset it, set it to a directory or a postgres:// address, or pass --store",
             )
             .exit();
     };
-    match Session::open(&dir).and_then(|session| run(&session, cli.command)) {
+    match Session::open(&target).and_then(|session| run(&session, cli.command)) {
         Ok(text) => print(&text),
         Err(e) => {
             eprintln!("error: {e}");
@@ -91,17 +92,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--store`, else `$TYPEDAG_STORE`, else `.typedag`: the directory a program would use,
-/// so that `typedag` run beside a program sees its store. `None` when `TYPEDAG_STORE` is
+/// `--store`, else `$TYPEDAG_STORE`, else `.typedag`: the store a program would use, so
+/// that `typedag` run beside a program sees its store. `None` when `TYPEDAG_STORE` is
 /// empty, which a program rejects too.
-fn store_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
-    if let Some(dir) = flag {
-        return Some(dir);
+fn store_target(flag: Option<String>) -> Option<Target> {
+    if let Some(text) = flag {
+        return Some(Target::parse(&text));
     }
     match std::env::var_os("TYPEDAG_STORE") {
         Some(v) if v.to_string_lossy().trim().is_empty() => None,
-        Some(v) => Some(PathBuf::from(v)),
-        None => Some(PathBuf::from(dag_runtime::DEFAULT_STORE)),
+        Some(v) => Some(match v.into_string() {
+            Ok(text) => Target::parse(&text),
+            Err(raw) => Target::Dir(PathBuf::from(raw)),
+        }),
+        None => Some(Target::Dir(PathBuf::from(dag_runtime::DEFAULT_STORE))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Runs the `typedag` binary against stores written through the `Store` trait, the way a
 //! program's runs would have left them.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::mpsc;
@@ -79,7 +80,7 @@ fn failed(task: &str, error: &str) -> (Record, Option<Vec<u8>>) {
     (r, None)
 }
 
-fn write(store: &EmbeddedStore, w: Write) {
+fn write(store: &dyn Store, w: Write) {
     let (tx, rx) = mpsc::channel();
     store.write(
         w,
@@ -90,7 +91,7 @@ fn write(store: &EmbeddedStore, w: Write) {
     rx.recv().unwrap().unwrap();
 }
 
-fn graph(store: &EmbeddedStore, name: &str, nodes: &[(&str, &str, &[u32])]) {
+fn graph(stores: &[&dyn Store], name: &str, nodes: &[(&str, &str, &[u32])]) {
     let manifest = Manifest {
         nodes: nodes
             .iter()
@@ -101,30 +102,34 @@ fn graph(store: &EmbeddedStore, name: &str, nodes: &[(&str, &str, &[u32])]) {
             })
             .collect(),
     };
-    write(
-        store,
-        Write::Graph {
-            graph: name.into(),
-            manifest,
-        },
-    );
+    for store in stores {
+        write(
+            *store,
+            Write::Graph {
+                graph: name.into(),
+                manifest: manifest.clone(),
+            },
+        );
+    }
 }
 
 fn save(
-    store: &EmbeddedStore,
+    stores: &[&dyn Store],
     graph: &str,
     node: &str,
     (record, output): (Record, Option<Vec<u8>>),
 ) {
-    write(
-        store,
-        Write::Save {
-            graph: graph.into(),
-            node: node.into(),
-            record,
-            output,
-        },
-    );
+    for store in stores {
+        write(
+            *store,
+            Write::Save {
+                graph: graph.into(),
+                node: node.into(),
+                record: record.clone(),
+                output: output.clone(),
+            },
+        );
+    }
 }
 
 /// Two graphs:
@@ -135,8 +140,15 @@ fn save(
 /// - `adhoc`: one record and no saved shape, as a store that only ever got records has.
 fn build(dir: &Path) {
     let store = EmbeddedStore::open(dir).unwrap();
+    fill(&[&store]);
+    // Dropping the last handle releases the file lock for the binary.
+    drop(store);
+}
+
+/// Writes the graphs [`build`] describes into each of `stores`, with the same times.
+fn fill(store: &[&dyn Store]) {
     graph(
-        &store,
+        store,
         "pipeline",
         &[
             ("fetch", "download", &[]),
@@ -147,51 +159,49 @@ fn build(dir: &Path) {
         ],
     );
     save(
-        &store,
+        store,
         "pipeline",
         "fetch",
         done("download", 3000, 50 * MINUTE_MS),
     );
     save(
-        &store,
+        store,
         "pipeline",
         "parse",
         done("parse_csv", 120, 40 * MINUTE_MS),
     );
     save(
-        &store,
+        store,
         "pipeline",
         "report",
         done("render", 40, 30 * MINUTE_MS),
     );
     save(
-        &store,
+        store,
         "pipeline",
         "publish",
         failed("upload", "connection refused\n(after 3 attempts)"),
     );
     save(
-        &store,
+        store,
         "pipeline",
         "old_step",
         done("legacy", 10, 2 * DAY_MS),
     );
     graph(
-        &store,
+        store,
         "nightly",
         &[("a", "fresh", &[]), ("b", "stale", &[0])],
     );
-    save(&store, "nightly", "a", done("fresh", 5, 180 * MINUTE_MS));
-    save(&store, "nightly", "b", done("stale", 2048, 10 * DAY_MS));
-    save(&store, "adhoc", "x", done("probe", 7, 60 * MINUTE_MS));
-    // Dropping the last handle releases the file lock for the binary.
-    drop(store);
+    save(store, "nightly", "a", done("fresh", 5, 180 * MINUTE_MS));
+    save(store, "nightly", "b", done("stale", 2048, 10 * DAY_MS));
+    save(store, "adhoc", "x", done("probe", 7, 60 * MINUTE_MS));
 }
 
-fn typedag(dir: &Path, args: &[&str]) -> Output {
+fn typedag(store: impl AsRef<OsStr>, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_typedag"))
         .arg("--store")
-        .arg(dir)
+        .arg(store)
         .args(args)
         .env_remove("TYPEDAG_STORE")
         .output()
@@ -199,8 +209,8 @@ fn typedag(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs `typedag` and returns its stdout, failing the test unless it exits 0.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = typedag(dir, args);
+fn ok(store: impl AsRef<OsStr>, args: &[&str]) -> String {
+    let out = typedag(store, args);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -213,8 +223,8 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Runs `typedag`, expecting exit status `code`; returns its stderr.
-fn fails(dir: &Path, args: &[&str], code: i32) -> String {
-    let out = typedag(dir, args);
+fn fails(store: impl AsRef<OsStr>, args: &[&str], code: i32) -> String {
+    let out = typedag(store, args);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(code), "typedag {args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "typedag {args:?}");
@@ -545,4 +555,53 @@ fn a_graph_without_a_saved_shape_keeps_its_records() {
          `x` runs again on the next run; dependents (unknown: the store has no saved shape) keep their records: they run again only if `x` produces other bytes than before\n"
     );
     assert!(!ok(&tmp.0, &["status"]).contains("adhoc"));
+}
+
+#[path = "../../tests/support/postgres.rs"]
+mod pg;
+
+/// The same records in a PostgreSQL store read the same as in an embedded one, and
+/// `forget` and `gc` change them the same way.
+#[test]
+fn a_postgres_store_reads_like_an_embedded_one() {
+    let tmp = TempDir::new("postgres");
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("cli");
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let postgres = runtime
+            .block_on(dag_runtime::PostgresStore::connect(&url))
+            .unwrap();
+        let embedded = EmbeddedStore::open(&tmp.0).unwrap();
+        fill(&[&embedded, &postgres]);
+    }
+    let same = |args: &[&str]| {
+        let embedded =
+            ok(&tmp.0, args).replace(&tmp.0.join("store.redb").display().to_string(), "STORE");
+        let location = url.clone();
+        let postgres = ok(&url, args).replace(&location, "STORE");
+        assert_eq!(postgres, embedded, "typedag {args:?}");
+        postgres
+    };
+    let graphs = same(&["status"]);
+    assert!(graphs.contains("pipeline"), "{graphs}");
+    same(&["status", "pipeline"]);
+    same(&["explain", "pipeline"]);
+    same(&["explain", "pipeline", "publish"]);
+    same(&["forget", "pipeline", "publish"]);
+    same(&["status", "pipeline"]);
+    same(&["gc", "--older-than", "7d", "--dry-run"]);
+    same(&["gc", "--older-than", "7d"]);
+    same(&["status"]);
+    same(&["forget", "nightly"]);
+    same(&["status"]);
+
+    let err = fails(url.replace("/cli", "/nothing_here"), &["status"], 1);
+    assert!(
+        err.contains(r#"database "nothing_here" does not exist"#),
+        "{err}"
+    );
 }

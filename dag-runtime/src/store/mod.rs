@@ -4,6 +4,8 @@
 
 mod embedded;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +19,8 @@ use crate::cache::{Digest, Fingerprint, Reason};
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 
 /// A store operation in flight.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -282,6 +286,42 @@ pub enum StoreError {
         path: PathBuf,
         /// The first failure.
         cause: String,
+    },
+
+    /// The database server could not be reached, or went away and did not come back in
+    /// time.
+    #[error(
+        "cannot reach the store {location}: {message}; check that the server is running and the address is right (TYPEDAG_STORE or the program's store)"
+    )]
+    Unreachable {
+        /// The server and database.
+        location: String,
+        /// Why.
+        message: String,
+    },
+
+    /// The database server refused: no such database, a bad password, no permission.
+    #[error(
+        "the store {location} refused: {message}; check the user, password and database name in the address, and that the user may create tables in it"
+    )]
+    Refused {
+        /// The server and database.
+        location: String,
+        /// The server's words.
+        message: String,
+    },
+
+    /// A newer typedag has upgraded the database's tables.
+    #[error(
+        "the store {location} has typedag schema version {found}, and this typedag knows versions up to {known}: a newer typedag upgraded it; run this program with that newer typedag (every process sharing a store must)"
+    )]
+    NewerSchema {
+        /// The server and database.
+        location: String,
+        /// The database's version.
+        found: i32,
+        /// The newest this typedag knows.
+        known: i32,
     },
 
     /// A store that is not on the local disk failed.
