@@ -28,6 +28,16 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// One digest of all four parts: equal for equal fingerprints, whatever the graph.
+    pub fn key(&self) -> Digest {
+        let mut h = blake3::Hasher::new();
+        h.update(b"typedag.fingerprint.v1\0");
+        for part in [&self.code, &self.output_type, &self.inputs, &self.upstream] {
+            h.update(part);
+        }
+        *h.finalize().as_bytes()
+    }
+
     /// The part that differs first, in the order code, output type, inputs, upstream.
     pub fn change_from(&self, stored: &Fingerprint) -> Option<Reason> {
         if self.code != stored.code {

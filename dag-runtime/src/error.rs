@@ -36,6 +36,16 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 
+    /// [`Runner::distributed`](crate::Runner::distributed) with a store that processes
+    /// cannot share.
+    #[error(
+        "a distributed run needs a store that its processes share, and {store} is not one: use a `PostgresStore` (feature `postgres`), with `Runner::store` or TYPEDAG_STORE=postgres://…"
+    )]
+    NotShared {
+        /// The store the runner has.
+        store: String,
+    },
+
     /// A bug in typedag: the message says where.
     #[error("internal error in typedag: {0}; please report it")]
     Internal(String),
@@ -77,6 +87,19 @@ pub enum GraphError {
         node: String,
         /// The input's position, from 0.
         param: usize,
+    },
+
+    /// In a distributed run, a node whose output cannot pass between processes.
+    #[error(
+        "node `{node}` of graph `{graph}` (task `{task}`) returns a type without serde: in a distributed run every output passes between processes through the store; derive `Serialize` and `Deserialize` for it"
+    )]
+    NotShareable {
+        /// The graph's name.
+        graph: String,
+        /// The node.
+        node: String,
+        /// Its task.
+        task: &'static str,
     },
 
     /// A constant input whose `Serialize` impl failed.

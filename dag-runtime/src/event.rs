@@ -76,6 +76,15 @@ pub enum Event<'a> {
         /// The failed node.
         because: &'a str,
     },
+    /// In a distributed run: this process's claim on the node ran out before its result
+    /// was recorded (the process was too slow, or cut off from the database), and another
+    /// process took the node over. The result computed here was dropped.
+    Lost {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+    },
     /// The node did not finish because the run was cancelled or stopped.
     Cancelled {
         /// Node id.
@@ -95,6 +104,7 @@ impl Event<'_> {
             | Event::Completed { node, .. }
             | Event::Failed { node, .. }
             | Event::Skipped { node, .. }
+            | Event::Lost { node, .. }
             | Event::Cancelled { node, .. } => node,
         }
     }
@@ -178,6 +188,9 @@ impl Events {
             Event::Failed { .. } => {
                 sub(&self.running);
                 add(&self.failed);
+            }
+            Event::Lost { .. } => {
+                sub(&self.running);
             }
             Event::Cached { .. } => {
                 add(&self.cached);

@@ -17,6 +17,8 @@ use tokio::sync::oneshot;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+mod distributed;
+
 use crate::cache::{Digest, Fingerprint, PartHasher, Reason, code_part};
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError, ResourceError};
@@ -96,7 +98,15 @@ pub struct Runner {
     resources: Resources,
     /// The type of a resource given twice; reported when the runner runs.
     duplicate_resource: Option<&'static str>,
+    /// The name of the shared run this runner takes part in, if any.
+    shared_run: Option<String>,
+    /// How long a claim on a node of a shared run holds without renewal.
+    lease: Duration,
 }
+
+/// How long a process's claim on a node of a distributed run holds unless renewed; see
+/// [`Runner::lease`].
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +118,7 @@ impl std::fmt::Debug for Runner {
             .field("cancel_on_ctrl_c", &self.ctrl_c)
             .field("callbacks", &self.callbacks.len())
             .field("resources", &self.resources.names())
+            .field("distributed", &self.shared_run)
             .field(
                 "store",
                 &match &self.store {
@@ -143,6 +154,7 @@ impl Runner {
     /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
     /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
     /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
+    /// | `TYPEDAG_RUN` | a run name | [`distributed`](Runner::distributed) |
     /// | `TYPEDAG_STORE` | a directory, or `postgres://…` | where the embedded store lives, instead of `./.typedag`; or a [`PostgresStore`](crate::store) (feature `postgres`) |
     ///
     /// A value that cannot be read makes [`run`](Runner::run) fail with
@@ -158,6 +170,8 @@ impl Runner {
             callbacks: Vec::new(),
             store: StoreChoice::Default,
             env_store: None,
+            shared_run: None,
+            lease: DEFAULT_LEASE,
             resources: Resources::default(),
             duplicate_resource: None,
         };
@@ -307,6 +321,17 @@ impl Runner {
                 self.env_store = Some(EnvStore::Dir(PathBuf::from(v)));
             }
         }
+        if let Some(v) = get("TYPEDAG_RUN") {
+            if v.trim().is_empty() {
+                bad(
+                    "TYPEDAG_RUN",
+                    &v,
+                    "the name of a distributed run, like nightly-2026-11-23",
+                );
+            } else {
+                self.shared_run = Some(v.trim().to_owned());
+            }
+        }
         if let Some(v) = get("TYPEDAG_FAIL_FAST") {
             match v.trim() {
                 "true" | "1" => self.fail_fast = true,
@@ -314,6 +339,39 @@ impl Runner {
                 _ => bad("TYPEDAG_FAIL_FAST", &v, "true or false"),
             }
         }
+    }
+
+    /// Takes part in the distributed run `name`: every process that runs the same graph
+    /// under the same run name against the same shared store ([`PostgresStore`]) splits the
+    /// graph's work with the others, each node running once in all. A process claims ready
+    /// nodes in priority order, at most [`concurrency`](Runner::concurrency) at a time,
+    /// under a lease it renews (see [`lease`](Runner::lease)); if it dies, its nodes are
+    /// claimed again once their lease runs out. Every process's run ends when the whole
+    /// graph has, and hands back the same outputs and report.
+    ///
+    /// A run name stands for one execution: a process that joins a run that has ended gets
+    /// its outcome without running anything. Use a new name (a date, a build number) to run
+    /// again; the store's cache makes that cheap. `TYPEDAG_RUN` sets it without code.
+    ///
+    /// The run fails with [`Error::NotShared`] if the store is not shared, and with
+    /// [`GraphError::NotShareable`] if a node's output has no serde (outputs pass between
+    /// processes through the store).
+    ///
+    /// [`PostgresStore`]: crate::store
+    #[must_use]
+    pub fn distributed(mut self, name: impl Into<String>) -> Self {
+        self.shared_run = Some(name.into());
+        self
+    }
+
+    /// How long a claim on a node of a distributed run holds without renewal
+    /// ([`DEFAULT_LEASE`], 30 s). A process renews its claims every third of it; a process
+    /// that stops renewing (it died, or lost the database) loses its nodes to the others
+    /// after this long, and a result it records later is refused.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
     }
 
     /// Runs at most `n` tasks at once (at least 1).
@@ -593,6 +651,19 @@ impl Runner {
         }
         self.check_resources(&nodes)?;
         let store = self.open_store().await?;
+        let coordinator = match &self.shared_run {
+            Some(_) => Some(
+                store
+                    .as_ref()
+                    .and_then(|s| s.coordinator())
+                    .ok_or_else(|| Error::NotShared {
+                        store: store
+                            .as_ref()
+                            .map_or_else(|| "no store".to_owned(), |s| s.location()),
+                    })?,
+            ),
+            None => None,
+        };
         // Read the store on another worker while the run's tables are built here.
         let loading = store.clone().map(|s| {
             let name = name.to_owned();
@@ -627,73 +698,16 @@ impl Runner {
                 }
             })
         });
-        let watcher = run.cancellable.then(|| {
-            // Wakes the run when cancelled while nothing is in flight to notice. Holds the
-            // run weakly: nothing of a run outlives `run` returning.
-            let cancel = run.cancel.clone();
-            let weak = Arc::downgrade(&run);
-            tokio::spawn(async move {
-                cancel.cancelled().await;
-                let Some(run) = weak.upgrade() else { return };
-                let done = {
-                    let mut st = run.lock();
-                    st.cancelled = true;
-                    st.stopping = true;
-                    st.take_done()
-                };
-                drop(run);
-                if let Some(tx) = done {
-                    let _ = tx.send(());
-                }
-            })
-        });
-
-        // Each driver holds a sender; the channel closes when the last one is gone.
-        let (alive, mut drivers) = tokio::sync::mpsc::channel::<()>(1);
-        let first = {
-            let mut st = run.lock();
-            let mut cached = Vec::new();
-            let roots: Vec<usize> = (0..run.nodes.len())
-                .filter(|&i| st.waiting[i] == 0)
-                .collect();
-            for i in roots {
-                st.become_ready(&run, i, &mut cached);
+        let driven = match (&self.shared_run, coordinator) {
+            (Some(name), Some(coordinator)) => {
+                distributed::drive(&run, coordinator, name, self.lease, done).await
             }
-            let mut first = None;
-            let mut extra = Vec::new();
-            while st.running < run.limit {
-                let Some(job) = st.pop_ready(&run) else { break };
-                st.running += 1;
-                if first.is_none() {
-                    first = Some(job);
-                } else {
-                    extra.push(job);
-                }
-            }
-            st.check_done();
-            drop(st);
-            run.emit_cached(&cached);
-            for job in extra {
-                tokio::spawn(drive(run.clone(), job, alive.clone()));
-            }
-            first
+            _ => Self::drive_local(&run, done).await,
         };
-        if let Some(job) = first {
-            drive(run.clone(), job, alive.clone()).await;
-        }
-        let finished = done.await;
-        // Wait for every driver to let go of the run, so that nothing of it (the store
-        // included) outlives this call.
-        drop(alive);
-        while drivers.recv().await.is_some() {}
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
         if let Some(listener) = ctrl_c {
             listener.abort();
         }
-        finished
-            .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
+        driven?;
 
         let unloaded: Vec<usize> = {
             let st = run.lock();
@@ -726,6 +740,75 @@ impl Runner {
             }
         }
         Ok(run)
+    }
+
+    /// Drives a run in this process alone, until every node has finished or it stopped.
+    async fn drive_local(run: &Arc<Run>, done: oneshot::Receiver<()>) -> Result<(), Error> {
+        let watcher = run.cancellable.then(|| {
+            // Wakes the run when cancelled while nothing is in flight to notice. Holds the
+            // run weakly: nothing of a run outlives `run` returning.
+            let cancel = run.cancel.clone();
+            let weak = Arc::downgrade(run);
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                let Some(run) = weak.upgrade() else { return };
+                let done = {
+                    let mut st = run.lock();
+                    st.cancelled = true;
+                    st.stopping = true;
+                    st.take_done()
+                };
+                drop(run);
+                if let Some(tx) = done {
+                    let _ = tx.send(());
+                }
+            })
+        });
+
+        // Each driver holds a sender; the channel closes when the last one is gone.
+        let (alive, mut drivers) = tokio::sync::mpsc::channel::<()>(1);
+        let first = {
+            let mut st = run.lock();
+            let mut cached = Vec::new();
+            let roots: Vec<usize> = (0..run.nodes.len())
+                .filter(|&i| st.waiting[i] == 0)
+                .collect();
+            for i in roots {
+                st.become_ready(run, i, &mut cached);
+            }
+            let mut first = None;
+            let mut extra = Vec::new();
+            while st.running < run.limit {
+                let Some(job) = st.pop_ready(run) else { break };
+                st.running += 1;
+                if first.is_none() {
+                    first = Some(job);
+                } else {
+                    extra.push(job);
+                }
+            }
+            st.check_done();
+            drop(st);
+            run.emit_cached(&cached);
+            for job in extra {
+                tokio::spawn(drive(run.clone(), job, alive.clone()));
+            }
+            first
+        };
+        if let Some(job) = first {
+            drive(run.clone(), job, alive.clone()).await;
+        }
+        let finished = done.await;
+        // Wait for every driver to let go of the run, so that nothing of it (the store
+        // included) outlives this call.
+        drop(alive);
+        while drivers.recv().await.is_some() {}
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        finished
+            .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
+        Ok(())
     }
 }
 
@@ -812,6 +895,8 @@ mod tests {
             callbacks: Vec::new(),
             store: StoreChoice::Nothing,
             env_store: None,
+            shared_run: None,
+            lease: DEFAULT_LEASE,
             resources: Resources::default(),
             duplicate_resource: None,
         };

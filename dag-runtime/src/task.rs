@@ -143,6 +143,15 @@ impl Failure {
         }
     }
 
+    /// A failure as another process recorded it.
+    pub(crate) fn recorded(message: String, kind: FailureKind, retryable: bool) -> Self {
+        Self {
+            message,
+            kind,
+            retryable,
+        }
+    }
+
     pub(crate) fn timeout(after: std::time::Duration) -> Self {
         Self {
             message: format!("timed out after {after:?}"),

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,179 @@ pub trait Store: Send + Sync + 'static {
 
     /// The graphs the store knows, with the shape each was last run with.
     fn graphs(&self) -> StoreFuture<'_, Vec<(String, Option<Manifest>)>>;
+
+    /// Runs shared by several processes, if the store can coordinate them.
+    #[doc(hidden)]
+    fn coordinator(&self) -> Option<Arc<dyn shared::Coordinator>> {
+        None
+    }
+}
+
+/// What a store that several processes share offers so that they can run one graph
+/// together: nodes as rows, claimed under a lease, completed in transactions that ready
+/// their dependents. Implemented by [`PostgresStore`](crate::store); used by
+/// [`Runner::distributed`](crate::Runner::distributed).
+#[doc(hidden)]
+pub mod shared {
+    use std::time::Duration;
+
+    use super::{Record, StoreFuture};
+    use crate::cache::Digest;
+
+    /// A node's state in a shared run.
+    pub mod state {
+        /// Some inputs have not completed.
+        pub const WAITING: i16 = 0;
+        /// Every input completed: a process may claim it.
+        pub const READY: i16 = 1;
+        /// A process holds it under a lease.
+        pub const CLAIMED: i16 = 2;
+        /// Completed (ran, or cached).
+        pub const DONE: i16 = 3;
+        /// Failed for good.
+        pub const FAILED: i16 = 4;
+        /// Not run: an upstream node failed.
+        pub const SKIPPED: i16 = 5;
+    }
+
+    /// Joins a run, creating it if it is new.
+    #[derive(Debug)]
+    pub struct Join {
+        /// The run's name, shared by every process that takes part.
+        pub run: String,
+        /// The graph's name.
+        pub graph: String,
+        /// The digest of the graph's shape: every process must run the same graph.
+        pub shape: Digest,
+        /// Every node, in graph order.
+        pub nodes: Vec<JoinNode>,
+    }
+
+    /// One node of a run being created.
+    #[derive(Debug)]
+    pub struct JoinNode {
+        /// The node id.
+        pub id: String,
+        /// Its priority.
+        pub priority: i32,
+        /// How many distinct upstream nodes it waits for.
+        pub waiting: u32,
+        /// Its outcome, already known when the run is created (cached nodes).
+        pub done: Option<(Digest, Vec<u8>)>,
+    }
+
+    /// A node claimed by this process.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Claim {
+        /// The node's position in the graph.
+        pub index: u32,
+        /// The lease token: a completion must carry it.
+        pub token: i64,
+    }
+
+    /// A claimed node's end, to record.
+    #[derive(Debug)]
+    pub struct End {
+        /// The node's position.
+        pub index: u32,
+        /// The token of the claim.
+        pub token: i64,
+        /// [`state::DONE`] or [`state::FAILED`].
+        pub state: i16,
+        /// Its output's digest, when it completed.
+        pub digest: Option<Digest>,
+        /// The encoded outcome, for every process's report.
+        pub outcome: Vec<u8>,
+        /// The record to keep under (graph, node id), with the output bytes.
+        pub save: Option<(String, Record, Option<Vec<u8>>)>,
+        /// The nodes that read it, once per distinct edge.
+        pub dependents: Vec<u32>,
+        /// Nodes skipped because it failed, with their encoded outcome.
+        pub skip: Vec<u32>,
+        /// The outcome of each skipped node.
+        pub skip_outcome: Vec<u8>,
+        /// Stop the run (fail fast).
+        pub stop: bool,
+        /// The fingerprint this claim computed, to let others waiting for it go on.
+        pub fingerprint: Option<Digest>,
+    }
+
+    /// What a claimed node may do about the fingerprint it is to compute.
+    #[derive(Debug)]
+    pub enum Begin {
+        /// Compute it: no one else is.
+        Go,
+        /// Another claim is computing it now: wait and ask again.
+        Busy,
+        /// It was computed already (in another graph, another run): reuse this record.
+        Found(Box<Record>),
+    }
+
+    /// How far a run is.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Progress {
+        /// Nodes waiting, ready or claimed.
+        pub unfinished: u64,
+        /// Nodes claimed now.
+        pub claimed: u64,
+        /// Whether the run was stopped (fail fast).
+        pub stopping: bool,
+    }
+
+    /// A node's state at the end of a run.
+    #[derive(Debug)]
+    pub struct NodeEnd {
+        /// The node's position.
+        pub index: u32,
+        /// Its state.
+        pub state: i16,
+        /// Its output digest, if it completed.
+        pub digest: Option<Digest>,
+        /// Its encoded outcome, if it finished.
+        pub outcome: Option<Vec<u8>>,
+    }
+
+    /// The operations of a shared run. Every method retries lost connections itself.
+    pub trait Coordinator: Send + Sync {
+        /// Creates the run, or joins it if it exists with the same shape.
+        fn join(&self, join: Join) -> StoreFuture<'_, ()>;
+        /// Claims up to `n` ready nodes (or nodes whose lease ran out), best priority first.
+        fn claim(
+            &self,
+            run: String,
+            me: String,
+            n: usize,
+            lease: Duration,
+        ) -> StoreFuture<'_, Vec<Claim>>;
+        /// The output digests of completed nodes.
+        fn digests(&self, run: String, nodes: Vec<u32>) -> StoreFuture<'_, Vec<Option<Digest>>>;
+        /// Output bytes by digest, checked.
+        fn outputs(&self, digests: Vec<Digest>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
+        /// Asks to compute `fingerprint` under `claim`.
+        fn begin(
+            &self,
+            fingerprint: Digest,
+            claim: Claim,
+            me: String,
+            lease: Duration,
+        ) -> StoreFuture<'_, Begin>;
+        /// Records a claimed node's end; `false` if the claim was lost (its lease ran out and
+        /// another process took the node): nothing was written.
+        fn complete(&self, run: String, graph: String, end: End) -> StoreFuture<'_, bool>;
+        /// Extends the leases of every claim this process holds.
+        fn renew(&self, run: String, me: String, lease: Duration) -> StoreFuture<'_, ()>;
+        /// Gives back every claim this process holds (it is stopping).
+        fn release(&self, run: String, me: String) -> StoreFuture<'_, ()>;
+        /// How far the run is.
+        fn progress(&self, run: String) -> StoreFuture<'_, Progress>;
+        /// Every node's state.
+        fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>>;
+        /// How many wake-ups have arrived so far.
+        fn wakes(&self) -> u64;
+        /// Returns after a wake-up later than `seen` (a node completed somewhere), or after
+        /// `timeout`.
+        fn wait(&self, seen: u64, timeout: Duration) -> StoreFuture<'_, ()>;
+    }
 }
 
 /// What a store holds about one graph when a run starts.
@@ -298,6 +472,19 @@ pub enum StoreError {
         location: String,
         /// Why.
         message: String,
+    },
+
+    /// A shared run of this name exists with another graph.
+    #[error(
+        "the run `{run}` in {location} is not this graph's: {detail}; every process of a run must run the same graph: give this one another run name"
+    )]
+    RunMismatch {
+        /// The store.
+        location: String,
+        /// The run's name.
+        run: String,
+        /// How they differ.
+        detail: String,
     },
 
     /// The database server refused: no such database, a bad password, no permission.

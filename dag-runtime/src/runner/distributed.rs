@@ -1,0 +1,578 @@
+//! A run shared by several processes: this process claims ready nodes from the store's
+//! coordinator, runs them with the same attempts, retries and timeouts as a local run,
+//! and records each end in a transaction fenced by its claim. The run ends, in every
+//! process, when no node is left to run.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use super::{Run, Slot, Upstream, Verdict, assemble, attempt, upstream_part, verdict};
+use crate::cache::{Digest, Fingerprint, Reason};
+use crate::error::{Error, GraphError};
+use crate::event::Event;
+use crate::report::Outcome;
+use crate::store::shared::{Begin, Claim, Coordinator, End, Join, JoinNode, state};
+use crate::store::{Record, RecordState, StoreError};
+use crate::task::{Failure, FailureKind, Shared};
+
+/// A node's outcome as every process of the run reads it.
+#[derive(Serialize, Deserialize)]
+enum Ended {
+    Ran {
+        attempts: u32,
+        duration_us: u64,
+        reason: Reason,
+    },
+    Cached,
+    Failed {
+        /// Each attempt's message, kind (0 error, 1 panic, 2 timeout) and retryability.
+        attempts: Vec<(String, u8, bool)>,
+    },
+    Skipped {
+        because: String,
+    },
+}
+
+impl Ended {
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    fn failed(failures: &[Failure]) -> Self {
+        Ended::Failed {
+            attempts: failures
+                .iter()
+                .map(|f| {
+                    let kind = match f.kind() {
+                        FailureKind::Panic => 1,
+                        FailureKind::Timeout => 2,
+                        _ => 0,
+                    };
+                    (f.message().to_owned(), kind, f.is_retryable())
+                })
+                .collect(),
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Ended::Ran {
+                attempts,
+                duration_us,
+                reason,
+            } => Outcome::Ran {
+                attempts,
+                duration: Duration::from_micros(duration_us),
+                reason,
+            },
+            Ended::Cached => Outcome::Cached,
+            Ended::Failed { attempts } => Outcome::Failed {
+                attempts: attempts
+                    .into_iter()
+                    .map(|(message, kind, retryable)| {
+                        let kind = match kind {
+                            1 => FailureKind::Panic,
+                            2 => FailureKind::Timeout,
+                            _ => FailureKind::Error,
+                        };
+                        Failure::recorded(message, kind, retryable)
+                    })
+                    .collect(),
+            },
+            Ended::Skipped { because } => Outcome::Skipped { because },
+        }
+    }
+}
+
+/// What every claim of this process shares.
+struct Ctx {
+    run: Arc<Run>,
+    coordinator: Arc<dyn Coordinator>,
+    name: String,
+    me: String,
+    lease: Duration,
+    /// Each node's distinct upstream nodes.
+    upstream: Vec<Vec<u32>>,
+    /// Each node's distinct dependents.
+    dependents: Vec<Vec<u32>>,
+}
+
+/// Takes part in shared run `name` until it has ended, then fills the run's state with
+/// every node's outcome, as a local run would have.
+pub(super) async fn drive(
+    run: &Arc<Run>,
+    coordinator: Arc<dyn Coordinator>,
+    name: &str,
+    lease: Duration,
+    done: oneshot::Receiver<()>,
+) -> Result<(), Error> {
+    for node in &run.nodes {
+        if node.spec.codec.is_none() {
+            return Err(GraphError::NotShareable {
+                graph: run.graph.clone(),
+                node: node.spec.id.to_string(),
+                task: node.spec.task,
+            }
+            .into());
+        }
+    }
+    let n = run.nodes.len();
+    let mut upstream = vec![Vec::new(); n];
+    let mut dependents = vec![Vec::new(); n];
+    for (i, node) in run.nodes.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for (_, j) in node.spec.upstream() {
+            if seen.insert(j) {
+                upstream[i].push(u32::try_from(j).unwrap_or(u32::MAX));
+                dependents[j].push(u32::try_from(i).unwrap_or(u32::MAX));
+            }
+        }
+    }
+    let ctx = Arc::new(Ctx {
+        run: run.clone(),
+        coordinator,
+        name: name.to_owned(),
+        me: identity(),
+        lease,
+        upstream,
+        dependents,
+    });
+    ctx.coordinator.join(plan(&ctx)).await?;
+    let cancelled = claim_and_run(&ctx).await;
+    let ends = ctx.coordinator.ends(ctx.name.clone()).await?;
+    let finished = {
+        let mut st = run.lock();
+        for end in ends {
+            let i = end.index as usize;
+            if i >= n {
+                continue;
+            }
+            let ended = end
+                .outcome
+                .as_deref()
+                .and_then(|b| postcard::from_bytes::<Ended>(b).ok());
+            if let Some(ended) = ended {
+                st.failed |= matches!(ended, Ended::Failed { .. });
+                st.outcomes[i] = Some(ended.outcome());
+            }
+            if end.state == state::DONE {
+                st.digests[i] = end.digest;
+                st.stored[i] = end.digest.is_some();
+            }
+        }
+        st.cancelled |= cancelled?;
+        st.unfinished = 0;
+        st.stopping = true;
+        st.take_done()
+    };
+    if let Some(tx) = finished {
+        let _ = tx.send(());
+    }
+    done.await
+        .map_err(|_| Error::Internal("the run ended without signalling completion".into()))
+}
+
+/// Who this process is, in the store's rows: host, process id, and a random part.
+fn identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let nonce = blake3::hash(
+        format!(
+            "{:?}{:?}",
+            std::time::SystemTime::now(),
+            std::thread::current().id()
+        )
+        .as_bytes(),
+    );
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &nonce.to_hex().as_str()[..8]
+    )
+}
+
+/// The run's rows, for whichever process creates it: nodes whose record answers for them
+/// from inputs that are all cached too are done before anything runs.
+fn plan(ctx: &Ctx) -> Join {
+    let run = &ctx.run;
+    let mut digests: Vec<Option<Digest>> = vec![None; run.nodes.len()];
+    let mut scratch = Vec::new();
+    let cached = Ended::Cached.encode();
+    let nodes = run
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let upstream = upstream_part(
+                &node.spec,
+                |j| match &digests[j] {
+                    Some(d) => Slot::Digest(d),
+                    None => Slot::Pending(""),
+                },
+                &mut scratch,
+            );
+            let known = matches!(upstream, Upstream::Known(_));
+            let done = match verdict(
+                node.parts.as_ref(),
+                run.records.get(&*node.spec.id),
+                upstream,
+            ) {
+                Verdict::Cached(d) if known => {
+                    digests[i] = Some(d);
+                    Some((d, cached.clone()))
+                }
+                _ => None,
+            };
+            let waiting = ctx.upstream[i]
+                .iter()
+                .filter(|&&j| digests[j as usize].is_none())
+                .count();
+            JoinNode {
+                id: node.spec.id.to_string(),
+                priority: node.policy.priority,
+                waiting: if done.is_some() {
+                    0
+                } else {
+                    u32::try_from(waiting).unwrap_or(u32::MAX)
+                },
+                done,
+            }
+        })
+        .collect();
+    Join {
+        run: ctx.name.clone(),
+        graph: run.graph.clone(),
+        shape: run.shape.unwrap_or_default(),
+        nodes,
+    }
+}
+
+/// Claims and runs nodes until the run has ended (or stopped); `Ok(true)` if this process
+/// was cancelled.
+async fn claim_and_run(ctx: &Arc<Ctx>) -> Result<bool, Error> {
+    let run = &ctx.run;
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    let mut renew = tokio::time::interval(ctx.lease / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await;
+    // Idle processes look again this often even without a notification, for leases that
+    // ran out.
+    let idle = (ctx.lease / 4).min(Duration::from_secs(2));
+    loop {
+        if run.cancel.is_cancelled() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            ctx.coordinator
+                .release(ctx.name.clone(), ctx.me.clone())
+                .await?;
+            return Ok(true);
+        }
+        let seen = ctx.coordinator.wakes();
+        let room = run.limit.saturating_sub(tasks.len());
+        let mut claimed = 0;
+        if room > 0 {
+            let claims = ctx
+                .coordinator
+                .claim(ctx.name.clone(), ctx.me.clone(), room, ctx.lease)
+                .await?;
+            claimed = claims.len();
+            for claim in claims {
+                let ctx = ctx.clone();
+                tasks.spawn(async move { work(&ctx, claim).await });
+            }
+        }
+        if tasks.is_empty() {
+            let progress = ctx.coordinator.progress(ctx.name.clone()).await?;
+            if progress.unfinished == 0 || (progress.stopping && progress.claimed == 0) {
+                return Ok(false);
+            }
+            if claimed == 0 {
+                tokio::select! {
+                    _ = ctx.coordinator.wait(seen, idle) => {}
+                    () = run.cancel.cancelled(), if run.cancellable => {}
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            joined = tasks.join_next() => {
+                if let Some(joined) = joined {
+                    joined.map_err(|e| Error::Internal(format!("a claimed node's task stopped: {e}")))??;
+                }
+            }
+            _ = renew.tick() => {
+                ctx.coordinator.renew(ctx.name.clone(), ctx.me.clone(), ctx.lease).await?;
+            }
+            _ = ctx.coordinator.wait(seen, idle), if room > claimed => {}
+            () = run.cancel.cancelled(), if run.cancellable => {}
+        }
+    }
+}
+
+/// Runs one claimed node (or finds it cached) and records its end.
+async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
+    let run = &ctx.run;
+    let i = claim.index as usize;
+    let node = run
+        .nodes
+        .get(i)
+        .ok_or_else(|| Error::Internal(format!("claimed node {i} is not in the graph")))?;
+    let ups = &ctx.upstream[i];
+    let digests: HashMap<usize, Digest> = ups
+        .iter()
+        .zip(
+            ctx.coordinator
+                .digests(ctx.name.clone(), ups.clone())
+                .await?,
+        )
+        .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
+        .collect();
+    let mut scratch = Vec::new();
+    let upstream = upstream_part(
+        &node.spec,
+        |j| match digests.get(&j) {
+            Some(d) => Slot::Digest(d),
+            None => Slot::NoDigest,
+        },
+        &mut scratch,
+    );
+    let end = |state: i16, digest: Option<Digest>, ended: &Ended| End {
+        index: claim.index,
+        token: claim.token,
+        state,
+        digest,
+        outcome: ended.encode(),
+        save: None,
+        dependents: Vec::new(),
+        skip: Vec::new(),
+        skip_outcome: Vec::new(),
+        stop: false,
+        fingerprint: None,
+    };
+    let (reason, fingerprint) = match verdict(
+        node.parts.as_ref(),
+        run.records.get(&*node.spec.id),
+        upstream,
+    ) {
+        Verdict::Cached(digest) => {
+            let mut e = end(state::DONE, Some(digest), &Ended::Cached);
+            e.dependents.clone_from(&ctx.dependents[i]);
+            if complete(ctx, e).await? {
+                run.emit_cached(&[i]);
+            }
+            return Ok(());
+        }
+        Verdict::Run(reason, fp) => (reason, fp),
+        Verdict::Waits(_) => unreachable!("every upstream digest is known when claimed"),
+    };
+    let fingerprint = fingerprint.unwrap_or(Fingerprint {
+        code: [0; 32],
+        output_type: [0; 32],
+        inputs: [0; 32],
+        upstream: [0; 32],
+    });
+    // One computation per fingerprint at a time, over every run: if another claim is
+    // computing the same thing, wait for it and take its output.
+    let key = node.spec.task_options.cache.then(|| fingerprint.key());
+    if let Some(key) = key {
+        loop {
+            let seen = ctx.coordinator.wakes();
+            match ctx
+                .coordinator
+                .begin(key, claim, ctx.me.clone(), ctx.lease)
+                .await?
+            {
+                Begin::Go => break,
+                Begin::Busy => {
+                    ctx.coordinator
+                        .wait(seen, Duration::from_millis(200))
+                        .await?;
+                }
+                Begin::Found(found) => {
+                    let digest = found.digest().copied();
+                    let mut e = end(state::DONE, digest, &Ended::Cached);
+                    e.dependents.clone_from(&ctx.dependents[i]);
+                    e.fingerprint = Some(key);
+                    let record = Record {
+                        task: node.spec.task.to_owned(),
+                        fingerprint,
+                        reason,
+                        ..*found
+                    };
+                    e.save = Some((node.spec.id.to_string(), record, None));
+                    if complete(ctx, e).await? {
+                        run.emit_cached(&[i]);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+    let result = match inputs(ctx, i, &digests).await {
+        Ok(prepared) => attempt(run, node, prepared, reason).await,
+        Err(failure) => Err(vec![failure]),
+    };
+    let record = |state: RecordState, duration: Duration, attempts: u32| Record {
+        task: node.spec.task.to_owned(),
+        fingerprint,
+        state,
+        finished_ms: Record::now_ms(),
+        duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+        attempts,
+        reason,
+    };
+    let encoded = result.and_then(|done| {
+        let codec = node.spec.codec.as_ref().expect("checked before the run");
+        match (codec.encode)(&done.value) {
+            Ok(bytes) => Ok((done, bytes)),
+            Err(e) => Err(vec![Failure::fatal(format!(
+                "its output could not be serialized for the store: {e}; fix its `Serialize` impl"
+            ))]),
+        }
+    });
+    let (id, task) = (&*node.spec.id, node.spec.task);
+    match encoded {
+        Ok((done, bytes)) => {
+            let digest = *blake3::hash(&bytes).as_bytes();
+            let ended = Ended::Ran {
+                attempts: done.attempts,
+                duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
+                reason,
+            };
+            let mut e = end(state::DONE, Some(digest), &ended);
+            e.dependents.clone_from(&ctx.dependents[i]);
+            e.fingerprint = key;
+            let size = bytes.len() as u64;
+            e.save = Some((
+                id.to_owned(),
+                record(
+                    RecordState::Done { digest, size },
+                    done.duration,
+                    done.attempts,
+                ),
+                Some(bytes),
+            ));
+            if complete(ctx, e).await? {
+                run.events.emit(&Event::Completed {
+                    node: id,
+                    task,
+                    duration: done.duration,
+                    attempts: done.attempts,
+                });
+            } else {
+                run.events.emit(&Event::Lost { node: id, task });
+            }
+        }
+        Err(failures) => {
+            let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+            let error = failures
+                .last()
+                .map(|f| f.message().to_owned())
+                .unwrap_or_default();
+            let mut e = end(state::FAILED, None, &Ended::failed(&failures));
+            e.fingerprint = key;
+            e.stop = run.fail_fast;
+            e.skip = descendants(ctx, i);
+            e.skip_outcome = Ended::Skipped {
+                because: id.to_owned(),
+            }
+            .encode();
+            e.save = Some((
+                id.to_owned(),
+                record(RecordState::Failed { error }, Duration::ZERO, attempts),
+                None,
+            ));
+            let skipped = e.skip.clone();
+            if complete(ctx, e).await? {
+                if let Some(error) = failures.last() {
+                    run.events.emit(&Event::Failed {
+                        node: id,
+                        task,
+                        error,
+                        attempts,
+                    });
+                }
+                for s in skipped {
+                    let s = &run.nodes[s as usize];
+                    run.events.emit(&Event::Skipped {
+                        node: &s.spec.id,
+                        task: s.spec.task,
+                        because: id,
+                    });
+                }
+            } else {
+                run.events.emit(&Event::Lost { node: id, task });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn complete(ctx: &Ctx, end: End) -> Result<bool, StoreError> {
+    ctx.coordinator
+        .complete(ctx.name.clone(), ctx.run.graph.clone(), end)
+        .await
+}
+
+/// Every node downstream of `i`.
+fn descendants(ctx: &Ctx, i: usize) -> Vec<u32> {
+    let mut seen = HashSet::new();
+    let mut stack = ctx.dependents[i].clone();
+    while let Some(d) = stack.pop() {
+        if seen.insert(d) {
+            stack.extend_from_slice(&ctx.dependents[d as usize]);
+        }
+    }
+    let mut all: Vec<u32> = seen.into_iter().collect();
+    all.sort_unstable();
+    all
+}
+
+/// A claimed node's inputs: its upstream outputs read from the store and decoded.
+async fn inputs(
+    ctx: &Ctx,
+    i: usize,
+    digests: &HashMap<usize, Digest>,
+) -> Result<Vec<super::Prepared>, Failure> {
+    let run = &ctx.run;
+    let ups: Vec<usize> = ctx.upstream[i].iter().map(|&j| j as usize).collect();
+    let wanted: Vec<Digest> = ups
+        .iter()
+        .map(|j| digests.get(j).copied().unwrap_or_default())
+        .collect();
+    let bytes = ctx
+        .coordinator
+        .outputs(wanted)
+        .await
+        .map_err(|e| Failure::fatal(e.to_string()))?;
+    let mut values: HashMap<usize, Shared> = HashMap::with_capacity(ups.len());
+    for (&j, b) in ups.iter().zip(bytes) {
+        let input = &run.nodes[j].spec;
+        let Some(b) = b else {
+            return Err(Failure::fatal(format!(
+                "the output of node `{}` is missing from the store",
+                input.id
+            )));
+        };
+        let codec = input.codec.as_ref().expect("checked before the run");
+        let value = (codec.decode)(&b).map_err(|e| {
+            Failure::fatal(format!(
+                "the output of node `{}` cannot be decoded: {e}",
+                input.id
+            ))
+        })?;
+        values.insert(j, value);
+    }
+    let spec = &run.nodes[i].spec;
+    assemble(spec, spec.upstream().map(|(_, j)| values.get(&j).cloned()))
+        .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
+}

@@ -1,0 +1,513 @@
+//! Distributed runs against a real PostgreSQL: several processes (this test binary run
+//! again as children) share one graph's work, each node running once in all; a process
+//! killed mid-run leaves its nodes to the others; a stale process's late result is
+//! refused; a database restart mid-run loses nothing; and two runs that need the same
+//! computation at the same time do it once.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::postgres::Cluster;
+use typedag::prelude::*;
+use typedag::{Graph, Kept, PostgresStore, StoreError};
+
+const NODES: u64 = 500;
+
+/// Says it runs (so the test can count executions in every process), then works a little.
+#[task]
+async fn step(i: u64, sleep_ms: u64, inputs: Vec<u64>) -> u64 {
+    say(&format!("exec n{i}"));
+    tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+    inputs
+        .iter()
+        .fold(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), |acc, x| {
+            acc.rotate_left(9) ^ x
+        })
+}
+
+#[task]
+async fn total(parts: Vec<u64>) -> u64 {
+    say("exec total");
+    parts.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Node i reads up to three earlier nodes; sleeps of 1 to `max_sleep` ms.
+fn shape(max_sleep: u64) -> Vec<(u64, u64, Vec<usize>)> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    (0..NODES)
+        .map(|i| {
+            let sleep = 1 + next(max_sleep);
+            let mut inputs = Vec::new();
+            if i >= 10 {
+                for _ in 0..3 {
+                    let j = usize::try_from(next(i)).unwrap();
+                    if !inputs.contains(&j) {
+                        inputs.push(j);
+                    }
+                }
+            }
+            (i, sleep, inputs)
+        })
+        .collect()
+}
+
+fn build(max_sleep: u64) -> (Graph, Kept<u64>) {
+    let mut graph = Graph::new("shared");
+    let mut nodes: Vec<typedag::Node<u64>> = Vec::new();
+    for (i, sleep, inputs) in shape(max_sleep) {
+        let inputs: Vec<_> = inputs.iter().map(|&j| nodes[j]).collect();
+        nodes.push(
+            graph
+                .add::<step>(format!("n{i}"), (i, sleep, inputs))
+                .unwrap(),
+        );
+    }
+    let last: Vec<_> = nodes[nodes.len() - 25..].to_vec();
+    let sum = graph.add::<total>("total", (last,)).unwrap();
+    let kept = graph.keep(sum);
+    (graph, kept)
+}
+
+/// The graph's result, computed without typedag.
+fn expected(max_sleep: u64) -> u64 {
+    let mut out: Vec<u64> = Vec::new();
+    for (i, _, inputs) in shape(max_sleep) {
+        out.push(
+            inputs
+                .iter()
+                .fold(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), |acc, &j| {
+                    acc.rotate_left(9) ^ out[j]
+                }),
+        );
+    }
+    out[out.len() - 25..]
+        .iter()
+        .fold(0u64, |a, b| a.wrapping_add(*b))
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// A child process: joins run `TD_RUN` in database `TD_URL` and prints what it does.
+#[test]
+#[ignore = "a child process of the tests below"]
+fn child() {
+    let (Ok(url), Ok(run)) = (std::env::var("TD_URL"), std::env::var("TD_RUN")) else {
+        return;
+    };
+    let lease = Duration::from_millis(env_u64("TD_LEASE_MS").unwrap_or(30_000));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = PostgresStore::connect(&url).await.unwrap();
+        let runner = Runner::new()
+            .store(store)
+            .distributed(run)
+            .lease(lease)
+            .concurrency(4)
+            .on_event(|event, _| match event {
+                Event::Completed { node, .. } => say(&format!("done {node}")),
+                Event::Lost { node, .. } => say(&format!("lost {node}")),
+                Event::Cached { node, .. } => say(&format!("cached {node}")),
+                _ => {}
+            });
+        say("joined");
+        if std::env::var("TD_GRAPH").as_deref() == Ok("tagged") {
+            let graph = dag! {
+                name = "tagged";
+                x = tagged();
+                y = after(x);
+            };
+            let out = runner.run(graph).await.unwrap();
+            say(&format!("result {}", out.y));
+        } else {
+            let (graph, kept) = build(env_u64("TD_SLEEP").unwrap_or(3));
+            let partial = runner.run_partial(graph).await.unwrap();
+            assert!(partial.report.is_success(), "{}", partial.report);
+            say(&format!("result {}", partial.outputs.get(&kept)));
+        }
+    });
+}
+
+/// What one child printed.
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+}
+
+impl Log {
+    fn with(&self, prefix: &str) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+    fn result(&self) -> Option<u64> {
+        self.with("result ").first().and_then(|v| v.parse().ok())
+    }
+}
+
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<Log>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    fn start(url: &str, run: &str, vars: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "child", "--ignored", "--nocapture", "--quiet"])
+            .env("TD_URL", url)
+            .env("TD_RUN", run)
+            .env_remove("TYPEDAG_STORE")
+            .env_remove("TYPEDAG_RUN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let reader = {
+            let log = log.clone();
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    log.lock().unwrap().lines.push(line);
+                }
+            })
+        };
+        Self {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.log.lock().unwrap().with(prefix).len()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the child to exit (successfully unless `killed`) and returns its log.
+    fn finish(mut self, killed: bool) -> Log {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("a child process did not finish in time");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        assert!(killed || status.success(), "a child failed: {status}");
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How many times each node ran, over all logs.
+fn executions(logs: &[&Log]) -> HashMap<String, usize> {
+    let mut count = HashMap::new();
+    for log in logs {
+        for node in log.with("exec ") {
+            *count.entry(node).or_insert(0) += 1;
+        }
+    }
+    count
+}
+
+fn all_nodes() -> HashSet<String> {
+    let mut all: HashSet<String> = (0..NODES).map(|i| format!("n{i}")).collect();
+    all.insert("total".into());
+    all
+}
+
+#[test]
+fn three_processes_share_a_graph_and_each_node_runs_once() {
+    let url = Cluster::shared().database("three");
+    let procs: Vec<Proc> = (0..3).map(|_| Proc::start(&url, "three", &[])).collect();
+    let logs: Vec<Log> = procs.into_iter().map(|p| p.finish(false)).collect();
+    let count = executions(&logs.iter().collect::<Vec<_>>());
+    let once: HashSet<String> = count.keys().cloned().collect();
+    assert_eq!(once, all_nodes(), "every node ran");
+    let twice: Vec<_> = count.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "nodes ran more than once: {twice:?}");
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(log.result(), Some(expected(3)), "process {i}'s outputs");
+        assert!(
+            !log.with("exec ").is_empty(),
+            "process {i} ran nothing: the work was not shared"
+        );
+    }
+    // A fourth process joining the ended run gets its outputs and runs nothing.
+    let late = Proc::start(&url, "three", &[]).finish(false);
+    assert_eq!(late.result(), Some(expected(3)));
+    assert!(late.with("exec ").is_empty());
+}
+
+#[test]
+fn a_killed_process_leaves_its_nodes_to_the_others() {
+    let url = Cluster::shared().database("killed");
+    let vars = [
+        ("TD_LEASE_MS", "1000".to_owned()),
+        ("TD_SLEEP", "12".to_owned()),
+    ];
+    let victim = Proc::start(&url, "killed", &vars);
+    let others: Vec<Proc> = (0..2).map(|_| Proc::start(&url, "killed", &vars)).collect();
+    wait_for(
+        "the victim to complete some nodes",
+        Duration::from_secs(60),
+        || victim.count("done ") >= 20,
+    );
+    victim.signal("-KILL");
+    let victim = victim.finish(true);
+    let logs: Vec<Log> = others.into_iter().map(|p| p.finish(false)).collect();
+    for log in &logs {
+        assert_eq!(log.result(), Some(expected(12)));
+    }
+    let mut all: Vec<&Log> = logs.iter().collect();
+    all.push(&victim);
+    let count = executions(&all);
+    assert_eq!(count.keys().cloned().collect::<HashSet<_>>(), all_nodes());
+    // Only what the victim had started and not recorded ran again.
+    let recorded: HashSet<String> = victim.with("done ").into_iter().collect();
+    let started: HashSet<String> = victim.with("exec ").into_iter().collect();
+    for (node, times) in &count {
+        if *times > 1 {
+            assert_eq!(*times, 2, "{node} ran {times} times");
+            assert!(
+                started.contains(node) && !recorded.contains(node),
+                "{node} ran twice, but the victim had not left it unfinished"
+            );
+        }
+    }
+    let redone = count.values().filter(|c| **c > 1).count();
+    assert!(
+        redone <= 4,
+        "{redone} nodes ran twice; the victim ran at most 4 at once"
+    );
+}
+
+static TAGGED: AtomicUsize = AtomicUsize::new(0);
+
+/// Returns the id of the process that ran it, after a while.
+#[task]
+async fn tagged() -> u32 {
+    TAGGED.fetch_add(1, Ordering::SeqCst);
+    say("exec x");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    std::process::id()
+}
+
+#[task]
+async fn after(x: &u32) -> u32 {
+    *x
+}
+
+#[test]
+fn a_stale_process_cannot_overwrite_what_another_recorded() {
+    let url = Cluster::shared().database("stale");
+    let vars = [
+        ("TD_LEASE_MS", "600".to_owned()),
+        ("TD_GRAPH", "tagged".to_owned()),
+    ];
+    // The stale process starts `x`, then is frozen past its lease.
+    let stale = Proc::start(&url, "stale", &vars);
+    wait_for("x to start", Duration::from_secs(60), || {
+        stale.count("exec ") == 1
+    });
+    stale.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Another process takes `x` over and finishes the run.
+    let fresh = Proc::start(&url, "stale", &vars);
+    let fresh_pid = fresh.child.id();
+    let fresh = fresh.finish(false);
+    assert_eq!(fresh.with("exec "), ["x"]);
+    assert_eq!(fresh.result(), Some(u64::from(fresh_pid)));
+    // Thawed, the stale process finishes `x` late: its result is refused, and it reads
+    // the run's outputs like everyone else.
+    stale.signal("-CONT");
+    let stale = stale.finish(false);
+    assert_eq!(stale.with("lost "), ["x"], "{:?}", stale.lines);
+    assert!(stale.with("done ").iter().all(|n| n != "x"));
+    assert_eq!(stale.result(), Some(u64::from(fresh_pid)));
+    // A later run of the graph finds the fresh process's output, cached.
+    let again = Proc::start(&url, "stale-again", &vars).finish(false);
+    assert_eq!(again.result(), Some(u64::from(fresh_pid)));
+    assert!(again.with("exec ").is_empty());
+}
+
+#[test]
+fn a_database_restart_mid_run_loses_nothing() {
+    let cluster = Cluster::start();
+    let url = cluster.database("restart");
+    let vars = [("TD_SLEEP", "8".to_owned())];
+    let procs: Vec<Proc> = (0..2)
+        .map(|_| Proc::start(&url, "restart", &vars))
+        .collect();
+    wait_for("some progress", Duration::from_secs(60), || {
+        procs.iter().map(|p| p.count("done ")).sum::<usize>() >= 60
+    });
+    cluster.restart();
+    let done: usize = procs.iter().map(|p| p.count("done ")).sum();
+    assert!(done < all_nodes().len(), "the restart came after the end");
+    let logs: Vec<Log> = procs.into_iter().map(|p| p.finish(false)).collect();
+    for log in &logs {
+        assert_eq!(log.result(), Some(expected(8)));
+    }
+    let count = executions(&logs.iter().collect::<Vec<_>>());
+    assert_eq!(count.keys().cloned().collect::<HashSet<_>>(), all_nodes());
+    let twice: Vec<_> = count.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "nodes ran more than once: {twice:?}");
+}
+
+static EXPENSIVE: AtomicUsize = AtomicUsize::new(0);
+
+#[task]
+async fn expensive(n: u64) -> u64 {
+    EXPENSIVE.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    n * n
+}
+
+#[task]
+async fn plus(x: &u64, k: u64) -> u64 {
+    x + k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_needing_the_same_computation_do_it_once() {
+    let url = Cluster::shared().database("same");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let left = Runner::new().store(store.clone()).distributed("left");
+    let right = Runner::new().store(store).distributed("right");
+    let (a, b) = tokio::join!(
+        left.run_partial(dag! { name = "left"; e = expensive(12); r = plus(e, 1); }),
+        right.run_partial(dag! { name = "right"; e = expensive(12); r = plus(e, 2); }),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(EXPENSIVE.load(Ordering::SeqCst), 1, "computed once");
+    assert_eq!((a.outputs.r, b.outputs.r), (Some(145), Some(146)));
+    let outcomes = [
+        &a.report.node("e").unwrap().outcome,
+        &b.report.node("e").unwrap().outcome,
+    ];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Cached))
+            .count(),
+        1,
+        "one ran, the other reused its output: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_name_belongs_to_one_graph() {
+    let url = Cluster::shared().database("mismatch");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let runner = Runner::new().store(store).distributed("nightly");
+    runner
+        .run(dag! { name = "g"; e = plus(1, 1); })
+        .await
+        .unwrap();
+    let err = runner
+        .run(dag! { name = "g"; e = plus(1, 1); f = plus(e, 1); })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, typedag::Error::Store(StoreError::RunMismatch { .. })),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("run `nightly`"), "{text}");
+    assert!(text.contains("another run name"), "{text}");
+}
+
+#[tokio::test]
+async fn a_distributed_run_needs_a_shared_store() {
+    let err = Runner::in_memory()
+        .distributed("x")
+        .run(dag! { e = plus(1, 1); })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, typedag::Error::NotShared { .. }), "{err:?}");
+    assert!(err.to_string().contains("PostgresStore"), "{err}");
+}
+
+/// Not serde: it cannot pass between processes.
+#[derive(Clone, Debug)]
+struct Local;
+
+#[task(cache = false)]
+async fn local() -> Local {
+    Local
+}
+
+#[tokio::test]
+async fn a_distributed_run_needs_outputs_that_cross_processes() {
+    let url = Cluster::shared().database("local");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let err = Runner::new()
+        .store(store)
+        .distributed("x")
+        .run(dag! { l = local(); })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("node `l`"), "{text}");
+    assert!(
+        text.contains("derive `Serialize` and `Deserialize`"),
+        "{text}"
+    );
+}
