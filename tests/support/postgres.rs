@@ -24,8 +24,19 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a new cluster, or panics saying what is missing.
+    /// Starts a new cluster for tests: durability off (`fsync`, `synchronous_commit`), as
+    /// nothing in it needs to outlive a machine crash. Panics saying what is missing.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a new cluster that commits durably, as a production server does (for
+    /// benchmarks).
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let bin = bindir();
         let dir = std::env::temp_dir().join(format!(
             "typedag-pg-{}-{}",
@@ -63,8 +74,13 @@ impl Cluster {
         std::fs::write(
             cluster.data().join("postgresql.auto.conf"),
             format!(
-                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 200\nshared_buffers = 32MB\n",
-                cluster.dir.display()
+                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nmax_connections = 200\nshared_buffers = 64MB\n{}",
+                cluster.dir.display(),
+                if durable {
+                    ""
+                } else {
+                    "fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n"
+                }
             ),
         )
         .expect("write the cluster's settings");
@@ -98,6 +114,11 @@ impl Cluster {
             .expect("run psql");
         assert!(status.success(), "creating database {name} failed");
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     /// Stops the server (fast shutdown: open connections are cut) and starts it again.

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use dag_runtime::store::shared::RunSummary;
 use dag_runtime::store::{Manifest, Store, Write};
 use dag_runtime::{EmbeddedStore, PostgresStore};
 
@@ -64,6 +65,14 @@ impl Session {
             });
         }
         Ok(EmbeddedStore::open(dir)?)
+    }
+
+    /// The store's shared runs, oldest first (none for an embedded store).
+    pub fn runs(&self) -> Result<Vec<RunSummary>, Error> {
+        match self.store.coordinator() {
+            Some(c) => Ok(self.runtime.block_on(c.runs())?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Where the store is, for messages.

@@ -4,12 +4,70 @@ use crate::error::Error;
 use crate::human::{self, Align, Table};
 use crate::session::Session;
 use crate::view::GraphView;
+use dag_runtime::store::shared::RunSummary;
 
 /// Errors longer than this are cut in the table; `typedag explain` shows them whole.
 const ERROR_WIDTH: usize = 60;
 
-/// One line per graph.
+/// One line per graph, then one per shared run if the store has any.
 pub fn graphs(session: &Session) -> Result<String, Error> {
+    let mut out = graph_table(session)?;
+    let runs = session.runs()?;
+    if !runs.is_empty() {
+        out.push('\n');
+        out.push_str(&run_table(&runs));
+    }
+    Ok(out)
+}
+
+/// One line per shared run: how far it is, and who works on it now.
+fn run_table(runs: &[RunSummary]) -> String {
+    let mut table = Table::new(&[
+        ("RUN", Align::Left),
+        ("GRAPH", Align::Left),
+        ("NODES", Align::Right),
+        ("DONE", Align::Right),
+        ("FAILED", Align::Right),
+        ("SKIPPED", Align::Right),
+        ("RUNNING", Align::Right),
+        ("STARTED", Align::Right),
+        ("STATE", Align::Left),
+    ]);
+    for r in runs {
+        let finished = r.done + r.failed + r.skipped;
+        let state = if r.stopping && r.claimed == 0 {
+            "stopped after a failure".to_owned()
+        } else if r.stopping {
+            "stopping after a failure".to_owned()
+        } else if finished == r.nodes {
+            "finished".to_owned()
+        } else if r.workers.is_empty() {
+            "waiting for a worker".to_owned()
+        } else {
+            format!(
+                "running on {}: {}",
+                human::count(r.workers.len(), "worker"),
+                r.workers.join(", ")
+            )
+        };
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms);
+        let age = started.elapsed().unwrap_or_default();
+        table.row(vec![
+            r.run.clone(),
+            r.graph.clone(),
+            r.nodes.to_string(),
+            r.done.to_string(),
+            r.failed.to_string(),
+            r.skipped.to_string(),
+            r.claimed.to_string(),
+            format!("{} ago", human::age(age)),
+            state,
+        ]);
+    }
+    table.render()
+}
+
+fn graph_table(session: &Session) -> Result<String, Error> {
     let graphs = session.graphs()?;
     if graphs.is_empty() {
         return Ok(format!(

@@ -238,6 +238,7 @@ fn plan(ctx: &Ctx) -> Join {
                 .count();
             JoinNode {
                 id: node.spec.id.to_string(),
+                inputs: ctx.upstream[i].clone(),
                 priority: node.policy.priority,
                 waiting: if done.is_some() {
                     0
@@ -326,14 +327,9 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         .nodes
         .get(i)
         .ok_or_else(|| Error::Internal(format!("claimed node {i} is not in the graph")))?;
-    let ups = &ctx.upstream[i];
-    let digests: HashMap<usize, Digest> = ups
+    let digests: HashMap<usize, Digest> = ctx.upstream[i]
         .iter()
-        .zip(
-            ctx.coordinator
-                .digests(ctx.name.clone(), ups.clone())
-                .await?,
-        )
+        .zip(&claim.digests)
         .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
         .collect();
     let mut scratch = Vec::new();
@@ -381,16 +377,26 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         upstream: [0; 32],
     });
     // One computation per fingerprint at a time, over every run: if another claim is
-    // computing the same thing, wait for it and take its output.
+    // computing the same thing, wait for it and take its output. The inputs are read
+    // meanwhile.
     let key = node.spec.task_options.cache.then(|| fingerprint.key());
+    let mut prepared = None;
     if let Some(key) = key {
+        let mut first = true;
         loop {
             let seen = ctx.coordinator.wakes();
-            match ctx
+            let begin = ctx
                 .coordinator
-                .begin(key, claim, ctx.me.clone(), ctx.lease)
-                .await?
-            {
+                .begin(key, claim.token, ctx.me.clone(), ctx.lease);
+            let begun = if first {
+                first = false;
+                let (begun, read) = tokio::join!(begin, inputs(ctx, i, &digests));
+                prepared = Some(read);
+                begun?
+            } else {
+                begin.await?
+            };
+            match begun {
                 Begin::Go => break,
                 Begin::Busy => {
                     ctx.coordinator
@@ -417,7 +423,11 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
             }
         }
     }
-    let result = match inputs(ctx, i, &digests).await {
+    let prepared = match prepared {
+        Some(read) => read,
+        None => inputs(ctx, i, &digests).await,
+    };
+    let result = match prepared {
         Ok(prepared) => attempt(run, node, prepared, reason).await,
         Err(failure) => Err(vec![failure]),
     };

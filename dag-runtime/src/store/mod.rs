@@ -110,19 +110,23 @@ pub mod shared {
         pub id: String,
         /// Its priority.
         pub priority: i32,
-        /// How many distinct upstream nodes it waits for.
+        /// Its distinct upstream nodes, by position.
+        pub inputs: Vec<u32>,
+        /// How many of them it waits for (the others are done already).
         pub waiting: u32,
         /// Its outcome, already known when the run is created (cached nodes).
         pub done: Option<(Digest, Vec<u8>)>,
     }
 
     /// A node claimed by this process.
-    #[derive(Clone, Copy, Debug)]
+    #[derive(Clone, Debug)]
     pub struct Claim {
         /// The node's position in the graph.
         pub index: u32,
         /// The lease token: a completion must carry it.
         pub token: i64,
+        /// The output digests of its upstream nodes, in [`JoinNode::inputs`] order.
+        pub digests: Vec<Option<Digest>>,
     }
 
     /// A claimed node's end, to record.
@@ -187,6 +191,31 @@ pub mod shared {
         pub outcome: Option<Vec<u8>>,
     }
 
+    /// A shared run as `typedag status` shows it.
+    #[derive(Clone, Debug)]
+    pub struct RunSummary {
+        /// The run's name.
+        pub run: String,
+        /// Its graph.
+        pub graph: String,
+        /// When it was created, in milliseconds since the Unix epoch.
+        pub started_ms: u64,
+        /// Its nodes.
+        pub nodes: u64,
+        /// Nodes completed (ran or cached).
+        pub done: u64,
+        /// Nodes failed.
+        pub failed: u64,
+        /// Nodes skipped.
+        pub skipped: u64,
+        /// Nodes claimed now.
+        pub claimed: u64,
+        /// The processes holding claims now.
+        pub workers: Vec<String>,
+        /// Whether it was stopped (fail fast).
+        pub stopping: bool,
+    }
+
     /// The operations of a shared run. Every method retries lost connections itself.
     pub trait Coordinator: Send + Sync {
         /// Creates the run, or joins it if it exists with the same shape.
@@ -199,15 +228,13 @@ pub mod shared {
             n: usize,
             lease: Duration,
         ) -> StoreFuture<'_, Vec<Claim>>;
-        /// The output digests of completed nodes.
-        fn digests(&self, run: String, nodes: Vec<u32>) -> StoreFuture<'_, Vec<Option<Digest>>>;
         /// Output bytes by digest, checked.
         fn outputs(&self, digests: Vec<Digest>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
         /// Asks to compute `fingerprint` under `claim`.
         fn begin(
             &self,
             fingerprint: Digest,
-            claim: Claim,
+            token: i64,
             me: String,
             lease: Duration,
         ) -> StoreFuture<'_, Begin>;
@@ -222,6 +249,8 @@ pub mod shared {
         fn progress(&self, run: String) -> StoreFuture<'_, Progress>;
         /// Every node's state.
         fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>>;
+        /// Every run the store knows, oldest first.
+        fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;
         /// How many wake-ups have arrived so far.
         fn wakes(&self) -> u64;
         /// Returns after a wake-up later than `seen` (a node completed somewhere), or after

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,9 +64,13 @@ pub(super) struct Link {
     /// The address without the password, for messages.
     pub location: String,
     pub retry_for: Duration,
-    /// The connection that reads share.
-    reader: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// The connections that reads (and a shared run's claims) share, in turn.
+    readers: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
 }
+
+/// Connections for reads and claims: enough for the server to work on several at once.
+const READERS: usize = 3;
 
 impl Link {
     pub fn new(config: Config, retry_for: Duration) -> Self {
@@ -73,7 +78,10 @@ impl Link {
             location: location(&config),
             config,
             retry_for,
-            reader: tokio::sync::Mutex::new(None),
+            readers: (0..READERS)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
         }
     }
 
@@ -126,11 +134,23 @@ impl Link {
     }
 
     async fn reader(&self, deadline: Instant) -> Result<Arc<Conn>, StoreError> {
-        let mut slot = self.reader.lock().await;
+        let at = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let mut slot = self.readers[at].lock().await;
         if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let conn = Arc::new(self.connect(deadline).await?);
+        let conn = self.connect(deadline).await?;
+        // What these connections write (a shared run's claims and leases) need not wait for
+        // the disk: a claim lost in a server crash only means the node is claimed again,
+        // and a completion, committed durably on another connection, flushes it anyway.
+        if let Err(e) = conn
+            .client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+        {
+            return Err(self.error(&e));
+        }
+        let conn = Arc::new(conn);
         *slot = Some(conn.clone());
         Ok(conn)
     }

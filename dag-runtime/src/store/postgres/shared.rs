@@ -3,7 +3,6 @@
 //! them in transactions that store the output and ready the dependents, fenced by the
 //! claim's token. `NOTIFY typedag` wakes idle processes.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -13,9 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::link::{Conn, Link, PgError, pause, transient};
-use super::{BATCH, Inner, Save, Wakes, outputs, save};
+use super::{BATCH, Inner, Wakes, outputs};
 use crate::cache::Digest;
-use crate::store::shared::{Begin, Claim, Coordinator, End, Join, NodeEnd, Progress, state};
+use crate::store::shared::{
+    Begin, Claim, Coordinator, End, Join, NodeEnd, Progress, RunSummary, state,
+};
 use crate::store::{StoreError, StoreFuture, envelope};
 
 /// A completion on its way to the database.
@@ -24,6 +25,24 @@ pub(super) struct Completion {
     graph: String,
     end: End,
     reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// Puts back the nodes whose lease ran out (their process died or lost the database), so
+/// that others claim them; their old token no longer completes anything.
+async fn requeue(conn: &Conn, run: &str) -> Result<(), PgError> {
+    let requeue = conn
+        .prepare(
+            "WITH back AS (
+                 UPDATE typedag_nodes
+                 SET state = 1, owner = NULL, token = NULL, lease_until = NULL
+                 WHERE run = $1 AND state = 2 AND lease_until < now()
+                 RETURNING idx)
+             SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('typedag', $1) END
+             FROM back",
+        )
+        .await?;
+    conn.client.execute(&requeue, &[&run]).await?;
+    Ok(())
 }
 
 fn millis(d: Duration) -> f64 {
@@ -76,18 +95,24 @@ impl Coordinator for Inner {
             async move {
                 let claim = conn
                     .prepare(
-                        "UPDATE typedag_nodes n
-                         SET state = 2, owner = $2, token = nextval('typedag_tokens'),
-                             lease_until = now() + $4 * interval '1 millisecond'
-                         FROM (SELECT idx FROM typedag_nodes
-                               WHERE run = $1
-                                 AND (state = 1 OR (state = 2 AND lease_until < now()))
-                                 AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1)
-                               ORDER BY priority DESC, idx
-                               LIMIT $3
-                               FOR UPDATE SKIP LOCKED) p
-                         WHERE n.run = $1 AND n.idx = p.idx
-                         RETURNING n.idx, n.token",
+                        "WITH claimed AS (
+                             UPDATE typedag_nodes n
+                             SET state = 2, owner = $2, token = nextval('typedag_tokens'),
+                                 lease_until = now() + $4 * interval '1 millisecond'
+                             FROM (SELECT idx FROM typedag_nodes
+                                   WHERE run = $1 AND state = 1
+                                     AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1)
+                                   ORDER BY priority DESC, idx
+                                   LIMIT $3
+                                   FOR UPDATE SKIP LOCKED) p
+                             WHERE n.run = $1 AND n.idx = p.idx
+                             RETURNING n.idx, n.token, n.inputs)
+                         SELECT c.idx, c.token,
+                                ARRAY(SELECT u.digest
+                                      FROM unnest(c.inputs) WITH ORDINALITY AS x(i, o)
+                                      LEFT JOIN typedag_nodes u ON u.run = $1 AND u.idx = x.i
+                                      ORDER BY x.o)
+                         FROM claimed c",
                     )
                     .await?;
                 let rows = conn
@@ -99,35 +124,12 @@ impl Coordinator for Inner {
                     .map(|row| Claim {
                         index: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
                         token: row.get(1),
+                        digests: row
+                            .get::<_, Vec<Option<Vec<u8>>>>(2)
+                            .iter()
+                            .map(|d| digest_of(d.as_deref()))
+                            .collect(),
                     })
-                    .collect())
-            }
-        })
-    }
-
-    fn digests(&self, run: String, nodes: Vec<u32>) -> StoreFuture<'_, Vec<Option<Digest>>> {
-        let nodes: Vec<i32> = nodes
-            .iter()
-            .map(|&i| i32::try_from(i).unwrap_or(i32::MAX))
-            .collect();
-        self.read(move |conn| {
-            let (run, nodes) = (run.clone(), nodes.clone());
-            async move {
-                let select = conn
-                    .prepare(
-                        "SELECT idx, digest FROM typedag_nodes WHERE run = $1 AND idx = ANY($2)",
-                    )
-                    .await?;
-                let found: HashMap<i32, Option<Digest>> = conn
-                    .client
-                    .query(&select, &[&run, &nodes])
-                    .await?
-                    .into_iter()
-                    .map(|row| (row.get(0), digest_of(row.get(1))))
-                    .collect();
-                Ok(nodes
-                    .iter()
-                    .map(|i| found.get(i).copied().flatten())
                     .collect())
             }
         })
@@ -143,48 +145,46 @@ impl Coordinator for Inner {
     fn begin(
         &self,
         fingerprint: Digest,
-        claim: Claim,
+        token: i64,
         me: String,
         lease: Duration,
     ) -> StoreFuture<'_, Begin> {
         self.read(move |conn| {
             let me = me.clone();
             async move {
-                let take = conn
+                // Take the fingerprint unless a live claim holds it, and look for a record
+                // of it: whoever computed it before committed that record together with
+                // letting the fingerprint go, so a record seen here is whole.
+                let begin = conn
                     .prepare(
-                        "INSERT INTO typedag_inflight (fingerprint, token, owner, lease_until)
-                         VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
-                         ON CONFLICT (fingerprint) DO UPDATE
-                         SET token = EXCLUDED.token, owner = EXCLUDED.owner,
-                             lease_until = EXCLUDED.lease_until
-                         WHERE typedag_inflight.lease_until < now()
-                            OR typedag_inflight.token = EXCLUDED.token
-                         RETURNING token",
+                        "WITH taken AS (
+                             INSERT INTO typedag_inflight (fingerprint, token, owner, lease_until)
+                             VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+                             ON CONFLICT (fingerprint) DO UPDATE
+                             SET token = EXCLUDED.token, owner = EXCLUDED.owner,
+                                 lease_until = EXCLUDED.lease_until
+                             WHERE typedag_inflight.lease_until < now()
+                                OR typedag_inflight.token = EXCLUDED.token
+                             RETURNING token)
+                         SELECT EXISTS (SELECT 1 FROM taken),
+                                (SELECT r.record FROM typedag_records r
+                                 WHERE r.fingerprint = $1 AND r.digest IS NOT NULL
+                                   AND EXISTS (SELECT 1 FROM typedag_outputs o
+                                               WHERE o.digest = r.digest)
+                                 LIMIT 1)",
                     )
                     .await?;
                 let key = fingerprint.as_slice();
-                let taken = conn
+                let row = conn
                     .client
-                    .query_opt(&take, &[&key, &claim.token, &me, &millis(lease)])
+                    .query_one(&begin, &[&key, &token, &me, &millis(lease)])
                     .await?;
-                if taken.is_none() {
+                if !row.get::<_, bool>(0) {
                     return Ok(Begin::Busy);
                 }
-                // Whoever computed it before us committed its record with the end of its
-                // claim on the fingerprint: if it is there, it is whole.
-                let find = conn
-                    .prepare(
-                        "SELECT r.record FROM typedag_records r
-                         WHERE r.fingerprint = $1 AND r.digest IS NOT NULL
-                           AND EXISTS (SELECT 1 FROM typedag_outputs o WHERE o.digest = r.digest)
-                         LIMIT 1",
-                    )
-                    .await?;
-                let found = conn
-                    .client
-                    .query_opt(&find, &[&key])
-                    .await?
-                    .and_then(|row| envelope::open_record(row.get(0)).ok())
+                let found = row
+                    .get::<_, Option<&[u8]>>(1)
+                    .and_then(|r| envelope::open_record(r).ok())
                     .filter(|r| r.digest().is_some());
                 Ok(found.map_or(Begin::Go, |r| Begin::Found(Box::new(r))))
             }
@@ -238,7 +238,7 @@ impl Coordinator for Inner {
                 conn.client
                     .execute(&inflight, &[&me, &millis(lease)])
                     .await?;
-                Ok(())
+                requeue(&conn, &run).await
             }
         })
     }
@@ -278,6 +278,7 @@ impl Coordinator for Inner {
                          FROM typedag_nodes WHERE run = $1",
                     )
                     .await?;
+                requeue(&conn, &run).await?;
                 let row = conn.client.query_one(&select, &[&run]).await?;
                 Ok(Progress {
                     unfinished: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
@@ -309,6 +310,50 @@ impl Coordinator for Inner {
                     })
                     .collect())
             }
+        })
+    }
+
+    fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>> {
+        self.read(|conn| async move {
+            let rows = conn
+                .client
+                .query(
+                    "SELECT r.run, r.graph, r.stopping,
+                            (extract(epoch FROM r.started_at) * 1000)::bigint,
+                            count(n.idx),
+                            count(*) FILTER (WHERE n.state = 3),
+                            count(*) FILTER (WHERE n.state = 4),
+                            count(*) FILTER (WHERE n.state = 5),
+                            count(*) FILTER (WHERE n.state = 2),
+                            array_agg(DISTINCT n.owner) FILTER (WHERE n.state = 2)
+                     FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
+                     GROUP BY r.run ORDER BY min(r.started_at), r.run",
+                    &[],
+                )
+                .await?;
+            let count = |row: &tokio_postgres::Row, i: usize| {
+                u64::try_from(row.get::<_, i64>(i)).unwrap_or(0)
+            };
+            Ok(rows
+                .iter()
+                .map(|row| RunSummary {
+                    run: row.get(0),
+                    graph: row.get(1),
+                    stopping: row.get(2),
+                    started_ms: count(row, 3),
+                    nodes: count(row, 4),
+                    done: count(row, 5),
+                    failed: count(row, 6),
+                    skipped: count(row, 7),
+                    claimed: count(row, 8),
+                    workers: row
+                        .get::<_, Option<Vec<Option<String>>>>(9)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                })
+                .collect())
         })
     }
 
@@ -370,9 +415,13 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut inputs = Vec::with_capacity(n);
     for (i, node) in join.nodes.iter().enumerate() {
         idx.push(i32::try_from(i).unwrap_or(i32::MAX));
         ids.push(node.id.as_str());
+        // An array literal per node: `{3,7}`, read back as integer[] by the server.
+        let list: Vec<String> = node.inputs.iter().map(u32::to_string).collect();
+        inputs.push(format!("{{{}}}", list.join(",")));
         priorities.push(node.priority);
         waiting.push(i32::try_from(node.waiting).unwrap_or(i32::MAX));
         let (st, digest, outcome) = match &node.done {
@@ -390,14 +439,19 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
     }
     client
         .execute(
-            "INSERT INTO typedag_nodes (run, idx, node, priority, waiting, state, digest, outcome)
-             SELECT $1, * FROM UNNEST($2::int[], $3::text[], $4::int[], $5::int[], $6::int2[],
-                                      $7::bytea[], $8::bytea[])",
+            "INSERT INTO typedag_nodes
+                 (run, idx, node, priority, inputs, waiting, state, digest, outcome)
+             SELECT $1, t.idx, t.node, t.priority, t.inputs::integer[], t.waiting, t.state,
+                    t.digest, t.outcome
+             FROM UNNEST($2::int[], $3::text[], $4::int[], $5::text[], $6::int[], $7::int2[],
+                         $8::bytea[], $9::bytea[])
+                  AS t(idx, node, priority, inputs, waiting, state, digest, outcome)",
             &[
                 &join.run,
                 &idx,
                 &ids,
                 &priorities,
+                &inputs,
                 &waiting,
                 &states,
                 &digests,
@@ -449,150 +503,126 @@ pub(super) async fn complete_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiv
     }
 }
 
-/// Applies a batch of completions; for each, whether its claim still held. A claim whose
-/// node already carries its end (a retried batch whose first commit went through) counts
-/// as accepted and changes nothing.
+/// Applies a batch of completions, one call of `typedag_complete` per run; for each,
+/// whether its claim still held. A claim whose node already carries its end (a retried
+/// batch whose first commit went through) counts as held and changes nothing.
 async fn apply(conn: &Conn, ends: &[(String, String, End)]) -> Result<Vec<bool>, PgError> {
-    let mut accepted = vec![false; ends.len()];
-    let mut runs: Vec<&str> = ends.iter().map(|(run, _, _)| run.as_str()).collect();
-    runs.sort_unstable();
-    runs.dedup();
-    for run in runs {
-        let mine: Vec<usize> = (0..ends.len()).filter(|&i| ends[i].0 == run).collect();
-        let mut idx: Vec<i32> = mine
+    let mut held = vec![false; ends.len()];
+    let mut order: Vec<usize> = (0..ends.len()).collect();
+    // By run, then by node: rows lock in one order, so batches cannot deadlock.
+    order.sort_by(|&a, &b| (&ends[a].0, ends[a].2.index).cmp(&(&ends[b].0, ends[b].2.index)));
+    let call = conn
+        .prepare(
+            "SELECT typedag_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                     $14, $15, $16, $17, $18)",
+        )
+        .await?;
+    let mut at = 0;
+    while at < order.len() {
+        let run = &ends[order[at]].0;
+        let graph = &ends[order[at]].1;
+        let group: Vec<usize> = order[at..]
             .iter()
-            .map(|&i| i32::try_from(ends[i].2.index).unwrap_or(i32::MAX))
+            .copied()
+            .take_while(|&i| &ends[i].0 == run)
             .collect();
-        // Lock the rows in one order, so that two processes' batches cannot deadlock.
-        idx.sort_unstable();
-        let lock = conn
-            .prepare(
-                "SELECT idx, state, token FROM typedag_nodes
-                 WHERE run = $1 AND idx = ANY($2) ORDER BY idx FOR UPDATE",
-            )
-            .await?;
-        let now: HashMap<i32, (i16, Option<i64>)> = conn
+        at += group.len();
+        let mut a = Arrays::default();
+        for (pos, &i) in (1i32..).zip(&group) {
+            a.push(pos, &ends[i].2);
+        }
+        let row = conn
             .client
-            .query(&lock, &[&run, &idx])
-            .await?
-            .into_iter()
-            .map(|row| (row.get(0), (row.get(1), row.get(2))))
-            .collect();
-        let mut apply = Vec::new();
-        for &i in &mine {
-            let end = &ends[i].2;
-            let at = i32::try_from(end.index).unwrap_or(i32::MAX);
-            match now.get(&at) {
-                Some(&(st, Some(token))) if token == end.token => {
-                    accepted[i] = true;
-                    if st == state::CLAIMED {
-                        apply.push(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if apply.is_empty() {
-            continue;
-        }
-        let (mut n_idx, mut n_state, mut n_digest, mut n_outcome) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut deps, mut skip_idx, mut skip_outcome) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut fps, mut fp_tokens) = (Vec::new(), Vec::new());
-        let mut saves = Vec::new();
-        let mut stop = false;
-        for &i in &apply {
-            let (_, graph, end) = &ends[i];
-            n_idx.push(i32::try_from(end.index).unwrap_or(i32::MAX));
-            n_state.push(end.state);
-            n_digest.push(end.digest.as_ref().map(<[u8; 32]>::as_slice));
-            n_outcome.push(end.outcome.as_slice());
-            deps.extend(
-                end.dependents
-                    .iter()
-                    .map(|&d| i32::try_from(d).unwrap_or(i32::MAX)),
-            );
-            for &s in &end.skip {
-                skip_idx.push(i32::try_from(s).unwrap_or(i32::MAX));
-                skip_outcome.push(end.skip_outcome.as_slice());
-            }
-            if let Some(fp) = &end.fingerprint {
-                fps.push(fp.as_slice());
-                fp_tokens.push(end.token);
-            }
-            if let Some((node, record, output)) = &end.save {
-                saves.push(Save {
+            .query_one(
+                &call,
+                &[
+                    run,
                     graph,
-                    node,
-                    record,
-                    output: output.as_deref(),
-                });
-            }
-            stop |= end.stop;
-        }
-        save(conn, &saves).await?;
-        let finish = conn
-            .prepare(
-                "UPDATE typedag_nodes n
-                 SET state = u.state, digest = u.digest, outcome = u.outcome,
-                     lease_until = NULL
-                 FROM UNNEST($2::int[], $3::int2[], $4::bytea[], $5::bytea[])
-                      AS u(idx, state, digest, outcome)
-                 WHERE n.run = $1 AND n.idx = u.idx",
+                    &a.idx,
+                    &a.token,
+                    &a.state,
+                    &a.digest,
+                    &a.outcome,
+                    &a.node,
+                    &a.record,
+                    &a.key,
+                    &a.bytes,
+                    &a.fp,
+                    &a.stop,
+                    &a.dep_of,
+                    &a.dep,
+                    &a.skip_of,
+                    &a.skip,
+                    &a.skip_outcome,
+                ],
             )
             .await?;
-        conn.client
-            .execute(&finish, &[&run, &n_idx, &n_state, &n_digest, &n_outcome])
-            .await?;
-        if !deps.is_empty() {
-            let ready = conn
-                .prepare(
-                    "UPDATE typedag_nodes n
-                     SET waiting = n.waiting - d.c,
-                         state = CASE WHEN n.state = 0 AND n.waiting - d.c <= 0 THEN 1
-                                      ELSE n.state END
-                     FROM (SELECT i, count(*)::int AS c FROM UNNEST($2::int[]) AS i
-                           GROUP BY i ORDER BY i) d
-                     WHERE n.run = $1 AND n.idx = d.i",
-                )
-                .await?;
-            conn.client.execute(&ready, &[&run, &deps]).await?;
+        let answers: Vec<bool> = row.get(0);
+        for (&i, ok) in group.iter().zip(answers) {
+            held[i] = ok;
         }
-        if !skip_idx.is_empty() {
-            let skip = conn
-                .prepare(
-                    "UPDATE typedag_nodes n SET state = 5, outcome = u.outcome
-                     FROM UNNEST($2::int[], $3::bytea[]) AS u(idx, outcome)
-                     WHERE n.run = $1 AND n.idx = u.idx AND n.state = 0",
-                )
-                .await?;
-            conn.client
-                .execute(&skip, &[&run, &skip_idx, &skip_outcome])
-                .await?;
-        }
-        if !fps.is_empty() {
-            let done = conn
-                .prepare(
-                    "DELETE FROM typedag_inflight f
-                     USING UNNEST($1::bytea[], $2::int8[]) AS u(fingerprint, token)
-                     WHERE f.fingerprint = u.fingerprint AND f.token = u.token",
-                )
-                .await?;
-            conn.client.execute(&done, &[&fps, &fp_tokens]).await?;
-        }
-        if stop {
-            conn.client
-                .execute(
-                    "UPDATE typedag_runs SET stopping = true WHERE run = $1",
-                    &[&run],
-                )
-                .await?;
-        }
-        conn.client
-            .execute("SELECT pg_notify('typedag', $1)", &[&run])
-            .await?;
     }
-    Ok(accepted)
+    Ok(held)
+}
+
+/// The arguments of `typedag_complete`: one entry per end, and the dependents and skipped
+/// nodes of each, flattened with the (1-based) position of their end.
+#[derive(Default)]
+struct Arrays<'a> {
+    idx: Vec<i32>,
+    token: Vec<i64>,
+    state: Vec<i16>,
+    digest: Vec<Option<&'a [u8]>>,
+    outcome: Vec<&'a [u8]>,
+    node: Vec<Option<&'a str>>,
+    record: Vec<Option<Vec<u8>>>,
+    key: Vec<Option<Vec<u8>>>,
+    bytes: Vec<Option<&'a [u8]>>,
+    fp: Vec<Option<&'a [u8]>>,
+    stop: Vec<bool>,
+    dep_of: Vec<i32>,
+    dep: Vec<i32>,
+    skip_of: Vec<i32>,
+    skip: Vec<i32>,
+    skip_outcome: Vec<&'a [u8]>,
+}
+
+impl<'a> Arrays<'a> {
+    fn push(&mut self, pos: i32, end: &'a End) {
+        let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        self.idx.push(int(end.index));
+        self.token.push(end.token);
+        self.state.push(end.state);
+        self.digest
+            .push(end.digest.as_ref().map(<[u8; 32]>::as_slice));
+        self.outcome.push(&end.outcome);
+        match &end.save {
+            Some((node, record, bytes)) => {
+                self.node.push(Some(node));
+                self.record.push(Some(envelope::seal_record(record)));
+                self.key.push(Some(record.fingerprint.key().to_vec()));
+                self.bytes.push(bytes.as_deref());
+            }
+            None => {
+                self.node.push(None);
+                self.record.push(None);
+                self.key.push(None);
+                self.bytes.push(None);
+            }
+        }
+        self.fp
+            .push(end.fingerprint.as_ref().map(<[u8; 32]>::as_slice));
+        self.stop.push(end.stop);
+        for &d in &end.dependents {
+            self.dep_of.push(pos);
+            self.dep.push(int(d));
+        }
+        for &s in &end.skip {
+            self.skip_of.push(pos);
+            self.skip.push(int(s));
+            self.skip_outcome.push(&end.skip_outcome);
+        }
+    }
 }
 
 /// Counts `NOTIFY typedag` on a connection of its own, reconnecting when it drops, until
