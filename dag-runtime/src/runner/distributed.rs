@@ -268,6 +268,9 @@ async fn claim_and_run(ctx: &Arc<Ctx>) -> Result<bool, Error> {
     // Idle processes look again this often even without a notification, for leases that
     // ran out.
     let idle = (ctx.lease / 4).min(Duration::from_secs(2));
+    // Searching for ready nodes is worth it when another process has done something since
+    // the last search; the nodes this process readies come back to it directly.
+    let mut searched: Option<u64> = None;
     loop {
         if run.cancel.is_cancelled() {
             tasks.abort_all();
@@ -281,10 +284,14 @@ async fn claim_and_run(ctx: &Arc<Ctx>) -> Result<bool, Error> {
         let room = run.limit.saturating_sub(tasks.len());
         let mut claimed = 0;
         if room > 0 {
+            let search = tasks.is_empty() || searched != Some(seen);
             let claims = ctx
                 .coordinator
-                .claim(ctx.name.clone(), ctx.me.clone(), room, ctx.lease)
+                .claim(ctx.name.clone(), ctx.me.clone(), room, ctx.lease, search)
                 .await?;
+            if search {
+                searched = Some(seen);
+            }
             claimed = claims.len();
             for claim in claims {
                 let ctx = ctx.clone();

@@ -220,13 +220,15 @@ pub mod shared {
     pub trait Coordinator: Send + Sync {
         /// Creates the run, or joins it if it exists with the same shape.
         fn join(&self, join: Join) -> StoreFuture<'_, ()>;
-        /// Claims up to `n` ready nodes (or nodes whose lease ran out), best priority first.
+        /// Claims up to `n` ready nodes: first those this process's completions readied,
+        /// then, if `search`, any ready node, best priority first.
         fn claim(
             &self,
             run: String,
             me: String,
             n: usize,
             lease: Duration,
+            search: bool,
         ) -> StoreFuture<'_, Vec<Claim>>;
         /// Output bytes by digest, checked.
         fn outputs(&self, digests: Vec<Digest>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
@@ -251,10 +253,10 @@ pub mod shared {
         fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>>;
         /// Every run the store knows, oldest first.
         fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;
-        /// How many wake-ups have arrived so far.
+        /// How many wake-ups from other processes have arrived so far.
         fn wakes(&self) -> u64;
-        /// Returns after a wake-up later than `seen` (a node completed somewhere), or after
-        /// `timeout`.
+        /// Returns after a wake-up later than `seen` (a node completed in another process,
+        /// a lease ran out), or after `timeout`.
         fn wait(&self, seen: u64, timeout: Duration) -> StoreFuture<'_, ()>;
     }
 }

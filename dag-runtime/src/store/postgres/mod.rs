@@ -87,23 +87,27 @@ const MIGRATIONS: &[&str] = &[
      -- Records the ends of claimed nodes in one call: each end whose claim still holds
      -- (its token is the node's) is applied, with its record and output, its dependents
      -- readied, the nodes it skips marked, its fingerprint let go. Returns, for each end,
-     -- whether its claim held. Ends come sorted by node, so rows lock in one order.
+     -- whether its claim held, and the nodes it made ready. Ends come sorted by node, so
+     -- rows lock in one order.
      CREATE FUNCTION typedag_complete(
          p_run text, p_graph text,
          p_idx integer[], p_token bigint[], p_state smallint[], p_digest bytea[],
          p_outcome bytea[], p_node text[], p_record bytea[], p_key bytea[], p_bytes bytea[],
          p_fp bytea[], p_stop boolean[],
          p_dep_of integer[], p_dep integer[],
-         p_skip_of integer[], p_skip integer[], p_skip_outcome bytea[]
-     ) RETURNS boolean[] LANGUAGE plpgsql AS $fn$
+         p_skip_of integer[], p_skip integer[], p_skip_outcome bytea[],
+         p_origin text,
+         OUT held boolean[], OUT readied integer[]
+     ) LANGUAGE plpgsql AS $fn$
      DECLARE
-         held boolean[] := array_fill(false, ARRAY[coalesce(array_length(p_idx, 1), 0)]);
          live integer[] := '{}';
          now_state smallint;
          now_token bigint;
          e integer;
          d record;
      BEGIN
+         held := array_fill(false, ARRAY[coalesce(array_length(p_idx, 1), 0)]);
+         readied := '{}';
          FOR e IN 1 .. coalesce(array_length(p_idx, 1), 0) LOOP
              SELECT n.state, n.token INTO now_state, now_token FROM typedag_nodes n
              WHERE n.run = p_run AND n.idx = p_idx[e] FOR UPDATE;
@@ -115,7 +119,7 @@ const MIGRATIONS: &[&str] = &[
              END IF;
          END LOOP;
          IF cardinality(live) = 0 THEN
-             RETURN held;
+             RETURN;
          END IF;
          INSERT INTO typedag_outputs (digest, bytes)
          SELECT p_digest[u.k], p_bytes[u.k] FROM unnest(live) AS u(k)
@@ -144,7 +148,11 @@ const MIGRATIONS: &[&str] = &[
              UPDATE typedag_nodes
              SET waiting = waiting - d.c,
                  state = CASE WHEN state = 0 AND waiting - d.c <= 0 THEN 1 ELSE state END
-             WHERE run = p_run AND idx = d.node;
+             WHERE run = p_run AND idx = d.node
+             RETURNING state INTO now_state;
+             IF now_state = 1 THEN
+                 readied := readied || d.node;
+             END IF;
          END LOOP;
          FOR d IN SELECT p_skip[s.k] AS node, min(s.k) AS first
                   FROM generate_subscripts(p_skip, 1) AS s(k)
@@ -156,8 +164,9 @@ const MIGRATIONS: &[&str] = &[
          IF EXISTS (SELECT 1 FROM unnest(live) AS u(k) WHERE p_stop[u.k]) THEN
              UPDATE typedag_runs SET stopping = true WHERE run = p_run;
          END IF;
-         PERFORM pg_notify('typedag', p_run);
-         RETURN held;
+         -- The readied nodes go back to the caller, who claims what it has room for; the
+         -- others hear of them (`p_origin` says whose news it is).
+         PERFORM pg_notify('typedag', p_run || ' ' || p_origin);
      END
      $fn$;",
 ];
@@ -212,13 +221,20 @@ struct Inner {
     completer: mpsc::UnboundedSender<shared::Completion>,
     /// Notifications that something changed in a shared run.
     wakes: Arc<Wakes>,
+    /// Nodes that this process's completions made ready, by run: claimed first, without
+    /// searching.
+    hints: Arc<Hints>,
 }
 
-/// Counts notifications, and wakes whoever waits for the next one.
-#[derive(Default)]
+/// Nodes readied by this process's completions, by run.
+pub(super) type Hints = Mutex<HashMap<String, Vec<i32>>>;
+
+/// Counts notifications from other processes, and wakes whoever waits for the next one.
 struct Wakes {
     count: AtomicU64,
     notify: Notify,
+    /// Who we are in notifications: our own are not news.
+    origin: String,
 }
 
 impl Drop for Inner {
@@ -311,9 +327,19 @@ impl PostgresStore {
         }
         let (writer, rx) = mpsc::unbounded_channel();
         handle.spawn(write_loop(link.clone(), rx));
+        let wakes = Arc::new(Wakes {
+            count: AtomicU64::new(0),
+            notify: Notify::new(),
+            origin: shared::origin(),
+        });
+        let hints: Arc<Hints> = Arc::default();
         let (completer, rx) = mpsc::unbounded_channel();
-        handle.spawn(shared::complete_loop(link.clone(), rx));
-        let wakes = Arc::new(Wakes::default());
+        handle.spawn(shared::complete_loop(
+            link.clone(),
+            rx,
+            hints.clone(),
+            wakes.origin.clone(),
+        ));
         handle.spawn(shared::listen(link.clone(), Arc::downgrade(&wakes)));
         let inner = Arc::new(Inner {
             key: key.clone(),
@@ -323,6 +349,7 @@ impl PostgresStore {
             writer,
             completer,
             wakes,
+            hints,
         });
         open_stores()
             .lock()

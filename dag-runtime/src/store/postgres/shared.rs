@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::link::{Conn, Link, PgError, pause, transient};
-use super::{BATCH, Inner, Wakes, outputs};
+use super::{BATCH, Hints, Inner, Wakes, outputs};
 use crate::cache::Digest;
 use crate::store::shared::{
     Begin, Claim, Coordinator, End, Join, NodeEnd, Progress, RunSummary, state,
@@ -25,6 +25,67 @@ pub(super) struct Completion {
     graph: String,
     end: End,
     reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// The claim statement: ready nodes of run $1 (unless the run is stopping) that match
+/// `$filter`, in `$order`, at most $3, skipping those another process is claiming
+/// right now; each returned with its inputs' digests.
+macro_rules! claim_sql {
+    ($filter:literal, $order:literal) => {
+        concat!(
+            "WITH claimed AS (
+                 UPDATE typedag_nodes n
+                 SET state = 2, owner = $2, token = nextval('typedag_tokens'),
+                     lease_until = now() + $4 * interval '1 millisecond'
+                 FROM (SELECT idx FROM typedag_nodes
+                       WHERE run = $1
+                         AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) ",
+            $filter,
+            $order,
+            " LIMIT $3
+                       FOR UPDATE SKIP LOCKED) p
+                 WHERE n.run = $1 AND n.idx = p.idx AND n.state = 1
+                 RETURNING n.idx, n.token, n.inputs)
+             SELECT c.idx, c.token,
+                    ARRAY(SELECT u.digest
+                          FROM unnest(c.inputs) WITH ORDINALITY AS x(i, o)
+                          LEFT JOIN typedag_nodes u ON u.run = $1 AND u.idx = x.i
+                          ORDER BY x.o)
+             FROM claimed c"
+        )
+    };
+}
+
+/// Claims among the nodes this process readied: found by key (the primary key; the index
+/// of ready nodes is full of entries for nodes claimed since, until a vacuum).
+const CLAIM_HINTED: &str = claim_sql!("AND idx = ANY($5)", "");
+/// Claims among every ready node, best priority first.
+const CLAIM_ANY: &str = claim_sql!("AND state = 1 ", "ORDER BY priority DESC, idx");
+
+fn claim_of(row: &tokio_postgres::Row) -> Claim {
+    Claim {
+        index: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
+        token: row.get(1),
+        digests: row
+            .get::<_, Vec<Option<Vec<u8>>>>(2)
+            .iter()
+            .map(|d| digest_of(d.as_deref()))
+            .collect(),
+    }
+}
+
+/// A name for this store in notifications, so that it can tell its own from others'.
+pub(super) fn origin() -> String {
+    let nonce = blake3::hash(
+        format!(
+            "{:?}{:?}{}",
+            std::time::SystemTime::now(),
+            std::thread::current().id(),
+            std::process::id()
+        )
+        .as_bytes(),
+    );
+    nonce.to_hex().as_str()[..16].to_owned()
 }
 
 /// Puts back the nodes whose lease ran out (their process died or lost the database), so
@@ -88,49 +149,54 @@ impl Coordinator for Inner {
         me: String,
         n: usize,
         lease: Duration,
+        search: bool,
     ) -> StoreFuture<'_, Vec<Claim>> {
-        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let hints = self.hints.clone();
         self.read(move |conn| {
-            let (run, me) = (run.clone(), me.clone());
+            let (run, me, hints) = (run.clone(), me.clone(), hints.clone());
             async move {
-                let claim = conn
-                    .prepare(
-                        "WITH claimed AS (
-                             UPDATE typedag_nodes n
-                             SET state = 2, owner = $2, token = nextval('typedag_tokens'),
-                                 lease_until = now() + $4 * interval '1 millisecond'
-                             FROM (SELECT idx FROM typedag_nodes
-                                   WHERE run = $1 AND state = 1
-                                     AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1)
-                                   ORDER BY priority DESC, idx
-                                   LIMIT $3
-                                   FOR UPDATE SKIP LOCKED) p
-                             WHERE n.run = $1 AND n.idx = p.idx
-                             RETURNING n.idx, n.token, n.inputs)
-                         SELECT c.idx, c.token,
-                                ARRAY(SELECT u.digest
-                                      FROM unnest(c.inputs) WITH ORDINALITY AS x(i, o)
-                                      LEFT JOIN typedag_nodes u ON u.run = $1 AND u.idx = x.i
-                                      ORDER BY x.o)
-                         FROM claimed c",
-                    )
-                    .await?;
-                let rows = conn
-                    .client
-                    .query(&claim, &[&run, &me, &n, &millis(lease)])
-                    .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|row| Claim {
-                        index: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
-                        token: row.get(1),
-                        digests: row
-                            .get::<_, Vec<Option<Vec<u8>>>>(2)
-                            .iter()
-                            .map(|d| digest_of(d.as_deref()))
-                            .collect(),
-                    })
-                    .collect())
+                let hinted: Vec<i32> = {
+                    let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
+                    let mine = all.entry(run.clone()).or_default();
+                    let take = mine.len().min(n);
+                    mine.drain(..take).collect()
+                };
+                let mut claims = Vec::new();
+                if !hinted.is_empty() {
+                    let by_id = conn.prepare(CLAIM_HINTED).await?;
+                    let rows = conn
+                        .client
+                        .query(
+                            &by_id,
+                            &[
+                                &run,
+                                &me,
+                                &i64::try_from(n).unwrap_or(i64::MAX),
+                                &millis(lease),
+                                &hinted,
+                            ],
+                        )
+                        .await?;
+                    claims.extend(rows.iter().map(claim_of));
+                }
+                let room = n.saturating_sub(claims.len());
+                if search && room > 0 {
+                    let any = conn.prepare(CLAIM_ANY).await?;
+                    let rows = conn
+                        .client
+                        .query(
+                            &any,
+                            &[
+                                &run,
+                                &me,
+                                &i64::try_from(room).unwrap_or(i64::MAX),
+                                &millis(lease),
+                            ],
+                        )
+                        .await?;
+                    claims.extend(rows.iter().map(claim_of));
+                }
+                Ok(claims)
             }
         })
     }
@@ -290,6 +356,10 @@ impl Coordinator for Inner {
     }
 
     fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>> {
+        self.hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run);
         self.read(move |conn| {
             let run = run.clone();
             async move {
@@ -459,6 +529,9 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
             ],
         )
         .await?;
+    // The planner must know the table is no longer small, or it picks plans that read
+    // every node on each claim.
+    client.batch_execute("ANALYZE typedag_nodes").await?;
     client
         .execute("SELECT pg_notify('typedag', $1)", &[&join.run])
         .await?;
@@ -466,7 +539,12 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
 }
 
 /// Commits completions in batches: one transaction for whatever has queued up.
-pub(super) async fn complete_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+pub(super) async fn complete_loop(
+    link: Arc<Link>,
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+    hints: Arc<Hints>,
+    origin: String,
+) {
     let mut conn: Option<Conn> = None;
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -484,8 +562,14 @@ pub(super) async fn complete_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiv
                     Err(e) => break Err(e),
                 },
             };
-            match c.transaction(apply(c, &ends)).await {
-                Ok(accepted) => break Ok(accepted),
+            match c.transaction(apply(c, &ends, &origin)).await {
+                Ok((accepted, readied)) => {
+                    let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
+                    for (run, nodes) in readied {
+                        all.entry(run).or_default().extend(nodes);
+                    }
+                    break Ok(accepted);
+                }
                 Err(e) if transient(&e) && Instant::now() < deadline => {
                     conn = None;
                     tokio::time::sleep(pause(attempt)).await;
@@ -506,15 +590,20 @@ pub(super) async fn complete_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiv
 /// Applies a batch of completions, one call of `typedag_complete` per run; for each,
 /// whether its claim still held. A claim whose node already carries its end (a retried
 /// batch whose first commit went through) counts as held and changes nothing.
-async fn apply(conn: &Conn, ends: &[(String, String, End)]) -> Result<Vec<bool>, PgError> {
+async fn apply(
+    conn: &Conn,
+    ends: &[(String, String, End)],
+    origin: &str,
+) -> Result<(Vec<bool>, Vec<(String, Vec<i32>)>), PgError> {
     let mut held = vec![false; ends.len()];
+    let mut readied = Vec::new();
     let mut order: Vec<usize> = (0..ends.len()).collect();
     // By run, then by node: rows lock in one order, so batches cannot deadlock.
     order.sort_by(|&a, &b| (&ends[a].0, ends[a].2.index).cmp(&(&ends[b].0, ends[b].2.index)));
     let call = conn
         .prepare(
-            "SELECT typedag_complete($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                     $14, $15, $16, $17, $18)",
+            "SELECT held, readied FROM typedag_complete($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                                     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .await?;
     let mut at = 0;
@@ -554,6 +643,7 @@ async fn apply(conn: &Conn, ends: &[(String, String, End)]) -> Result<Vec<bool>,
                     &a.skip_of,
                     &a.skip,
                     &a.skip_outcome,
+                    &origin,
                 ],
             )
             .await?;
@@ -561,8 +651,9 @@ async fn apply(conn: &Conn, ends: &[(String, String, End)]) -> Result<Vec<bool>,
         for (&i, ok) in group.iter().zip(answers) {
             held[i] = ok;
         }
+        readied.push((run.clone(), row.get::<_, Vec<i32>>(1)));
     }
-    Ok(held)
+    Ok((held, readied))
 }
 
 /// The arguments of `typedag_complete`: one entry per end, and the dependents and skipped
@@ -642,10 +733,21 @@ pub(super) async fn listen(link: Arc<Link>, wakes: Weak<Wakes>) {
         }
         if let Ok((client, mut connection)) = link.config.connect(NoTls).await {
             let (tx, mut rx) = mpsc::unbounded_channel();
+            let own = wakes
+                .upgrade()
+                .map(|w| format!(" {}", w.origin))
+                .unwrap_or_default();
             let pump = tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(Ok(message)) = messages.next().await {
-                    if matches!(message, AsyncMessage::Notification(_)) && tx.send(()).is_err() {
+                    let AsyncMessage::Notification(note) = message else {
+                        continue;
+                    };
+                    // Our own completions come back to us as readied nodes: not news.
+                    if !own.is_empty() && note.payload().ends_with(&own) {
+                        continue;
+                    }
+                    if tx.send(()).is_err() {
                         return;
                     }
                 }
