@@ -116,7 +116,10 @@
 //! ## Stores
 //!
 //! Stores: [`EmbeddedStore`] (the default, in `./.typedag`, or `TYPEDAG_STORE`),
-//! [`MemoryStore`], none ([`Runner::without_store`]), or your own [`Store`].
+//! [`MemoryStore`], none ([`Runner::without_store`]), or your own [`Store`]. With the
+//! `postgres` feature, `PostgresStore` keeps the cache in a PostgreSQL database that every
+//! process shares (`TYPEDAG_STORE=postgres://…`), and [`Runner::distributed`] splits one run
+//! of a graph between all the processes that join it.
 
 extern crate self as typedag;
 
@@ -126,6 +129,8 @@ pub use dag_runtime::*;
 /// Everything a program using typedag needs: `use typedag::prelude::*;`.
 pub mod prelude {
     pub use dag_macros::{dag, task};
+    #[cfg(feature = "postgres")]
+    pub use dag_runtime::PostgresStore;
     pub use dag_runtime::{
         Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, MemoryStore, Node, NodeState,
         Outcome, Outputs, Reason, Res, Runner, Task, Totals,

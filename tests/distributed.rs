@@ -511,3 +511,79 @@ async fn a_distributed_run_needs_outputs_that_cross_processes() {
         "{text}"
     );
 }
+
+#[task]
+async fn fragile(fail: bool) -> Result<u64, String> {
+    if fail {
+        Err("the disk is full".into())
+    } else {
+        Ok(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_skips_its_dependents_in_every_process_and_runs_again_next_time() {
+    let url = Cluster::shared().database("failure");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let graph = |fail: bool| {
+        dag! {
+            name = "fragile";
+            a = fragile(fail);
+            b = plus(a, 1);
+            c = plus(b, 1);
+            d = plus(7, 1);
+        }
+    };
+    // Two workers of one run, in one process for brevity.
+    let one = Runner::new().store(store.clone()).distributed("first");
+    let two = Runner::new().store(store.clone()).distributed("first");
+    let (x, y) = tokio::join!(one.run_partial(graph(true)), two.run_partial(graph(true)));
+    for partial in [x.unwrap(), y.unwrap()] {
+        let report = &partial.report;
+        assert!(
+            matches!(report.node("a").unwrap().outcome, Outcome::Failed { .. }),
+            "{report}"
+        );
+        assert_eq!(
+            report
+                .node("a")
+                .unwrap()
+                .outcome
+                .error()
+                .map(typedag::Failure::message),
+            Some("the disk is full")
+        );
+        for skipped in ["b", "c"] {
+            assert_eq!(
+                report.node(skipped).unwrap().outcome,
+                Outcome::Skipped {
+                    because: "a".into()
+                },
+                "{report}"
+            );
+        }
+        assert_eq!(partial.outputs.d, Some(8));
+        assert_eq!(partial.outputs.c, None);
+    }
+    // `run` says which node failed.
+    let err = Runner::new()
+        .store(store.clone())
+        .distributed("first")
+        .run(graph(true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("the disk is full"), "{err}");
+    // The next run (a new name) runs the failed node again; `d` is cached.
+    let next = Runner::new()
+        .store(store)
+        .distributed("second")
+        .run_partial(graph(false))
+        .await
+        .unwrap();
+    assert_eq!(next.outputs.c, Some(3));
+    assert_eq!(next.report.node("d").unwrap().outcome, Outcome::Cached);
+    assert!(matches!(
+        next.report.node("a").unwrap().outcome,
+        Outcome::Ran { .. }
+    ));
+}

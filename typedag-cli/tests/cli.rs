@@ -599,6 +599,24 @@ fn a_postgres_store_reads_like_an_embedded_one() {
     same(&["forget", "nightly"]);
     same(&["status"]);
 
+    // A distributed run in progress shows under the graphs.
+    cluster.sql(
+        &url,
+        "INSERT INTO typedag_runs (run, graph, shape) VALUES ('nightly-1', 'pipeline', '\\x00');
+         INSERT INTO typedag_nodes (run, idx, node, priority, inputs, waiting, state, owner)
+         VALUES ('nightly-1', 0, 'fetch', 0, '{}', 0, 3, NULL),
+                ('nightly-1', 1, 'parse', 0, '{0}', 0, 2, 'box-a:41:9f'),
+                ('nightly-1', 2, 'report', 0, '{1}', 1, 0, NULL)",
+    );
+    let status = ok(&url, &["status"]);
+    let run = row(&status, "nightly-1");
+    assert_eq!(
+        run[..7],
+        ["nightly-1", "pipeline", "3", "1", "0", "0", "1"],
+        "{status}"
+    );
+    assert_eq!(run[8], "running on 1 worker: box-a:41:9f", "{status}");
+
     let err = fails(url.replace("/cli", "/nothing_here"), &["status"], 1);
     assert!(
         err.contains(r#"database "nothing_here" does not exist"#),
