@@ -183,7 +183,7 @@ async fn processes_connecting_at_once_create_the_tables_once() {
         c.await.unwrap().unwrap();
     }
     // Every version applied once, in one line from 1 up.
-    let versions = psql(
+    let versions = Cluster::shared().sql(
         &url,
         "SELECT count(*) = max(version) AND min(version) = 1 FROM typedag_migrations",
     );
@@ -194,7 +194,7 @@ async fn processes_connecting_at_once_create_the_tables_once() {
 async fn a_database_from_a_newer_typedag_is_refused_clearly() {
     let url = Cluster::shared().database("newer");
     PostgresStore::connect(&url).await.unwrap();
-    psql(
+    Cluster::shared().sql(
         &url,
         "INSERT INTO typedag_migrations (version, typedag) VALUES (99, '9.0.0')",
     );
@@ -309,25 +309,6 @@ async fn a_run_lives_through_a_server_restart_and_loses_nothing() {
     assert_eq!(partial.outputs.try_get(&last), Some(&expected));
 }
 
-/// Runs SQL through psql and returns what it printed (unaligned, no headers).
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new(bindir().join("psql"))
-        .args([url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn bindir() -> std::path::PathBuf {
-    let out = Command::new("pg_config").arg("--bindir").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().into()
-}
-
 /// Run by [`typedag_store_can_name_a_database`] in a child process, whose environment names
 /// the database: `Runner::new()` alone must find it.
 #[test]
@@ -380,7 +361,7 @@ fn typedag_store_can_name_a_database() {
     };
     assert_eq!(child(), "ran 3 cached 0 text three: odd");
     assert_eq!(child(), "ran 0 cached 3 text three: odd");
-    let rows = psql(
+    let rows = Cluster::shared().sql(
         &url,
         "SELECT count(*) FROM typedag_records WHERE graph = 'parity'",
     );

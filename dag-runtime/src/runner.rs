@@ -883,6 +883,7 @@ impl std::fmt::Display for Explanation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn runner_with(vars: &[(&str, &str)]) -> Runner {
         let mut r = Runner {
@@ -936,6 +937,8 @@ mod tests {
             ("TYPEDAG_RETRIES", "-1"),
             ("TYPEDAG_TIMEOUT", "30"),
             ("TYPEDAG_FAIL_FAST", "yes"),
+            ("TYPEDAG_RUN", " "),
+            ("TYPEDAG_STORE", ""),
         ] {
             let r = runner_with(&[(var, value)]);
             let e = Error::Env(r.env_error.clone().expect("a bad value is caught"));
@@ -949,6 +952,24 @@ mod tests {
                 .unwrap();
             let err = rt.block_on(r.run(Graph::new("env"))).unwrap_err();
             assert!(matches!(err, Error::Env(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn typedag_store_names_a_directory_or_a_database() {
+        let r = runner_with(&[("TYPEDAG_STORE", "/var/cache/x"), ("TYPEDAG_RUN", "n-1")]);
+        assert!(matches!(&r.env_store, Some(EnvStore::Dir(d)) if d == Path::new("/var/cache/x")));
+        assert_eq!(r.shared_run.as_deref(), Some("n-1"));
+        let r = runner_with(&[("TYPEDAG_STORE", "postgres://ann@db/x")]);
+        if cfg!(feature = "postgres") {
+            assert!(matches!(&r.env_store, Some(EnvStore::Url(u)) if u == "postgres://ann@db/x"));
+            assert!(r.env_error.is_none());
+        } else {
+            let text = Error::Env(r.env_error.clone().expect("refused")).to_string();
+            assert!(
+                text.contains("without typedag's `postgres` feature"),
+                "{text}"
+            );
         }
     }
 }
@@ -1873,15 +1894,8 @@ fn record(
         });
         return (result, None);
     }
-    let record = |state: RecordState, duration: Duration, attempts: u32| Record {
-        task: node.spec.task.to_owned(),
-        fingerprint,
-        state,
-        finished_ms: Record::now_ms(),
-        duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
-        attempts,
-        reason,
-    };
+    let record =
+        |state, duration, attempts| node.record(fingerprint, reason, state, duration, attempts);
     let save = |record: Record, output: Option<Vec<u8>>| Write::Save {
         graph: run.graph.clone(),
         node: node.spec.id.to_string(),
@@ -1925,6 +1939,28 @@ fn record(
             (Some(Err(failures)), Some(save(r, None)))
         }
         None => (None, None),
+    }
+}
+
+impl RtNode {
+    /// The record of this node's end, finished now.
+    fn record(
+        &self,
+        fingerprint: Fingerprint,
+        reason: Reason,
+        state: RecordState,
+        duration: Duration,
+        attempts: u32,
+    ) -> Record {
+        Record {
+            task: self.spec.task.to_owned(),
+            fingerprint,
+            state,
+            finished_ms: Record::now_ms(),
+            duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            attempts,
+            reason,
+        }
     }
 }
 

@@ -438,15 +438,8 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         Ok(prepared) => attempt(run, node, prepared, reason).await,
         Err(failure) => Err(vec![failure]),
     };
-    let record = |state: RecordState, duration: Duration, attempts: u32| Record {
-        task: node.spec.task.to_owned(),
-        fingerprint,
-        state,
-        finished_ms: Record::now_ms(),
-        duration_us: u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
-        attempts,
-        reason,
-    };
+    let record =
+        |state, duration, attempts| node.record(fingerprint, reason, state, duration, attempts);
     let encoded = result.and_then(|done| {
         let codec = node.spec.codec.as_ref().expect("checked before the run");
         match (codec.encode)(&done.value) {

@@ -124,6 +124,13 @@ impl Link {
                     });
                 }
                 Err(e) if transient(&e) && Instant::now() < deadline => {
+                    if attempt % 8 == 0 {
+                        tracing::warn!(
+                            store = %self.location,
+                            error = %describe(&e),
+                            "cannot reach the store; trying again"
+                        );
+                    }
                     tokio::time::sleep(pause(attempt)).await;
                     attempt += 1;
                 }

@@ -180,6 +180,9 @@ const BATCH: usize = 4096;
 /// How long an operation keeps retrying a lost connection by default.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// How long [`PostgresStore::connect`] tries to reach the server at first, at most.
+const FIRST_CONNECT: Duration = Duration::from_secs(10);
+
 /// A store in PostgreSQL: the cache of every process that uses the same database, and
 /// the place where processes that share a run ([`Runner::distributed`]) meet.
 ///
@@ -272,7 +275,7 @@ impl PostgresStore {
     /// `key=value` form), creating or upgrading typedag's tables in it.
     ///
     /// # Errors
-    /// [`StoreError::Unreachable`] when the server cannot be reached within a minute (the
+    /// [`StoreError::Unreachable`] when the server cannot be reached within 10 seconds (the
     /// message says why: refused, unknown host), [`StoreError::Refused`] when the server
     /// says no (no such database, a bad password, no permission to create the tables),
     /// [`StoreError::NewerSchema`] when a newer typedag has upgraded the database.
@@ -281,7 +284,8 @@ impl PostgresStore {
     }
 
     /// Like [`connect`](Self::connect), retrying a lost connection for `retry_for` before an
-    /// operation fails (one minute by default: long enough for a server restart).
+    /// operation fails (one minute by default: long enough for a server restart). The first
+    /// connection is tried for at most 10 seconds of it.
     ///
     /// # Errors
     /// As [`connect`](Self::connect).
@@ -390,7 +394,9 @@ impl Inner {
 /// Creates or upgrades typedag's tables, under a lock that makes concurrent first
 /// connections take turns.
 async fn migrate(link: &Link) -> Result<(), StoreError> {
-    let deadline = Instant::now() + link.retry_for;
+    // A server that cannot be reached at all when the program starts is more likely a
+    // wrong address than a restart: say so after a short wait, not the whole window.
+    let deadline = Instant::now() + link.retry_for.min(FIRST_CONNECT);
     let mut attempt = 0;
     loop {
         let conn = link.connect(deadline).await?;
