@@ -22,6 +22,10 @@ const INFO: TableDefinition<&str, &str> = TableDefinition::new("typedag");
 const FORMAT: &str = "typedag-store-1";
 /// The file inside the store directory.
 pub(crate) const FILE: &str = "store.redb";
+/// Outputs up to this size are kept in their record's value (one write instead of two);
+/// larger ones in a table of their own, so that reading the records stays cheap.
+const INLINE_MAX: usize = 4096;
+
 /// Writes committed together at most.
 const BATCH: usize = 4096;
 /// How long a commit waits for more writes while they keep coming, at most.
@@ -363,12 +367,20 @@ fn commit(db: &Database, batch: &[Op]) -> Result<(), redb::Error> {
                     output,
                 } => {
                     let key = (graph.as_str(), node.as_str());
-                    records.insert(key, envelope::seal_record(record).as_slice())?;
                     match output {
+                        Some(bytes) if bytes.len() <= INLINE_MAX => {
+                            records.insert(
+                                key,
+                                envelope::seal_record_with(record, bytes).as_slice(),
+                            )?;
+                            outputs.remove(key)?;
+                        }
                         Some(bytes) => {
+                            records.insert(key, envelope::seal_record(record).as_slice())?;
                             outputs.insert(key, bytes.as_slice())?;
                         }
                         None => {
+                            records.insert(key, envelope::seal_record(record).as_slice())?;
                             outputs.remove(key)?;
                         }
                     }
@@ -429,7 +441,7 @@ impl Store for EmbeddedStore {
                 if g != graph {
                     break;
                 }
-                let loaded = match envelope::open_record(v.value()) {
+                let loaded = match envelope::open_any_record(v.value()) {
                     Ok(r) => Loaded::Record(r),
                     Err(e) => Loaded::Damaged(e),
                 };
@@ -454,11 +466,18 @@ impl Store for EmbeddedStore {
     ) -> StoreFuture<'a, Option<Vec<u8>>> {
         let bytes = self.read(|db| {
             let read = db.begin_read()?;
-            let table = read.open_table(OUTPUTS)?;
-            Ok(table
+            let inline = read
+                .open_table(RECORDS)?
                 .get((graph, node))?
-                .map(|v| v.value().to_vec())
-                .filter(|b| blake3::hash(b).as_bytes() == digest))
+                .and_then(|v| envelope::split_record(v.value()).1.map(<[u8]>::to_vec));
+            let bytes = match inline {
+                Some(bytes) => Some(bytes),
+                None => read
+                    .open_table(OUTPUTS)?
+                    .get((graph, node))?
+                    .map(|v| v.value().to_vec()),
+            };
+            Ok(bytes.filter(|b| blake3::hash(b).as_bytes() == digest))
         });
         Box::pin(async move { bytes })
     }

@@ -556,6 +556,8 @@ pub enum StoreError {
 /// that a damaged or foreign value is detected on every read.
 pub(crate) mod envelope {
     const TAG: &[u8; 4] = b"TDv1";
+    /// The tag of a record that carries its output ([`seal_record_with`]).
+    const INLINE: &[u8; 4] = b"TDr1";
     /// CRC-32 of the body: catches damage cheaply; outputs are also checked against their
     /// BLAKE3 digest.
     const SUM: usize = 4;
@@ -588,6 +590,48 @@ pub(crate) mod envelope {
 
     pub(crate) fn open_record(value: &[u8]) -> Result<super::Record, String> {
         super::layout::decode(open(value)?).ok_or_else(|| "record unreadable".to_owned())
+    }
+
+    /// A record followed by its output's bytes, in one value: small outputs live with their
+    /// record, one write instead of two. The output is checked against the record's digest
+    /// when read, so the checksum covers only the record.
+    pub(crate) fn seal_record_with(record: &super::Record, output: &[u8]) -> Vec<u8> {
+        let body = super::layout::encode(record);
+        let mut out = Vec::with_capacity(TAG.len() + 4 + body.len() + SUM + output.len());
+        out.extend_from_slice(INLINE);
+        out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(output);
+        out
+    }
+
+    /// Splits a value into its sealed record and the output bytes after it, if it holds
+    /// them ([`seal_record_with`]); a plain sealed record has none.
+    pub(crate) fn split_record(value: &[u8]) -> (&[u8], Option<&[u8]>) {
+        if value.len() >= TAG.len() + 4 && &value[..TAG.len()] == INLINE {
+            let len = u32::from_le_bytes(value[4..8].try_into().unwrap_or([0; 4])) as usize;
+            let end = (8 + len + SUM).min(value.len());
+            return (&value[..end], Some(&value[end..]));
+        }
+        (value, None)
+    }
+
+    /// Opens a value written by [`seal_record`] or [`seal_record_with`].
+    pub(crate) fn open_any_record(value: &[u8]) -> Result<super::Record, String> {
+        match split_record(value) {
+            (sealed, Some(_)) => {
+                if sealed.len() < 8 + SUM {
+                    return Err(format!("value too short ({} bytes)", value.len()));
+                }
+                let body = &sealed[8..sealed.len() - SUM];
+                if crc32fast::hash(body).to_le_bytes() != sealed[sealed.len() - SUM..] {
+                    return Err("checksum mismatch".to_owned());
+                }
+                super::layout::decode(body).ok_or_else(|| "record unreadable".to_owned())
+            }
+            (sealed, None) => open_record(sealed),
+        }
     }
 }
 
@@ -733,6 +777,41 @@ mod tests {
         record.reason = Reason::NoStore;
         let back = envelope::open_record(&envelope::seal_record(&record)).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn a_record_with_its_output_reads_back_and_damage_is_caught() {
+        use crate::cache::{Fingerprint, Reason};
+        let record = super::Record {
+            task: "parse".into(),
+            fingerprint: Fingerprint {
+                code: [1; 32],
+                output_type: [2; 32],
+                inputs: [3; 32],
+                upstream: [4; 32],
+            },
+            state: super::RecordState::Done {
+                digest: [5; 32],
+                size: 3,
+            },
+            finished_ms: 1,
+            duration_us: 2,
+            attempts: 1,
+            reason: Reason::NeverRan,
+        };
+        let value = envelope::seal_record_with(&record, b"abc");
+        assert_eq!(envelope::open_any_record(&value).unwrap(), record);
+        assert_eq!(envelope::split_record(&value).1, Some(&b"abc"[..]));
+        let plain = envelope::seal_record(&record);
+        assert_eq!(envelope::open_any_record(&plain).unwrap(), record);
+        assert_eq!(envelope::split_record(&plain).1, None);
+        // Damage in the record is caught by its checksum; in the output, the caller's
+        // digest check catches it.
+        for i in 0..value.len() - 3 {
+            let mut bad = value.clone();
+            bad[i] ^= 0x10;
+            assert!(envelope::open_any_record(&bad).is_err(), "flip at {i}");
+        }
     }
 
     #[test]
