@@ -1,4 +1,5 @@
-//! `typedag gc`: drop records that no run will read, and optionally old ones.
+//! `typedag gc`: drop records that no run will read, and optionally old ones (with the
+//! finished shared runs of a PostgreSQL store that started before then).
 
 use std::time::Duration;
 
@@ -65,10 +66,18 @@ pub fn run(session: &Session, options: &Options) -> Result<String, Error> {
             ),
         ));
     }
+    let runs = old_runs(session, options, &mut out)?;
     let graphs = drops.len();
     if records == 0 {
-        out.push_str("nothing to drop\n");
+        if runs.is_empty() {
+            out.push_str("nothing to drop\n");
+        } else if !options.dry_run {
+            session.forget_runs(runs)?;
+        }
         return Ok(out);
+    }
+    if !options.dry_run && !runs.is_empty() {
+        session.forget_runs(runs)?;
     }
     let total = format!(
         "{} ({}) in {}",
@@ -83,6 +92,34 @@ pub fn run(session: &Session, options: &Options) -> Result<String, Error> {
         out.push_str(&format!("dropped {total}\n"));
     }
     Ok(out)
+}
+
+/// With `--older-than`, the finished shared runs that started longer ago, each said in `out`.
+fn old_runs(session: &Session, options: &Options, out: &mut String) -> Result<Vec<String>, Error> {
+    let Some(limit) = options.older_than else {
+        return Ok(Vec::new());
+    };
+    let mut old = Vec::new();
+    for run in session.runs()? {
+        let finished = run.done + run.failed + run.skipped == run.nodes && run.claimed == 0;
+        let started = std::time::UNIX_EPOCH + Duration::from_millis(run.started_ms);
+        let age = started.elapsed().unwrap_or_default();
+        if finished && age > limit {
+            out.push_str(&format!(
+                "run `{}` (graph `{}`, {} old): {}\n",
+                run.run,
+                run.graph,
+                human::age(age),
+                if options.dry_run {
+                    "would drop"
+                } else {
+                    "dropped"
+                }
+            ));
+            old.push(run.run);
+        }
+    }
+    Ok(old)
 }
 
 /// The records of `view` to drop, by index, each with why.

@@ -64,7 +64,8 @@ enum Command {
     },
     /// Drop the records of nodes that are no longer in their graph
     Gc {
-        /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s)
+        /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s),
+        /// and the finished distributed runs that started before then
         #[arg(long, value_name = "AGE", value_parser = human::parse_age)]
         older_than: Option<Duration>,
         /// Print what would be dropped, and drop nothing

@@ -75,6 +75,14 @@ impl Session {
         }
     }
 
+    /// Drops finished shared runs.
+    pub fn forget_runs(&self, runs: Vec<String>) -> Result<(), Error> {
+        if let Some(c) = self.store.coordinator() {
+            self.runtime.block_on(c.forget_runs(runs))?;
+        }
+        Ok(())
+    }
+
     /// Where the store is, for messages.
     pub fn location(&self) -> String {
         self.store.location()

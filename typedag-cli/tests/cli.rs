@@ -617,6 +617,27 @@ fn a_postgres_store_reads_like_an_embedded_one() {
     );
     assert_eq!(run[8], "running on 1 worker: box-a:41:9f", "{status}");
 
+    // `gc --older-than` drops finished runs that started before then, never one going on.
+    cluster.sql(
+        &url,
+        "INSERT INTO typedag_runs (run, graph, shape, started_at)
+         VALUES ('nightly-0', 'pipeline', '\\x00', now() - interval '10 days');
+         INSERT INTO typedag_nodes (run, idx, node, priority, inputs, waiting, state)
+         VALUES ('nightly-0', 0, 'fetch', 0, '{}', 0, 3);
+         UPDATE typedag_runs SET started_at = now() - interval '9 days' WHERE run = 'nightly-1'",
+    );
+    let dry = ok(&url, &["gc", "--older-than", "7d", "--dry-run"]);
+    assert!(
+        dry.contains("run `nightly-0` (graph `pipeline`, 10d old): would drop"),
+        "{dry}"
+    );
+    assert!(!dry.contains("nightly-1"), "{dry}");
+    let done = ok(&url, &["gc", "--older-than", "7d"]);
+    assert!(done.contains("run `nightly-0`"), "{done}");
+    let status = ok(&url, &["status"]);
+    assert!(!status.contains("nightly-0"), "{status}");
+    assert!(status.contains("nightly-1"), "{status}");
+
     let err = fails(url.replace("/cli", "/nothing_here"), &["status"], 1);
     assert!(
         err.contains(r#"database "nothing_here" does not exist"#),

@@ -253,6 +253,9 @@ pub mod shared {
         fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>>;
         /// Every run the store knows, oldest first.
         fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;
+        /// Drops these runs (their nodes' rows; outputs no record uses any more go too),
+        /// unless one is still going.
+        fn forget_runs(&self, runs: Vec<String>) -> StoreFuture<'_, ()>;
         /// How many wake-ups from other processes have arrived so far.
         fn wakes(&self) -> u64;
         /// Returns after a wake-up later than `seen` (a node completed in another process,

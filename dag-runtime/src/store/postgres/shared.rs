@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::link::{Conn, Link, PgError, pause, transient};
-use super::{BATCH, Hints, Inner, Wakes, outputs};
+use super::{BATCH, Hints, Inner, Wakes, outputs, sweep};
 use crate::cache::Digest;
 use crate::store::shared::{
     Begin, Claim, Coordinator, End, Join, NodeEnd, Progress, RunSummary, state,
@@ -424,6 +424,26 @@ impl Coordinator for Inner {
                         .collect(),
                 })
                 .collect())
+        })
+    }
+
+    fn forget_runs(&self, runs: Vec<String>) -> StoreFuture<'_, ()> {
+        self.read(move |conn| {
+            let runs = runs.clone();
+            async move {
+                conn.transaction(async {
+                    conn.client
+                        .execute(
+                            "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT EXISTS
+                             (SELECT 1 FROM typedag_nodes n
+                              WHERE n.run = r.run AND n.state IN (0, 1, 2))",
+                            &[&runs],
+                        )
+                        .await?;
+                    sweep(&conn).await
+                })
+                .await
+            }
         })
     }
 
