@@ -185,19 +185,8 @@ fn identity() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".to_owned());
-    let nonce = blake3::hash(
-        format!(
-            "{:?}{:?}",
-            std::time::SystemTime::now(),
-            std::thread::current().id()
-        )
-        .as_bytes(),
-    );
-    format!(
-        "{host}:{}:{}",
-        std::process::id(),
-        &nonce.to_hex().as_str()[..8]
-    )
+    let nonce = crate::store::shared::nonce();
+    format!("{host}:{}:{}", std::process::id(), &nonce[..8])
 }
 
 /// The run's rows, for whichever process creates it: nodes whose record answers for them

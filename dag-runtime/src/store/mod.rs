@@ -74,6 +74,22 @@ pub mod shared {
     use super::{Record, StoreFuture};
     use crate::cache::Digest;
 
+    /// A random hex string (from the clock, the thread and the process), to tell processes
+    /// and stores apart in a shared database.
+    pub(crate) fn nonce() -> String {
+        blake3::hash(
+            format!(
+                "{:?}{:?}{}",
+                std::time::SystemTime::now(),
+                std::thread::current().id(),
+                std::process::id()
+            )
+            .as_bytes(),
+        )
+        .to_hex()
+        .to_string()
+    }
+
     /// A node's state in a shared run.
     pub mod state {
         /// Some inputs have not completed.
@@ -580,8 +596,13 @@ pub(crate) mod envelope {
         if &value[..TAG.len()] != TAG {
             return Err("unknown value format".to_owned());
         }
-        let body = &value[TAG.len()..value.len() - SUM];
-        if crc32fast::hash(body).to_le_bytes() != value[value.len() - SUM..] {
+        checked(&value[TAG.len()..])
+    }
+
+    /// A body followed by its CRC-32: the body, if the sum matches.
+    fn checked(summed: &[u8]) -> Result<&[u8], String> {
+        let (body, sum) = summed.split_at(summed.len() - SUM);
+        if crc32fast::hash(body).to_le_bytes() != sum {
             return Err("checksum mismatch".to_owned());
         }
         Ok(body)
@@ -627,11 +648,8 @@ pub(crate) mod envelope {
                 if sealed.len() < 8 + SUM {
                     return Err(format!("value too short ({} bytes)", value.len()));
                 }
-                let body = &sealed[8..sealed.len() - SUM];
-                if crc32fast::hash(body).to_le_bytes() != sealed[sealed.len() - SUM..] {
-                    return Err("checksum mismatch".to_owned());
-                }
-                super::layout::decode(body).ok_or_else(|| "record unreadable".to_owned())
+                super::layout::decode(checked(&sealed[8..])?)
+                    .ok_or_else(|| "record unreadable".to_owned())
             }
             (sealed, None) => open_record(sealed),
         }
@@ -752,10 +770,10 @@ mod layout {
 mod tests {
     use super::envelope;
 
-    #[test]
-    fn a_record_reads_back_as_written() {
+    /// A record of a completed node.
+    fn sample() -> super::Record {
         use crate::cache::{Fingerprint, Reason};
-        let mut record = super::Record {
+        super::Record {
             task: "parse".into(),
             fingerprint: Fingerprint {
                 code: [1; 32],
@@ -771,7 +789,13 @@ mod tests {
             duration_us: 1234,
             attempts: 2,
             reason: Reason::UpstreamChanged,
-        };
+        }
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        use crate::cache::Reason;
+        let mut record = sample();
         let back = envelope::open_record(&envelope::seal_record(&record)).unwrap();
         assert_eq!(back, record);
         record.state = super::RecordState::Failed {
@@ -784,24 +808,7 @@ mod tests {
 
     #[test]
     fn a_record_with_its_output_reads_back_and_damage_is_caught() {
-        use crate::cache::{Fingerprint, Reason};
-        let record = super::Record {
-            task: "parse".into(),
-            fingerprint: Fingerprint {
-                code: [1; 32],
-                output_type: [2; 32],
-                inputs: [3; 32],
-                upstream: [4; 32],
-            },
-            state: super::RecordState::Done {
-                digest: [5; 32],
-                size: 3,
-            },
-            finished_ms: 1,
-            duration_us: 2,
-            attempts: 1,
-            reason: Reason::NeverRan,
-        };
+        let record = sample();
         let value = envelope::seal_record_with(&record, b"abc");
         assert_eq!(envelope::open_any_record(&value).unwrap(), record);
         assert_eq!(envelope::split_record(&value).1, Some(&b"abc"[..]));

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -176,6 +177,40 @@ impl Link {
             match f(conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) if transient(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(pause(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.error(&e)),
+            }
+        }
+    }
+}
+
+/// A transaction's body: what it does with the connection and the data it writes.
+pub(super) type Body<D, T> =
+    for<'c> fn(&'c Conn, &'c D) -> Pin<Box<dyn Future<Output = Result<T, PgError>> + Send + 'c>>;
+
+impl Link {
+    /// Runs `body` in a transaction on `conn` (connected anew when missing or closed), and
+    /// again on a new connection while the server cannot be reached or the transaction
+    /// conflicts with another, until `deadline`.
+    pub async fn transact<D: Sync + ?Sized, T>(
+        &self,
+        conn: &mut Option<Conn>,
+        deadline: Instant,
+        data: &D,
+        body: Body<D, T>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let c = match conn.as_ref().filter(|c| !c.is_closed()) {
+                Some(c) => c,
+                None => conn.insert(self.connect(deadline).await?),
+            };
+            match c.transaction(body(c, data)).await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) && Instant::now() < deadline => {
+                    *conn = None;
                     tokio::time::sleep(pause(attempt)).await;
                     attempt += 1;
                 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Config;
 
-use self::link::{Conn, Link, PgError, hide_password, pause, transient};
+use self::link::{Conn, Link, PgError, hide_password};
 use super::{
     Ack, Loaded, Manifest, Record, Snapshot, Store, StoreError, StoreFuture, Write, envelope,
 };
@@ -397,25 +397,14 @@ async fn migrate(link: &Link) -> Result<(), StoreError> {
     // A server that cannot be reached at all when the program starts is more likely a
     // wrong address than a restart: say so after a short wait, not the whole window.
     let deadline = Instant::now() + link.retry_for.min(FIRST_CONNECT);
-    let mut attempt = 0;
-    loop {
-        let conn = link.connect(deadline).await?;
-        match conn.transaction(migrate_once(&conn)).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(found)) => {
-                return Err(StoreError::NewerSchema {
-                    location: link.location.clone(),
-                    found,
-                    known: i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX),
-                });
-            }
-            Err(e) if transient(&e) && Instant::now() < deadline => {
-                tokio::time::sleep(pause(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(link.error(&e)),
-        }
-    }
+    let migrated = link
+        .transact(&mut None, deadline, &(), |c, ()| Box::pin(migrate_once(c)))
+        .await?;
+    migrated.map_err(|found| StoreError::NewerSchema {
+        location: link.location.clone(),
+        found,
+        known: i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX),
+    })
 }
 
 /// `Ok(Err(version))` when the database is newer than this typedag.
@@ -469,25 +458,9 @@ async fn write_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Op>) {
         let (writes, acks): (Vec<Write>, Vec<Ack>) =
             batch.drain(..).map(|op| (op.write, op.ack)).unzip();
         let deadline = Instant::now() + link.retry_for;
-        let mut attempt = 0;
-        let result = loop {
-            let c = match conn.as_ref().filter(|c| !c.is_closed()) {
-                Some(c) => c,
-                None => match link.connect(deadline).await {
-                    Ok(c) => conn.insert(c),
-                    Err(e) => break Err(e),
-                },
-            };
-            match c.transaction(commit(c, &writes)).await {
-                Ok(()) => break Ok(()),
-                Err(e) if transient(&e) && Instant::now() < deadline => {
-                    conn = None;
-                    tokio::time::sleep(pause(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => break Err(link.error(&e)),
-            }
-        };
+        let result = link
+            .transact(&mut conn, deadline, &writes, |c, w| Box::pin(commit(c, w)))
+            .await;
         for ack in acks {
             ack(result.clone());
         }

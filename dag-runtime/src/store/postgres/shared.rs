@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::link::{Conn, Link, PgError, pause, transient};
+use super::link::{Conn, Link, PgError};
 use super::{BATCH, Hints, Inner, Wakes, outputs, sweep};
 use crate::cache::Digest;
 use crate::store::shared::{
@@ -76,16 +76,7 @@ fn claim_of(row: &tokio_postgres::Row) -> Claim {
 
 /// A name for this store in notifications, so that it can tell its own from others'.
 pub(super) fn origin() -> String {
-    let nonce = blake3::hash(
-        format!(
-            "{:?}{:?}{}",
-            std::time::SystemTime::now(),
-            std::thread::current().id(),
-            std::process::id()
-        )
-        .as_bytes(),
-    );
-    nonce.to_hex().as_str()[..16].to_owned()
+    crate::store::shared::nonce()[..16].to_owned()
 }
 
 /// Puts back the nodes whose lease ran out (their process died or lost the database), so
@@ -121,25 +112,14 @@ impl Coordinator for Inner {
         let link = self.link.clone();
         self.spawn(async move {
             let deadline = Instant::now() + link.retry_for;
-            let mut attempt = 0;
-            loop {
-                let conn = link.connect(deadline).await?;
-                match conn.transaction(create(&conn, &join)).await {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(detail)) => {
-                        return Err(StoreError::RunMismatch {
-                            location,
-                            run: join.run.clone(),
-                            detail,
-                        });
-                    }
-                    Err(e) if transient(&e) && Instant::now() < deadline => {
-                        tokio::time::sleep(pause(attempt)).await;
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(link.error(&e)),
-                }
-            }
+            let created = link
+                .transact(&mut None, deadline, &*join, |c, j| Box::pin(create(c, j)))
+                .await?;
+            created.map_err(|detail| StoreError::RunMismatch {
+                location,
+                run: join.run.clone(),
+                detail,
+            })
         })
     }
 
@@ -573,31 +553,19 @@ pub(super) async fn complete_loop(
             .map(|c| ((c.run, c.graph, c.end), c.reply))
             .unzip();
         let deadline = Instant::now() + link.retry_for;
-        let mut attempt = 0;
-        let result = loop {
-            let c = match conn.as_ref().filter(|c| !c.is_closed()) {
-                Some(c) => c,
-                None => match link.connect(deadline).await {
-                    Ok(c) => conn.insert(c),
-                    Err(e) => break Err(e),
-                },
-            };
-            match c.transaction(apply(c, &ends, &origin)).await {
-                Ok((accepted, readied)) => {
-                    let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
-                    for (run, nodes) in readied {
-                        all.entry(run).or_default().extend(nodes);
-                    }
-                    break Ok(accepted);
+        let work = (ends, origin.clone());
+        let result = link
+            .transact(&mut conn, deadline, &work, |c, (ends, origin)| {
+                Box::pin(apply(c, ends, origin))
+            })
+            .await
+            .map(|(accepted, readied)| {
+                let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
+                for (run, nodes) in readied {
+                    all.entry(run).or_default().extend(nodes);
                 }
-                Err(e) if transient(&e) && Instant::now() < deadline => {
-                    conn = None;
-                    tokio::time::sleep(pause(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => break Err(link.error(&e)),
-            }
-        };
+                accepted
+            });
         for (i, reply) in replies.into_iter().enumerate() {
             let _ = reply.send(match &result {
                 Ok(accepted) => Ok(accepted[i]),
