@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::postgres::Cluster;
+use support::postgres::{Cluster, wait_until};
 use typedag::prelude::*;
 use typedag::{Graph, Kept, PostgresStore, StoreError};
 
@@ -247,14 +247,6 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// How many times each node ran, over all logs.
 fn executions(logs: &[&Log]) -> HashMap<String, usize> {
     let mut count = HashMap::new();
@@ -304,9 +296,9 @@ fn a_killed_process_leaves_its_nodes_to_the_others() {
     ];
     let victim = Proc::start(&url, "killed", &vars);
     let others: Vec<Proc> = (0..2).map(|_| Proc::start(&url, "killed", &vars)).collect();
-    wait_for(
-        "the victim to complete some nodes",
+    wait_until(
         Duration::from_secs(60),
+        "the victim to complete some nodes",
         || victim.count("done ") >= 20,
     );
     victim.signal("-KILL");
@@ -319,22 +311,26 @@ fn a_killed_process_leaves_its_nodes_to_the_others() {
     all.push(&victim);
     let count = executions(&all);
     assert_eq!(count.keys().cloned().collect::<HashSet<_>>(), all_nodes());
-    // Only what the victim had started and not recorded ran again.
+    // Only what the victim had started and not recorded ran again, and what a survivor
+    // ran while its lease ran out under load (it reports the node lost: its result was
+    // refused, so each node was still recorded once).
     let recorded: HashSet<String> = victim.with("done ").into_iter().collect();
     let started: HashSet<String> = victim.with("exec ").into_iter().collect();
+    let lost: HashSet<String> = logs.iter().flat_map(|l| l.with("lost ")).collect();
     for (node, times) in &count {
         if *times > 1 {
-            assert_eq!(*times, 2, "{node} ran {times} times");
+            let victims = usize::from(started.contains(node) && !recorded.contains(node));
             assert!(
-                started.contains(node) && !recorded.contains(node),
-                "{node} ran twice, but the victim had not left it unfinished"
+                *times <= 1 + victims + usize::from(lost.contains(node)),
+                "{node} ran {times} times, but neither the victim left it unfinished nor a survivor lost it"
             );
         }
     }
     let redone = count.values().filter(|c| **c > 1).count();
     assert!(
-        redone <= 4,
-        "{redone} nodes ran twice; the victim ran at most 4 at once"
+        redone <= 4 + lost.len(),
+        "{redone} nodes ran twice; the victim ran at most 4 at once, and {} were lost",
+        lost.len()
     );
 }
 
@@ -363,7 +359,7 @@ fn a_stale_process_cannot_overwrite_what_another_recorded() {
     ];
     // The stale process starts `x`, then is frozen past its lease.
     let stale = Proc::start(&url, "stale", &vars);
-    wait_for("x to start", Duration::from_secs(60), || {
+    wait_until(Duration::from_secs(60), "x to start", || {
         stale.count("exec ") == 1
     });
     stale.signal("-STOP");
@@ -395,7 +391,7 @@ fn a_database_restart_mid_run_loses_nothing() {
     let procs: Vec<Proc> = (0..2)
         .map(|_| Proc::start(&url, "restart", &vars))
         .collect();
-    wait_for("some progress", Duration::from_secs(60), || {
+    wait_until(Duration::from_secs(60), "some progress", || {
         procs.iter().map(|p| p.count("done ")).sum::<usize>() >= 60
     });
     cluster.restart();
