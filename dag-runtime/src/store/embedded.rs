@@ -28,8 +28,10 @@ const INLINE_MAX: usize = 4096;
 
 /// Writes committed together at most.
 const BATCH: usize = 4096;
-/// How long a commit waits for more writes while they keep coming, at most.
-const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long a transaction takes in more writes while they keep coming, at most: about what
+/// committing a big burst costs, so that a burst of fast tasks shares one sync while a
+/// `Completed` event never waits much longer than a commit.
+const LINGER_MAX: std::time::Duration = std::time::Duration::from_millis(25);
 /// The gap between writes that ends the wait.
 const LINGER_GAP: std::time::Duration = std::time::Duration::from_micros(200);
 
@@ -298,35 +300,17 @@ fn check_format(db: &Database, file: &Path) -> Result<(), StoreError> {
 
 fn write_loop(db: &Database, file: &Path, broken: &Mutex<Option<String>>, rx: &mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        // Linger while completions keep arriving: a commit costs about as much for one
-        // record as for a hundred, so a short wait for the rest of a burst pays for itself.
-        let deadline = std::time::Instant::now() + LINGER_MAX;
-        loop {
-            let before = batch.len();
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            let grew = batch.len() > before;
-            if batch.len() >= BATCH
-                || std::time::Instant::now() >= deadline
-                || (!grew && before > 1)
-            {
-                break;
-            }
-            match rx.recv_timeout(LINGER_GAP) {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+        let mut batch = Vec::new();
         let already = broken.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let result = match already {
-            Some(cause) => Err(cause),
+            Some(cause) => {
+                batch.push(first);
+                Err(cause)
+            }
             None => {
-                let committed = std::panic::catch_unwind(AssertUnwindSafe(|| commit(db, &batch)));
+                let committed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    stream(db, first, rx, &mut batch)
+                }));
                 let outcome = match committed {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(e.to_string()),
@@ -352,70 +336,107 @@ fn write_loop(db: &Database, file: &Path, broken: &Mutex<Option<String>>, rx: &m
     }
 }
 
-fn commit(db: &Database, batch: &[Op]) -> Result<(), redb::Error> {
+/// The tables a write transaction changes.
+struct Tables<'t> {
+    records: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    outputs: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    graphs: redb::Table<'t, &'static str, &'static [u8]>,
+}
+
+/// One durable transaction: applies `first` and every write that follows while they keep
+/// coming (a commit costs about as much for one record as for a hundred), each as it arrives,
+/// so that the B-tree work overlaps the tasks still running and only the sync is left when
+/// the burst ends. Every write taken is in `batch`, to acknowledge.
+fn stream(
+    db: &Database,
+    first: Op,
+    rx: &mpsc::Receiver<Op>,
+    batch: &mut Vec<Op>,
+) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
-        let mut records = tx.open_table(RECORDS)?;
-        let mut outputs = tx.open_table(OUTPUTS)?;
-        let mut graphs = tx.open_table(GRAPHS)?;
-        for op in batch {
-            match &op.write {
-                Write::Save {
-                    graph,
-                    node,
-                    record,
-                    output,
-                } => {
-                    let key = (graph.as_str(), node.as_str());
-                    match output {
-                        Some(bytes) if bytes.len() <= INLINE_MAX => {
-                            records.insert(
-                                key,
-                                envelope::seal_record_with(record, bytes).as_slice(),
-                            )?;
-                            outputs.remove(key)?;
-                        }
-                        Some(bytes) => {
-                            records.insert(key, envelope::seal_record(record).as_slice())?;
-                            outputs.insert(key, bytes.as_slice())?;
-                        }
-                        None => {
-                            records.insert(key, envelope::seal_record(record).as_slice())?;
-                            outputs.remove(key)?;
-                        }
-                    }
-                }
-                Write::Graph { graph, manifest } => {
-                    let body =
-                        postcard::to_allocvec(&(manifest.digest(), manifest)).unwrap_or_default();
-                    graphs.insert(graph.as_str(), envelope::seal(&body).as_slice())?;
-                }
-                Write::Forget { graph, nodes } => {
-                    let doomed: Vec<String> = match nodes {
-                        Some(nodes) => nodes.clone(),
-                        None => {
-                            graphs.remove(graph.as_str())?;
-                            let mut all = Vec::new();
-                            for entry in records.range((graph.as_str(), "")..)? {
-                                let (k, _) = entry?;
-                                let (g, n) = k.value();
-                                if g != graph {
-                                    break;
-                                }
-                                all.push(n.to_owned());
-                            }
-                            all
-                        }
-                    };
-                    for node in &doomed {
-                        records.remove((graph.as_str(), node.as_str()))?;
-                        outputs.remove((graph.as_str(), node.as_str()))?;
-                    }
-                }
+        let mut tables = Tables {
+            records: tx.open_table(RECORDS)?,
+            outputs: tx.open_table(OUTPUTS)?,
+            graphs: tx.open_table(GRAPHS)?,
+        };
+        let mut next = Some(first);
+        let deadline = std::time::Instant::now() + LINGER_MAX;
+        while let Some(op) = next.take() {
+            batch.push(op);
+            apply(&mut tables, &batch[batch.len() - 1].write)?;
+            if batch.len() >= BATCH || std::time::Instant::now() >= deadline {
+                break;
             }
+            next = match rx.try_recv() {
+                Ok(op) => Some(op),
+                Err(_) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    rx.recv_timeout(left.min(LINGER_GAP)).ok()
+                }
+            };
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
+    let Tables {
+        records,
+        outputs,
+        graphs,
+    } = tables;
+    match write {
+        Write::Save {
+            graph,
+            node,
+            record,
+            output,
+        } => {
+            let key = (graph.as_str(), node.as_str());
+            match output {
+                Some(bytes) if bytes.len() <= INLINE_MAX => {
+                    records.insert(key, envelope::seal_record_with(record, bytes).as_slice())?;
+                    outputs.remove(key)?;
+                }
+                Some(bytes) => {
+                    records.insert(key, envelope::seal_record(record).as_slice())?;
+                    outputs.insert(key, bytes.as_slice())?;
+                }
+                None => {
+                    records.insert(key, envelope::seal_record(record).as_slice())?;
+                    outputs.remove(key)?;
+                }
+            }
+        }
+        Write::Graph { graph, manifest } => {
+            let body = postcard::to_allocvec(&(manifest.digest(), manifest)).unwrap_or_default();
+            graphs.insert(graph.as_str(), envelope::seal(&body).as_slice())?;
+        }
+        Write::Forget { graph, nodes } => {
+            let doomed: Vec<String> = match nodes {
+                Some(nodes) => nodes.clone(),
+                None => {
+                    graphs.remove(graph.as_str())?;
+                    let mut all = Vec::new();
+                    for entry in records.range((graph.as_str(), "")..)? {
+                        let (k, _) = entry?;
+                        let (g, n) = k.value();
+                        if g != graph {
+                            break;
+                        }
+                        all.push(n.to_owned());
+                    }
+                    all
+                }
+            };
+            for node in &doomed {
+                records.remove((graph.as_str(), node.as_str()))?;
+                outputs.remove((graph.as_str(), node.as_str()))?;
+            }
+        }
+    }
     Ok(())
 }
 
