@@ -28,8 +28,8 @@ use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Partial, Report};
 use crate::resource::{Resource, Resources};
 use crate::store::{
-    Ack, EmbeddedStore, Loaded, Manifest, ManifestNode, MemoryStore, Record, RecordState, Snapshot,
-    Store, StoreError, Write,
+    Ack, EmbeddedStore, Manifest, ManifestNode, MemoryStore, NodeIds, Record, RecordState, Stamp,
+    Stamps, Store, StoreError, Write,
 };
 use crate::task::{Failure, Inputs, Shared, Value};
 
@@ -475,11 +475,12 @@ impl Runner {
             name,
             uid,
             nodes,
+            ids,
             error,
             finish,
             ..
         } = graph;
-        let run = self.execute(nodes, error, &name).await?;
+        let run = self.execute(nodes, ids, error, &name).await?;
         let mut st = run.lock();
         if let Some(e) = st.store_error.take() {
             return Err(e.into());
@@ -534,11 +535,12 @@ impl Runner {
             name,
             uid,
             nodes,
+            ids,
             error,
             partial,
             ..
         } = graph;
-        let run = self.execute(nodes, error, &name).await?;
+        let run = self.execute(nodes, ids, error, &name).await?;
         let mut st = run.lock();
         if let Some(e) = st.store_error.take() {
             return Err(e.into());
@@ -589,9 +591,13 @@ impl Runner {
             return Err(e.clone().into());
         }
         let store = self.open_store().await?;
-        let snapshot = match &store {
-            Some(s) => s.load(&graph.name).await?,
-            None => Snapshot::default(),
+        let stamps = match &store {
+            Some(s) => {
+                s.stamps(&graph.name, Arc::new(graph.ids.clone()))
+                    .await?
+                    .stamps
+            }
+            None => Vec::new(),
         };
         let n = graph.nodes.len();
         let mut states: Vec<NodeState> = Vec::with_capacity(n);
@@ -599,7 +605,7 @@ impl Runner {
         // (by the id of the node that decides), or none at all.
         let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
         let mut scratch = Vec::new();
-        for spec in &graph.nodes {
+        for (i, spec) in graph.nodes.iter().enumerate() {
             let parts = store.as_ref().and_then(|_| Parts::of(spec));
             let upstream = upstream_part(
                 spec,
@@ -610,7 +616,7 @@ impl Runner {
                 },
                 &mut scratch,
             );
-            let record = snapshot.records.get(&*spec.id);
+            let record = stamps.get(i).and_then(Option::as_ref);
             let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
                 Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
                 Verdict::Run(reason, _) if spec.codec.is_some() => {
@@ -637,6 +643,7 @@ impl Runner {
     async fn execute(
         &self,
         nodes: Vec<NodeSpec>,
+        ids: NodeIds,
         error: Option<GraphError>,
         name: &str,
     ) -> Result<Arc<Run>, Error> {
@@ -667,18 +674,19 @@ impl Runner {
         // Read the store on another worker while the run's tables are built here.
         let loading = store.clone().map(|s| {
             let name = name.to_owned();
-            tokio::spawn(async move { s.load(&name).await })
+            let ids = Arc::new(ids);
+            tokio::spawn(async move { s.stamps(&name, ids).await })
         });
         let (mut run, done) = Run::new(nodes, self, name, store)?;
-        let snapshot = match loading {
+        let stamps = match loading {
             Some(handle) => handle
                 .await
                 .map_err(|e| Error::Internal(format!("reading the store failed: {e}")))??,
-            None => Snapshot::default(),
+            None => Stamps::default(),
         };
-        run.records = snapshot.records;
+        run.stamps = stamps.stamps;
         let manifest =
-            (run.shape.is_some() && run.shape != snapshot.manifest).then(|| run.manifest());
+            (run.shape.is_some() && run.shape != stamps.manifest).then(|| run.manifest());
         let run = Arc::new(run);
         if let (Some(store), Some(manifest)) = (&run.store, manifest) {
             run.lock().pending += 1;
@@ -1066,7 +1074,7 @@ enum Verdict {
 }
 
 /// Compares what a node would compute from with what the store recorded.
-fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -> Verdict {
+fn verdict(parts: Option<&Parts>, record: Option<&Stamp>, upstream: Upstream) -> Verdict {
     let Some(parts) = parts else {
         return Verdict::Run(Reason::CachingOff, None);
     };
@@ -1087,25 +1095,29 @@ fn verdict(parts: Option<&Parts>, record: Option<&Loaded>, upstream: Upstream) -
     if not_cached {
         return Verdict::Run(Reason::UpstreamNotCached, Some(fp));
     }
-    let stored = match record {
+    let (stored, output) = match record {
         None => return Verdict::Run(Reason::NeverRan, Some(fp)),
-        Some(Loaded::Damaged(_)) => return Verdict::Run(Reason::RecordDamaged, Some(fp)),
-        Some(Loaded::Record(r)) => r,
+        Some(Stamp::Damaged) => return Verdict::Run(Reason::RecordDamaged, Some(fp)),
+        Some(Stamp::Done {
+            fingerprint,
+            digest,
+        }) => (fingerprint, Some(digest)),
+        Some(Stamp::Failed { fingerprint }) => (fingerprint, None),
     };
     let own = Fingerprint {
-        upstream: stored.fingerprint.upstream,
+        upstream: stored.upstream,
         ..fp
     };
-    if let Some(reason) = own.change_from(&stored.fingerprint) {
+    if let Some(reason) = own.change_from(stored) {
         return Verdict::Run(reason, Some(fp));
     }
-    let RecordState::Done { digest: output, .. } = &stored.state else {
+    let Some(output) = output else {
         return Verdict::Run(Reason::FailedBefore, Some(fp));
     };
     if let Some(on) = pending {
         return Verdict::Waits(on);
     }
-    if fp.upstream != stored.fingerprint.upstream {
+    if fp.upstream != stored.upstream {
         return Verdict::Run(Reason::UpstreamChanged, Some(fp));
     }
     Verdict::Cached(*output)
@@ -1168,8 +1180,9 @@ struct Run {
     store: Option<Arc<dyn Store>>,
     /// What `Res<T>` parameters receive; `None` when the runner has none.
     resources: Option<Arc<Resources>>,
-    /// What the store held for each node id when the run started.
-    records: HashMap<String, Loaded>,
+    /// What the store held for each node when the run started, by position (empty without
+    /// a store).
+    stamps: Vec<Option<Stamp>>,
     /// The digest of the graph's shape, to save it when the store's copy differs.
     shape: Option<Digest>,
     state: Mutex<State>,
@@ -1374,7 +1387,7 @@ impl Run {
                 store,
                 resources: (!runner.resources.is_empty())
                     .then(|| Arc::new(runner.resources.clone())),
-                records: HashMap::new(),
+                stamps: Vec::new(),
                 shape,
                 state: Mutex::new(state),
             },
@@ -1399,6 +1412,11 @@ impl Run {
                 })
                 .collect(),
         }
+    }
+
+    /// What the store held for node `i` when the run started.
+    fn stamp(&self, i: usize) -> Option<&Stamp> {
+        self.stamps.get(i).and_then(Option::as_ref)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -1527,11 +1545,7 @@ impl State {
                     },
                     &mut self.scratch,
                 );
-                verdict(
-                    node.parts.as_ref(),
-                    run.records.get(&*node.spec.id),
-                    upstream,
-                )
+                verdict(node.parts.as_ref(), run.stamp(i), upstream)
             };
             match verdict {
                 Verdict::Cached(digest) => {

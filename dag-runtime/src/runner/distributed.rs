@@ -210,11 +210,7 @@ fn plan(ctx: &Ctx) -> Join {
                 &mut scratch,
             );
             let known = matches!(upstream, Upstream::Known(_));
-            let done = match verdict(
-                node.parts.as_ref(),
-                run.records.get(&*node.spec.id),
-                upstream,
-            ) {
+            let done = match verdict(node.parts.as_ref(), run.stamp(i), upstream) {
                 Verdict::Cached(d) if known => {
                     digests[i] = Some(d);
                     Some((d, cached.clone()))
@@ -350,11 +346,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         stop: false,
         fingerprint: None,
     };
-    let (reason, fingerprint) = match verdict(
-        node.parts.as_ref(),
-        run.records.get(&*node.spec.id),
-        upstream,
-    ) {
+    let (reason, fingerprint) = match verdict(node.parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
             let mut e = end(state::DONE, Some(digest), &Ended::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);

@@ -10,7 +10,10 @@ use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{Ack, Loaded, Manifest, Snapshot, Store, StoreError, StoreFuture, Write, envelope};
+use super::{
+    Ack, Loaded, Manifest, NodeIds, Snapshot, Stamps, Store, StoreError, StoreFuture, Write,
+    envelope,
+};
 use crate::cache::Digest;
 
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
@@ -440,6 +443,19 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// The digest of `graph`'s saved shape, if any.
+fn manifest_digest(
+    read: &redb::ReadTransaction,
+    graph: &str,
+) -> Result<Option<Digest>, redb::Error> {
+    Ok(read.open_table(GRAPHS)?.get(graph)?.and_then(|v| {
+        let body = envelope::open(v.value()).ok()?;
+        postcard::take_from_bytes::<Digest>(body)
+            .ok()
+            .map(|(d, _)| d)
+    }))
+}
+
 fn read_manifest(value: &[u8]) -> Result<(Digest, Manifest), String> {
     postcard::from_bytes(envelope::open(value)?).map_err(|e| e.to_string())
 }
@@ -468,15 +484,35 @@ impl Store for EmbeddedStore {
                 };
                 records.insert(n.to_owned(), loaded);
             }
-            let manifest = read.open_table(GRAPHS)?.get(graph)?.and_then(|v| {
-                let body = envelope::open(v.value()).ok()?;
-                postcard::take_from_bytes::<Digest>(body)
-                    .ok()
-                    .map(|(d, _)| d)
-            });
-            Ok(Snapshot { records, manifest })
+            Ok(Snapshot {
+                records,
+                manifest: manifest_digest(&read, graph)?,
+            })
         });
         Box::pin(async move { snapshot })
+    }
+
+    fn stamps(&self, graph: &str, nodes: Arc<NodeIds>) -> StoreFuture<'_, Stamps> {
+        let stamps = self.read(|db| {
+            let read = db.begin_read()?;
+            let table = read.open_table(RECORDS)?;
+            let mut stamps = vec![None; nodes.len()];
+            for entry in table.range((graph, "")..)? {
+                let (k, v) = entry?;
+                let (g, n) = k.value();
+                if g != graph {
+                    break;
+                }
+                if let Some(position) = nodes.position(n) {
+                    stamps[position] = Some(envelope::open_stamp(v.value()));
+                }
+            }
+            Ok(Stamps {
+                stamps,
+                manifest: manifest_digest(&read, graph)?,
+            })
+        });
+        Box::pin(async move { stamps })
     }
 
     fn output<'a>(

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Digest, Fingerprint, Reason};
+pub use crate::graph::NodeIds;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -40,6 +41,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every record of `graph`, and the digest of the graph's last saved shape.
     fn load(&self, graph: &str) -> StoreFuture<'_, Snapshot>;
+
+    /// What a run needs of the records of `graph`'s nodes: a [`Stamp`] for each node of
+    /// `nodes`, by position, and the digest of the graph's last saved shape. Read at the
+    /// start of every run, so a store should make it cheap; the default reads everything
+    /// with [`load`](Store::load).
+    fn stamps(&self, graph: &str, nodes: Arc<NodeIds>) -> StoreFuture<'_, Stamps> {
+        let loading = self.load(graph);
+        Box::pin(async move {
+            let snapshot = loading.await?;
+            let mut stamps = vec![None; nodes.len()];
+            for (id, position) in nodes.iter() {
+                if let Some(loaded) = snapshot.records.get(id) {
+                    stamps[position] = Some(loaded.stamp());
+                }
+            }
+            Ok(Stamps {
+                stamps,
+                manifest: snapshot.manifest,
+            })
+        })
+    }
 
     /// The output bytes of a node, checked against `digest`: `Ok(None)` if they are missing
     /// or do not match.
@@ -298,6 +320,44 @@ pub enum Loaded {
     Damaged(String),
 }
 
+impl Loaded {
+    /// What a run needs of it.
+    pub fn stamp(&self) -> Stamp {
+        match self {
+            Loaded::Record(r) => r.stamp(),
+            Loaded::Damaged(_) => Stamp::Damaged,
+        }
+    }
+}
+
+/// What a run needs of one node's record to tell whether it still answers for the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    /// It completed: what it was computed from and its output's digest.
+    Done {
+        /// What the output was computed from.
+        fingerprint: Fingerprint,
+        /// BLAKE3 of the output's bytes.
+        digest: Digest,
+    },
+    /// It failed for good.
+    Failed {
+        /// What it was computed from.
+        fingerprint: Fingerprint,
+    },
+    /// The record could not be read.
+    Damaged,
+}
+
+/// The [`Stamp`]s of a graph's nodes, by position, as a run starts.
+#[derive(Clone, Debug, Default)]
+pub struct Stamps {
+    /// One per node of the graph: `None` where the store has no record.
+    pub stamps: Vec<Option<Stamp>>,
+    /// Digest of the graph's shape as last saved.
+    pub manifest: Option<Digest>,
+}
+
 /// A queued change to a store.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -379,6 +439,19 @@ impl Record {
     /// How long ago it finished.
     pub fn age(&self) -> Duration {
         Duration::from_millis(Self::now_ms().saturating_sub(self.finished_ms))
+    }
+
+    /// What a run needs of it.
+    pub fn stamp(&self) -> Stamp {
+        match &self.state {
+            RecordState::Done { digest, .. } => Stamp::Done {
+                fingerprint: self.fingerprint,
+                digest: *digest,
+            },
+            RecordState::Failed { .. } => Stamp::Failed {
+                fingerprint: self.fingerprint,
+            },
+        }
     }
 
     /// The output digest, if it completed.
@@ -641,6 +714,19 @@ pub(crate) mod envelope {
         (value, None)
     }
 
+    /// The stamp of a value written by [`seal_record`] or [`seal_record_with`], checked
+    /// like [`open_any_record`] but without building the whole record.
+    pub(crate) fn open_stamp(value: &[u8]) -> super::Stamp {
+        let body = match split_record(value) {
+            (sealed, Some(_)) if sealed.len() >= 8 + SUM => checked(&sealed[8..]),
+            (_, Some(_)) => Err(String::new()),
+            (sealed, None) => open(sealed),
+        };
+        body.ok()
+            .and_then(super::layout::decode_stamp)
+            .unwrap_or(super::Stamp::Damaged)
+    }
+
     /// Opens a value written by [`seal_record`] or [`seal_record_with`].
     pub(crate) fn open_any_record(value: &[u8]) -> Result<super::Record, String> {
         match split_record(value) {
@@ -733,6 +819,38 @@ mod layout {
         }
     }
 
+    /// The stamp of a record's bytes, without allocating.
+    pub(super) fn decode_stamp(bytes: &[u8]) -> Option<super::Stamp> {
+        let mut r = Reader(bytes);
+        let fingerprint = Fingerprint {
+            code: r.digest()?,
+            output_type: r.digest()?,
+            inputs: r.digest()?,
+            upstream: r.digest()?,
+        };
+        // finished_ms, duration_us, attempts, reason
+        r.take(8 + 8 + 4 + 1)?;
+        let task = usize::try_from(r.u32()?).ok()?;
+        r.take(task)?;
+        match r.take(1)?[0] {
+            0 => {
+                let digest = r.digest()?;
+                r.u64()?;
+                r.0.is_empty().then_some(super::Stamp::Done {
+                    fingerprint,
+                    digest,
+                })
+            }
+            1 => {
+                let error = usize::try_from(r.u32()?).ok()?;
+                r.take(error)?;
+                r.0.is_empty()
+                    .then_some(super::Stamp::Failed { fingerprint })
+            }
+            _ => None,
+        }
+    }
+
     pub(super) fn decode(bytes: &[u8]) -> Option<Record> {
         let mut r = Reader(bytes);
         let fingerprint = Fingerprint {
@@ -804,6 +922,32 @@ mod tests {
         record.reason = Reason::NoStore;
         let back = envelope::open_record(&envelope::seal_record(&record)).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn a_stamp_reads_what_the_record_says_and_damage_is_caught() {
+        let mut record = sample();
+        for _ in 0..2 {
+            for value in [
+                envelope::seal_record(&record),
+                envelope::seal_record_with(&record, b"abc"),
+            ] {
+                assert_eq!(envelope::open_stamp(&value), record.stamp());
+                let record_part = envelope::split_record(&value).0.len();
+                for i in 0..record_part {
+                    let mut bad = value.clone();
+                    bad[i] ^= 0x10;
+                    assert_eq!(
+                        envelope::open_stamp(&bad),
+                        super::Stamp::Damaged,
+                        "flip at {i}"
+                    );
+                }
+            }
+            record.state = super::RecordState::Failed {
+                error: "no space".into(),
+            };
+        }
     }
 
     #[test]
