@@ -198,38 +198,46 @@ impl Coordinator for Inner {
         self.read(move |conn| {
             let me = me.clone();
             async move {
-                // Take the fingerprint unless a live claim holds it, and look for a record
+                // Take the fingerprint unless a live claim holds it, then look for a record
                 // of it: whoever computed it before committed that record together with
-                // letting the fingerprint go, so a record seen here is whole.
-                let begin = conn
+                // letting the fingerprint go, so a record seen here is whole. Two statements,
+                // pipelined: the look must come after the take. In one statement it would
+                // read the snapshot taken as the statement began, while the take sees a
+                // release committed since, and both would miss the record.
+                let take = conn
                     .prepare(
-                        "WITH taken AS (
-                             INSERT INTO typedag_inflight (fingerprint, token, owner, lease_until)
-                             VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
-                             ON CONFLICT (fingerprint) DO UPDATE
-                             SET token = EXCLUDED.token, owner = EXCLUDED.owner,
-                                 lease_until = EXCLUDED.lease_until
-                             WHERE typedag_inflight.lease_until < now()
-                                OR typedag_inflight.token = EXCLUDED.token
-                             RETURNING token)
-                         SELECT EXISTS (SELECT 1 FROM taken),
-                                (SELECT r.record FROM typedag_records r
-                                 WHERE r.fingerprint = $1 AND r.digest IS NOT NULL
-                                   AND EXISTS (SELECT 1 FROM typedag_outputs o
-                                               WHERE o.digest = r.digest)
-                                 LIMIT 1)",
+                        "INSERT INTO typedag_inflight (fingerprint, token, owner, lease_until)
+                         VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+                         ON CONFLICT (fingerprint) DO UPDATE
+                         SET token = EXCLUDED.token, owner = EXCLUDED.owner,
+                             lease_until = EXCLUDED.lease_until
+                         WHERE typedag_inflight.lease_until < now()
+                            OR typedag_inflight.token = EXCLUDED.token
+                         RETURNING token",
+                    )
+                    .await?;
+                let look = conn
+                    .prepare(
+                        "SELECT r.record FROM typedag_records r
+                         WHERE r.fingerprint = $1 AND r.digest IS NOT NULL
+                           AND EXISTS (SELECT 1 FROM typedag_outputs o
+                                       WHERE o.digest = r.digest)
+                         LIMIT 1",
                     )
                     .await?;
                 let key = fingerprint.as_slice();
-                let row = conn
-                    .client
-                    .query_one(&begin, &[&key, &token, &me, &millis(lease)])
-                    .await?;
-                if !row.get::<_, bool>(0) {
+                let lease = millis(lease);
+                let (taken, record) = futures::future::try_join(
+                    conn.client.query_opt(&take, &[&key, &token, &me, &lease]),
+                    conn.client.query_opt(&look, &[&key]),
+                )
+                .await?;
+                if taken.is_none() {
                     return Ok(Begin::Busy);
                 }
-                let found = row
-                    .get::<_, Option<&[u8]>>(1)
+                let found = record
+                    .as_ref()
+                    .and_then(|row| row.get::<_, Option<&[u8]>>(0))
                     .and_then(|r| envelope::open_record(r).ok())
                     .filter(|r| r.digest().is_some());
                 Ok(found.map_or(Begin::Go, |r| Begin::Found(Box::new(r))))
