@@ -1,12 +1,12 @@
 //! Graphs and the typed builder that `dag!` expands to.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
@@ -51,6 +51,8 @@ pub struct Graph<O = Outputs, P = Outputs> {
     pub(crate) uid: u64,
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) ids: NodeIds,
+    /// The task of the last node added, to find the next one's quickly.
+    last_task: Option<(TypeId, &'static TaskMeta)>,
     /// A problem found while `dag!` built the graph, reported when it runs.
     pub(crate) error: Option<GraphError>,
     pub(crate) finish: Finish<O>,
@@ -148,17 +150,51 @@ impl std::hash::Hasher for IdHasher {
 /// Everything the runner needs about one node, with the task's types erased.
 pub(crate) struct NodeSpec {
     pub id: Arc<str>,
+    /// What every node of its task shares.
+    pub meta: &'static TaskMeta,
+    pub options: NodeOptions,
+    pub sources: Vec<Source>,
+    pub keep: bool,
+}
+
+/// What the runner needs about a task, with its types erased: one per task type and
+/// process, shared by all its nodes.
+pub(crate) struct TaskMeta {
     pub task: &'static str,
     pub fingerprint: &'static str,
     /// How the output is stored, or `None` for `cache = false`.
     pub codec: Option<ErasedCodec>,
     pub task_options: TaskOptions,
-    pub options: NodeOptions,
     pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
-    pub sources: Vec<Source>,
     /// The resources the task takes.
     pub resources: Vec<crate::resource::Need>,
-    pub keep: bool,
+}
+
+impl TaskMeta {
+    /// `T`'s, made once per process.
+    fn of<T: Task>() -> &'static TaskMeta {
+        type Known = HashMap<TypeId, &'static TaskMeta, BuildHasherDefault<IdHasher>>;
+        static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
+        let mut known = KNOWN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.entry(TypeId::of::<T>()).or_insert_with(|| {
+            // One per task type: bounded by the program's code.
+            Box::leak(Box::new(TaskMeta {
+                task: T::NAME,
+                fingerprint: T::FINGERPRINT,
+                codec: T::codec().map(|_| ErasedCodec {
+                    encode: erased_encode::<T>,
+                    decode: erased_decode::<T>,
+                    output_type: erased_output_type::<T>,
+                }),
+                task_options: T::options(),
+                call: erased_call::<T>,
+                resources: T::resources(),
+            }))
+        })
+    }
 }
 
 /// A task's [`Codec`](crate::Codec) with its output type erased.
@@ -209,6 +245,7 @@ impl Graph<Outputs> {
             uid: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
             nodes: Vec::new(),
             ids: NodeIds::default(),
+            last_task: None,
             error: None,
             finish: Box::new(|out| Some(std::mem::take(out))),
             partial: Box::new(std::mem::take),
@@ -226,6 +263,7 @@ impl Graph<Outputs> {
             uid: self.uid,
             nodes: self.nodes,
             ids: self.ids,
+            last_task: self.last_task,
             error: self.error,
             finish: Box::new(finish),
             partial: Box::new(partial),
@@ -300,20 +338,21 @@ impl<O, P> Graph<O, P> {
 
     fn insert<T: Task>(&mut self, id: Arc<str>, sources: Vec<Source>) -> Node<T::Output> {
         let index = self.nodes.len();
+        // Nodes of one task usually come in a row: ask the process-wide table only when the
+        // task changes.
+        let meta = match self.last_task {
+            Some((t, meta)) if t == TypeId::of::<T>() => meta,
+            _ => {
+                let meta = TaskMeta::of::<T>();
+                self.last_task = Some((TypeId::of::<T>(), meta));
+                meta
+            }
+        };
         self.nodes.push(NodeSpec {
             id,
-            task: T::NAME,
-            fingerprint: T::FINGERPRINT,
-            codec: T::codec().map(|_| ErasedCodec {
-                encode: erased_encode::<T>,
-                decode: erased_decode::<T>,
-                output_type: erased_output_type::<T>,
-            }),
-            task_options: T::options(),
+            meta,
             options: NodeOptions::default(),
-            call: erased_call::<T>,
             sources,
-            resources: T::resources(),
             keep: false,
         });
         Node::new(index, self.uid)

@@ -208,7 +208,6 @@ pub(crate) struct Effective {
     pub retries: u32,
     pub backoff: Backoff,
     pub timeout: Option<Duration>,
-    pub priority: i32,
 }
 
 impl Effective {
@@ -217,8 +216,12 @@ impl Effective {
             retries: node.retries.or(task.retries).unwrap_or(runner.retries),
             backoff: node.backoff.or(task.backoff).unwrap_or(runner.backoff),
             timeout: node.timeout.or(task.timeout).or(runner.timeout),
-            priority: node.priority.or(task.priority).unwrap_or(0),
         }
+    }
+
+    /// A node's priority: its own, else its task's, else 0.
+    pub(crate) fn priority(node: &NodeOptions, task: &TaskOptions) -> i32 {
+        node.priority.or(task.priority).unwrap_or(0)
     }
 }
 
@@ -266,12 +269,18 @@ mod tests {
             ..TaskOptions::new()
         };
         let e = Effective::merge(&node, &task, &RunnerDefaults::default());
-        assert_eq!((e.retries, e.priority), (5, 3));
-        let e = Effective::merge(
-            &NodeOptions::default(),
-            &TaskOptions::new(),
-            &RunnerDefaults::default(),
+        assert_eq!((e.retries, Effective::priority(&node, &task)), (5, 3));
+        node.priority(7);
+        assert_eq!(Effective::priority(&node, &task), 7);
+        let none = NodeOptions::default();
+        let e = Effective::merge(&none, &TaskOptions::new(), &RunnerDefaults::default());
+        assert_eq!(
+            (
+                e.retries,
+                Effective::priority(&none, &TaskOptions::new()),
+                e.timeout
+            ),
+            (0, 0, None)
         );
-        assert_eq!((e.retries, e.priority, e.timeout), (0, 0, None));
     }
 }

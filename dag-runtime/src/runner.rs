@@ -15,6 +15,7 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::PathBuf;
 
 mod distributed;
@@ -23,7 +24,7 @@ use crate::cache::{Digest, Fingerprint, PartHasher, Reason, code_part};
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError, ResourceError};
 use crate::event::{Callback, Event, Events, Totals};
-use crate::graph::{Graph, NodeSpec, Outputs, Source};
+use crate::graph::{Graph, IdHasher, NodeSpec, Outputs, Source, TaskMeta};
 use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Partial, Report};
 use crate::resource::{Resource, Resources};
@@ -209,8 +210,8 @@ impl Runner {
         }
         let mut missing: Vec<(String, String)> = Vec::new();
         for node in nodes {
-            for need in &node.resources {
-                let entry = (node.task.to_owned(), need.name.to_owned());
+            for need in &node.meta.resources {
+                let entry = (node.meta.task.to_owned(), need.name.to_owned());
                 if !self.resources.has(need) && !missing.contains(&entry) {
                     missing.push(entry);
                 }
@@ -619,7 +620,7 @@ impl Runner {
             let record = stamps.get(i).and_then(Option::as_ref);
             let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
                 Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
-                Verdict::Run(reason, _) if spec.codec.is_some() => {
+                Verdict::Run(reason, _) if spec.meta.codec.is_some() => {
                     (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
                 }
                 Verdict::Run(reason, _) => (NodeState::Runs(reason), Err(None)),
@@ -634,7 +635,7 @@ impl Runner {
                 .nodes
                 .iter()
                 .zip(states)
-                .map(|(spec, state)| (spec.id.to_string(), spec.task, state))
+                .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))
                 .collect(),
         })
     }
@@ -723,14 +724,14 @@ impl Runner {
                 for (node, outcome) in run.nodes.iter().zip(&st.outcomes) {
                     if outcome.is_none() {
                         run.events.emit(&Event::Cancelled {
-                            node: &node.spec.id,
-                            task: node.spec.task,
+                            node: &node.id,
+                            task: node.meta.task,
                         });
                     }
                 }
             }
             (0..run.nodes.len())
-                .filter(|&i| run.nodes[i].spec.keep && st.outputs[i].is_none() && st.stored[i])
+                .filter(|&i| run.nodes[i].keep && st.outputs[i].is_none() && st.stored[i])
                 .collect()
         };
         for i in unloaded {
@@ -995,12 +996,12 @@ struct Parts {
 impl Parts {
     /// `None` for a task whose output has no codec (`cache = false` without serde).
     fn of(spec: &NodeSpec) -> Option<Self> {
-        let codec = spec.codec.as_ref()?;
+        let codec = spec.meta.codec.as_ref()?;
         Some(Self {
-            code: code_part(spec.task, spec.fingerprint),
+            code: code_part(spec.meta.task, spec.meta.fingerprint),
             output_type: (codec.output_type)(),
             inputs: inputs_part(spec),
-            always: !spec.task_options.cache,
+            always: !spec.meta.task_options.cache,
         })
     }
 }
@@ -1169,7 +1170,12 @@ impl Iterator for Upstreams<'_> {
 
 /// One run's immutable plan and its mutable state.
 struct Run {
-    nodes: Vec<RtNode>,
+    nodes: Vec<NodeSpec>,
+    /// By node, like `nodes`.
+    rt: Vec<RtNode>,
+    dependents: Dependents,
+    /// Settings for nodes that set neither themselves nor in their task.
+    defaults: RunnerDefaults,
     graph: String,
     limit: usize,
     fail_fast: bool,
@@ -1188,14 +1194,47 @@ struct Run {
     state: Mutex<State>,
 }
 
+/// What a run works out about each node before it starts.
 struct RtNode {
-    spec: NodeSpec,
-    policy: Effective,
-    dependents: Vec<usize>,
+    /// Higher runs first among ready nodes.
+    priority: i32,
     /// The node's task's slot in `State::limited`, if the task has a `limit`.
     limit_group: Option<usize>,
     /// The fingerprint parts known up front; `None` without a store or caching.
     parts: Option<Parts>,
+}
+
+/// Each node's dependents, once per edge that reads it, in one list.
+struct Dependents {
+    /// Where each node's start in `list`; one more entry than nodes.
+    start: Vec<usize>,
+    list: Vec<usize>,
+}
+
+impl Dependents {
+    /// `readers[j]` is how many edges read node `j`.
+    fn new(specs: &[NodeSpec], readers: &[u32]) -> Self {
+        let mut start = Vec::with_capacity(readers.len() + 1);
+        let mut total = 0;
+        start.push(0);
+        for &r in readers {
+            total += r as usize;
+            start.push(total);
+        }
+        let mut next = start.clone();
+        let mut list = vec![0; total];
+        for (i, spec) in specs.iter().enumerate() {
+            for (_, j) in spec.upstream() {
+                list[next[j]] = i;
+                next[j] += 1;
+            }
+        }
+        Self { start, list }
+    }
+
+    fn of(&self, i: usize) -> &[usize] {
+        &self.list[self.start[i]..self.start[i + 1]]
+    }
 }
 
 /// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
@@ -1217,7 +1256,7 @@ struct State {
     digests: Vec<Option<Digest>>,
     /// For nodes that run: why, and the fingerprint to record.
     /// (Empty without a store: every node runs, for no other reason.)
-    plans: Vec<Option<(Reason, Option<Fingerprint>)>>,
+    plans: HashMap<usize, (Reason, Option<Fingerprint>), BuildHasherDefault<IdHasher>>,
     outcomes: Vec<Option<Outcome>>,
     ready: BinaryHeap<Ready>,
     limited: Vec<Limited>,
@@ -1283,7 +1322,6 @@ impl Run {
         store: Option<Arc<dyn Store>>,
     ) -> Result<(Self, oneshot::Receiver<()>), Error> {
         let n = specs.len();
-        let mut dependents = vec![Vec::new(); n];
         let mut waiting = vec![0u32; n];
         let mut readers = vec![0u32; n];
         for (i, spec) in specs.iter().enumerate() {
@@ -1301,29 +1339,28 @@ impl Run {
                 }
             }
             for (_, j) in spec.upstream() {
-                dependents[j].push(i);
                 waiting[i] += 1;
                 readers[j] += 1;
             }
         }
+        let dependents = Dependents::new(&specs, &readers);
         let shape = store.as_ref().map(|_| {
             crate::store::shape_digest(
                 specs
                     .iter()
-                    .map(|spec| (&*spec.id, spec.task, spec.upstream().map(|(_, j)| j))),
+                    .map(|spec| (&*spec.id, spec.meta.task, spec.upstream().map(|(_, j)| j))),
             )
         });
         let mut limited: Vec<Limited> = Vec::new();
         let mut groups: HashMap<&'static str, usize> = HashMap::new();
         // The code and output-type parts are the same for every node of a task.
-        let mut task_parts: HashMap<&'static str, Option<Parts>> = HashMap::new();
-        let nodes: Vec<RtNode> = specs
-            .into_iter()
-            .zip(dependents)
-            .map(|(spec, dependents)| {
-                let policy = Effective::merge(&spec.options, &spec.task_options, &runner.defaults);
-                let limit_group = spec.task_options.limit.map(|limit| {
-                    *groups.entry(spec.task).or_insert_with(|| {
+        let mut task_parts: HashMap<*const TaskMeta, Option<Parts>> = HashMap::new();
+        let rt: Vec<RtNode> = specs
+            .iter()
+            .map(|spec| {
+                let priority = Effective::priority(&spec.options, &spec.meta.task_options);
+                let limit_group = spec.meta.task_options.limit.map(|limit| {
+                    *groups.entry(spec.meta.task).or_insert_with(|| {
                         limited.push(Limited {
                             limit,
                             running: 0,
@@ -1334,17 +1371,15 @@ impl Run {
                 });
                 let parts = store.as_ref().and_then(|_| {
                     let task = *task_parts
-                        .entry(spec.task)
-                        .or_insert_with(|| Parts::of(&spec));
+                        .entry(std::ptr::from_ref(spec.meta))
+                        .or_insert_with(|| Parts::of(spec));
                     task.map(|p| Parts {
-                        inputs: inputs_part(&spec),
+                        inputs: inputs_part(spec),
                         ..p
                     })
                 });
                 RtNode {
-                    spec,
-                    policy,
-                    dependents,
+                    priority,
                     limit_group,
                     parts,
                 }
@@ -1357,11 +1392,7 @@ impl Run {
             outputs: vec![None; n],
             stored: vec![false; n],
             digests: vec![None; n],
-            plans: if store.is_some() {
-                vec![None; n]
-            } else {
-                Vec::new()
-            },
+            plans: HashMap::default(),
             outcomes: vec![None; n],
             ready: BinaryHeap::new(),
             limited,
@@ -1377,7 +1408,10 @@ impl Run {
         };
         Ok((
             Self {
-                nodes,
+                nodes: specs,
+                rt,
+                dependents,
+                defaults: runner.defaults.clone(),
                 graph: graph.to_owned(),
                 limit: runner.concurrency,
                 fail_fast: runner.fail_fast,
@@ -1402,10 +1436,9 @@ impl Run {
                 .nodes
                 .iter()
                 .map(|node| ManifestNode {
-                    id: node.spec.id.to_string(),
-                    task: node.spec.task.to_owned(),
+                    id: node.id.to_string(),
+                    task: node.meta.task.to_owned(),
                     inputs: node
-                        .spec
                         .upstream()
                         .map(|(_, j)| u32::try_from(j).unwrap_or(u32::MAX))
                         .collect(),
@@ -1428,8 +1461,8 @@ impl Run {
         if self.events.on() {
             for &i in cached {
                 self.events.emit(&Event::Cached {
-                    node: &self.nodes[i].spec.id,
-                    task: self.nodes[i].spec.task,
+                    node: &self.nodes[i].id,
+                    task: self.nodes[i].meta.task,
                 });
             }
         }
@@ -1444,8 +1477,8 @@ impl Run {
                 && let Some((i, duration, attempts)) = completed
             {
                 run.events.emit(&Event::Completed {
-                    node: &run.nodes[i].spec.id,
-                    task: run.nodes[i].spec.task,
+                    node: &run.nodes[i].id,
+                    task: run.nodes[i].meta.task,
                     duration,
                     attempts,
                 });
@@ -1479,14 +1512,11 @@ impl Run {
             }
             st.digests[j]
         };
-        let (Some(store), Some(codec), Some(digest)) = (&self.store, &node.spec.codec, digest)
+        let (Some(store), Some(codec), Some(digest)) = (&self.store, &node.meta.codec, digest)
         else {
-            return Err(format!(
-                "the output of node `{}` is not at hand",
-                node.spec.id
-            ));
+            return Err(format!("the output of node `{}` is not at hand", node.id));
         };
-        let loaded = match store.output(&self.graph, &node.spec.id, &digest).await {
+        let loaded = match store.output(&self.graph, &node.id, &digest).await {
             Ok(Some(bytes)) => {
                 (codec.decode)(&bytes).map_err(|e| format!("cannot be decoded: {e}"))
             }
@@ -1504,13 +1534,13 @@ impl Run {
                 store.write(
                     Write::Forget {
                         graph: self.graph.clone(),
-                        nodes: Some(vec![node.spec.id.to_string()]),
+                        nodes: Some(vec![node.id.to_string()]),
                     },
                     self.ack(None),
                 );
                 Err(format!(
                     "the stored output of node `{}` {why}; its record is dropped",
-                    node.spec.id
+                    node.id
                 ))
             }
         }
@@ -1523,7 +1553,7 @@ impl State {
     fn become_ready(&mut self, run: &Run, start: usize, cached: &mut Vec<usize>) {
         if run.store.is_none() {
             self.ready.push(Ready {
-                priority: run.nodes[start].policy.priority,
+                priority: run.rt[start].priority,
                 index: start,
             });
             return;
@@ -1538,14 +1568,14 @@ impl State {
             } else {
                 let digests = &self.digests;
                 let upstream = upstream_part(
-                    &node.spec,
+                    node,
                     |j| match &digests[j] {
                         Some(d) => Slot::Digest(d),
                         None => Slot::NoDigest,
                     },
                     &mut self.scratch,
                 );
-                verdict(node.parts.as_ref(), run.stamp(i), upstream)
+                verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream)
             };
             match verdict {
                 Verdict::Cached(digest) => {
@@ -1555,7 +1585,7 @@ impl State {
                     self.unfinished -= 1;
                     self.release_inputs(run, i);
                     cached.push(i);
-                    for &d in &node.dependents {
+                    for &d in run.dependents.of(i) {
                         self.waiting[d] -= 1;
                         if self.waiting[d] == 0 && self.outcomes[d].is_none() {
                             stack.push(d);
@@ -1563,11 +1593,9 @@ impl State {
                     }
                 }
                 Verdict::Run(reason, fp) => {
-                    if let Some(plan) = self.plans.get_mut(i) {
-                        *plan = Some((reason, fp));
-                    }
+                    self.plans.insert(i, (reason, fp));
                     self.ready.push(Ready {
-                        priority: node.policy.priority,
+                        priority: run.rt[i].priority,
                         index: i,
                     });
                 }
@@ -1586,7 +1614,7 @@ impl State {
         }
         let index = loop {
             let next = self.ready.pop()?;
-            match run.nodes[next.index].limit_group {
+            match run.rt[next.index].limit_group {
                 Some(g) if self.limited[g].running >= self.limited[g].limit => {
                     self.limited[g].parked.push(next)
                 }
@@ -1597,11 +1625,7 @@ impl State {
                 None => break next.index,
             }
         };
-        let (reason, fingerprint) = self
-            .plans
-            .get_mut(index)
-            .and_then(Option::take)
-            .unwrap_or((Reason::NoStore, None));
+        let (reason, fingerprint) = self.plans.remove(&index).unwrap_or((Reason::NoStore, None));
         Some(Job {
             index,
             inputs: self.prepare(run, index),
@@ -1612,7 +1636,7 @@ impl State {
 
     /// The node's inputs, or `None` if some are in the store and must be loaded first.
     fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
-        let spec = &run.nodes[index].spec;
+        let spec = &run.nodes[index];
         assemble(spec, spec.upstream().map(|(_, j)| self.outputs[j].clone()))
     }
 
@@ -1632,7 +1656,7 @@ impl State {
             return (Vec::new(), Vec::new());
         };
         self.unfinished -= 1;
-        if let Some(g) = run.nodes[index].limit_group {
+        if let Some(g) = run.rt[index].limit_group {
             let group = &mut self.limited[g];
             group.running -= 1;
             self.ready.extend(group.parked.drain(..));
@@ -1641,7 +1665,7 @@ impl State {
         let node = &run.nodes[index];
         match result {
             Ok(done) => {
-                if self.readers[index] > 0 || node.spec.keep {
+                if self.readers[index] > 0 || node.keep {
                     self.outputs[index] = Some(done.value);
                 }
                 self.digests[index] = done.digest;
@@ -1651,7 +1675,7 @@ impl State {
                     reason,
                 });
                 let mut cached = Vec::new();
-                for &d in &node.dependents {
+                for &d in run.dependents.of(index) {
                     self.waiting[d] -= 1;
                     if self.waiting[d] == 0 && self.outcomes[d].is_none() {
                         self.become_ready(run, d, &mut cached);
@@ -1672,9 +1696,9 @@ impl State {
 
     /// Marks every transitive dependent of a failed node as skipped because of it.
     fn skip_dependents(&mut self, run: &Run, failed: usize) -> Vec<usize> {
-        let because = run.nodes[failed].spec.id.to_string();
+        let because = run.nodes[failed].id.to_string();
         let mut skipped = Vec::new();
-        let mut stack: Vec<usize> = run.nodes[failed].dependents.clone();
+        let mut stack: Vec<usize> = run.dependents.of(failed).to_vec();
         while let Some(d) = stack.pop() {
             if self.outcomes[d].is_some() {
                 continue;
@@ -1685,16 +1709,16 @@ impl State {
             self.unfinished -= 1;
             self.release_inputs(run, d);
             skipped.push(d);
-            stack.extend_from_slice(&run.nodes[d].dependents);
+            stack.extend_from_slice(run.dependents.of(d));
         }
         skipped
     }
 
     /// A finished node no longer reads its inputs: free outputs nobody else needs.
     fn release_inputs(&mut self, run: &Run, index: usize) {
-        for (_, j) in run.nodes[index].spec.upstream() {
+        for (_, j) in run.nodes[index].upstream() {
             self.readers[j] -= 1;
-            if self.readers[j] == 0 && !run.nodes[j].spec.keep {
+            if self.readers[j] == 0 && !run.nodes[j].keep {
                 self.outputs[j] = None;
             }
         }
@@ -1723,8 +1747,8 @@ impl State {
             .iter()
             .zip(self.outcomes.iter_mut())
             .map(|(node, outcome)| NodeReport {
-                id: node.spec.id.to_string(),
-                task: node.spec.task,
+                id: node.id.to_string(),
+                task: node.meta.task,
                 outcome: outcome.take().unwrap_or(Outcome::Cancelled),
             })
             .collect();
@@ -1743,7 +1767,7 @@ type Alive = tokio::sync::mpsc::Sender<()>;
 
 /// Loads the stored outputs a job needs, then its inputs.
 async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Failure> {
-    let upstream: Vec<usize> = run.nodes[index].spec.upstream().map(|(_, j)| j).collect();
+    let upstream: Vec<usize> = run.nodes[index].upstream().map(|(_, j)| j).collect();
     let mut held = Vec::with_capacity(upstream.len());
     for j in upstream {
         // Held until the inputs are prepared, so a concurrent release cannot free it.
@@ -1751,7 +1775,7 @@ async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Fail
     }
     // Built from what is held, not from the shared table: readers that finished meanwhile
     // may have freed an output there.
-    assemble(&run.nodes[index].spec, held.into_iter().map(Some))
+    assemble(&run.nodes[index], held.into_iter().map(Some))
         .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
 }
 
@@ -1785,13 +1809,12 @@ async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         let result = match inputs {
             Err(failure) => Some(Err(vec![failure])),
             Ok(inputs) => {
-                let node = &run.nodes[index];
                 if !run.cancellable {
-                    Some(attempt(&run, node, inputs, job.reason).await)
+                    Some(attempt(&run, index, inputs, job.reason).await)
                 } else if run.cancel.is_cancelled() {
                     None
                 } else {
-                    let attempt = std::pin::pin!(attempt(&run, node, inputs, job.reason));
+                    let attempt = std::pin::pin!(attempt(&run, index, inputs, job.reason));
                     let cancelled = std::pin::pin!(run.cancel.cancelled());
                     match futures::future::select(attempt, cancelled).await {
                         futures::future::Either::Left((result, _)) => Some(result),
@@ -1801,7 +1824,7 @@ async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             }
         };
         let node = &run.nodes[index];
-        let (id, task) = (&*node.spec.id, node.spec.task);
+        let (id, task) = (&*node.id, node.meta.task);
         let (result, write) = record(&run, node, job.fingerprint.take(), job.reason, result);
         match &result {
             Some(Ok(done)) if write.is_none() => run.events.emit(&Event::Completed {
@@ -1852,8 +1875,8 @@ async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         }
         for s in skipped {
             run.events.emit(&Event::Skipped {
-                node: &run.nodes[s].spec.id,
-                task: run.nodes[s].spec.task,
+                node: &run.nodes[s].id,
+                task: run.nodes[s].meta.task,
                 because: id,
             });
         }
@@ -1888,15 +1911,15 @@ async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
 /// or the failure. An output that cannot be encoded fails the node: it could not be cached.
 fn record(
     run: &Run,
-    node: &RtNode,
+    node: &NodeSpec,
     fingerprint: Option<Fingerprint>,
     reason: Reason,
     result: Option<Result<Done, Vec<Failure>>>,
 ) -> (Option<Result<Done, Vec<Failure>>>, Option<Write>) {
-    let (Some(fingerprint), Some(codec)) = (fingerprint, &node.spec.codec) else {
+    let (Some(fingerprint), Some(codec)) = (fingerprint, &node.meta.codec) else {
         return (result, None);
     };
-    if !node.spec.task_options.cache {
+    if !node.meta.task_options.cache {
         // Runs every time: its digest lets dependents be cached; nothing is stored.
         let result = result.map(|r| {
             r.map(|mut done| {
@@ -1912,7 +1935,7 @@ fn record(
         |state, duration, attempts| node.record(fingerprint, reason, state, duration, attempts);
     let save = |record: Record, output: Option<Vec<u8>>| Write::Save {
         graph: run.graph.clone(),
-        node: node.spec.id.to_string(),
+        node: node.id.to_string(),
         record,
         output,
     };
@@ -1956,7 +1979,7 @@ fn record(
     }
 }
 
-impl RtNode {
+impl NodeSpec {
     /// The record of this node's end, finished now.
     fn record(
         &self,
@@ -1967,7 +1990,7 @@ impl RtNode {
         attempts: u32,
     ) -> Record {
         Record {
-            task: self.spec.task.to_owned(),
+            task: self.meta.task.to_owned(),
             fingerprint,
             state,
             finished_ms: Record::now_ms(),
@@ -1981,15 +2004,16 @@ impl RtNode {
 /// Runs one node's attempts until one succeeds or the policy gives up.
 async fn attempt(
     run: &Run,
-    node: &RtNode,
+    index: usize,
     prepared: Vec<Prepared>,
     reason: Reason,
 ) -> Result<Done, Vec<Failure>> {
     let events = &run.events;
     let start = Instant::now();
-    let policy = &node.policy;
+    let node = &run.nodes[index];
+    let policy = &Effective::merge(&node.options, &node.meta.task_options, &run.defaults);
     let mut failures = Vec::new();
-    let (id, task) = (&*node.spec.id, node.spec.task);
+    let (id, task) = (&*node.id, node.meta.task);
     loop {
         let number = u32::try_from(failures.len())
             .unwrap_or(u32::MAX)
@@ -2010,7 +2034,7 @@ async fn attempt(
                 .collect(),
             run.resources.clone(),
         );
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.spec.call)(inputs)))
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.meta.call)(inputs)))
         {
             Err(panic) => Err(Failure::panic(&*panic)),
             Ok(fut) => {

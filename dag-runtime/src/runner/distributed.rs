@@ -112,11 +112,11 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
-        if node.spec.codec.is_none() {
+        if node.meta.codec.is_none() {
             return Err(GraphError::NotShareable {
                 graph: run.graph.clone(),
-                node: node.spec.id.to_string(),
-                task: node.spec.task,
+                node: node.id.to_string(),
+                task: node.meta.task,
             }
             .into());
         }
@@ -126,7 +126,7 @@ pub(super) async fn drive(
     let mut dependents = vec![Vec::new(); n];
     for (i, node) in run.nodes.iter().enumerate() {
         let mut seen = HashSet::new();
-        for (_, j) in node.spec.upstream() {
+        for (_, j) in node.upstream() {
             if seen.insert(j) {
                 upstream[i].push(u32::try_from(j).unwrap_or(u32::MAX));
                 dependents[j].push(u32::try_from(i).unwrap_or(u32::MAX));
@@ -202,7 +202,7 @@ fn plan(ctx: &Ctx) -> Join {
         .enumerate()
         .map(|(i, node)| {
             let upstream = upstream_part(
-                &node.spec,
+                node,
                 |j| match &digests[j] {
                     Some(d) => Slot::Digest(d),
                     None => Slot::Pending(""),
@@ -210,7 +210,7 @@ fn plan(ctx: &Ctx) -> Join {
                 &mut scratch,
             );
             let known = matches!(upstream, Upstream::Known(_));
-            let done = match verdict(node.parts.as_ref(), run.stamp(i), upstream) {
+            let done = match verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream) {
                 Verdict::Cached(d) if known => {
                     digests[i] = Some(d);
                     Some((d, cached.clone()))
@@ -222,9 +222,9 @@ fn plan(ctx: &Ctx) -> Join {
                 .filter(|&&j| digests[j as usize].is_none())
                 .count();
             JoinNode {
-                id: node.spec.id.to_string(),
+                id: node.id.to_string(),
                 inputs: ctx.upstream[i].clone(),
-                priority: node.policy.priority,
+                priority: run.rt[i].priority,
                 waiting: if done.is_some() {
                     0
                 } else {
@@ -326,7 +326,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         .collect();
     let mut scratch = Vec::new();
     let upstream = upstream_part(
-        &node.spec,
+        node,
         |j| match digests.get(&j) {
             Some(d) => Slot::Digest(d),
             None => Slot::NoDigest,
@@ -346,7 +346,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         stop: false,
         fingerprint: None,
     };
-    let (reason, fingerprint) = match verdict(node.parts.as_ref(), run.stamp(i), upstream) {
+    let (reason, fingerprint) = match verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
             let mut e = end(state::DONE, Some(digest), &Ended::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);
@@ -367,7 +367,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
     // One computation per fingerprint at a time, over every run: if another claim is
     // computing the same thing, wait for it and take its output. The inputs are read
     // meanwhile.
-    let key = node.spec.task_options.cache.then(|| fingerprint.key());
+    let key = node.meta.task_options.cache.then(|| fingerprint.key());
     let mut prepared = None;
     if let Some(key) = key {
         let mut first = true;
@@ -397,12 +397,12 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                     e.dependents.clone_from(&ctx.dependents[i]);
                     e.fingerprint = Some(key);
                     let record = Record {
-                        task: node.spec.task.to_owned(),
+                        task: node.meta.task.to_owned(),
                         fingerprint,
                         reason,
                         ..*found
                     };
-                    e.save = Some((node.spec.id.to_string(), record, None));
+                    e.save = Some((node.id.to_string(), record, None));
                     if complete(ctx, e).await? {
                         run.emit_cached(&[i]);
                     }
@@ -416,13 +416,13 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         None => inputs(ctx, i, &digests).await,
     };
     let result = match prepared {
-        Ok(prepared) => attempt(run, node, prepared, reason).await,
+        Ok(prepared) => attempt(run, i, prepared, reason).await,
         Err(failure) => Err(vec![failure]),
     };
     let record =
         |state, duration, attempts| node.record(fingerprint, reason, state, duration, attempts);
     let encoded = result.and_then(|done| {
-        let codec = node.spec.codec.as_ref().expect("checked before the run");
+        let codec = node.meta.codec.as_ref().expect("checked before the run");
         match (codec.encode)(&done.value) {
             Ok(bytes) => Ok((done, bytes)),
             Err(e) => Err(vec![Failure::fatal(format!(
@@ -430,7 +430,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
             ))]),
         }
     });
-    let (id, task) = (&*node.spec.id, node.spec.task);
+    let (id, task) = (&*node.id, node.meta.task);
     match encoded {
         Ok((done, bytes)) => {
             let digest = *blake3::hash(&bytes).as_bytes();
@@ -495,8 +495,8 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                 for s in skipped {
                     let s = &run.nodes[s as usize];
                     run.events.emit(&Event::Skipped {
-                        node: &s.spec.id,
-                        task: s.spec.task,
+                        node: &s.id,
+                        task: s.meta.task,
                         because: id,
                     });
                 }
@@ -547,14 +547,14 @@ async fn inputs(
         .map_err(|e| Failure::fatal(e.to_string()))?;
     let mut values: HashMap<usize, Shared> = HashMap::with_capacity(ups.len());
     for (&j, b) in ups.iter().zip(bytes) {
-        let input = &run.nodes[j].spec;
+        let input = &run.nodes[j];
         let Some(b) = b else {
             return Err(Failure::fatal(format!(
                 "the output of node `{}` is missing from the store",
                 input.id
             )));
         };
-        let codec = input.codec.as_ref().expect("checked before the run");
+        let codec = input.meta.codec.as_ref().expect("checked before the run");
         let value = (codec.decode)(&b).map_err(|e| {
             Failure::fatal(format!(
                 "the output of node `{}` cannot be decoded: {e}",
@@ -563,7 +563,7 @@ async fn inputs(
         })?;
         values.insert(j, value);
     }
-    let spec = &run.nodes[i].spec;
+    let spec = &run.nodes[i];
     assemble(spec, spec.upstream().map(|(_, j)| values.get(&j).cloned()))
         .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
 }
