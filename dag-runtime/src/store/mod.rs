@@ -814,24 +814,29 @@ mod layout {
             Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
         }
         fn string(&mut self) -> Option<String> {
+            String::from_utf8(self.str_bytes()?.to_vec()).ok()
+        }
+        fn str_bytes(&mut self) -> Option<&'a [u8]> {
             let len = usize::try_from(self.u32()?).ok()?;
-            String::from_utf8(self.take(len)?.to_vec()).ok()
+            self.take(len)
+        }
+        fn fingerprint(&mut self) -> Option<Fingerprint> {
+            Some(Fingerprint {
+                code: self.digest()?,
+                output_type: self.digest()?,
+                inputs: self.digest()?,
+                upstream: self.digest()?,
+            })
         }
     }
 
     /// The stamp of a record's bytes, without allocating.
     pub(super) fn decode_stamp(bytes: &[u8]) -> Option<super::Stamp> {
         let mut r = Reader(bytes);
-        let fingerprint = Fingerprint {
-            code: r.digest()?,
-            output_type: r.digest()?,
-            inputs: r.digest()?,
-            upstream: r.digest()?,
-        };
-        // finished_ms, duration_us, attempts, reason
+        let fingerprint = r.fingerprint()?;
+        // finished_ms, duration_us, attempts, reason, task
         r.take(8 + 8 + 4 + 1)?;
-        let task = usize::try_from(r.u32()?).ok()?;
-        r.take(task)?;
+        r.str_bytes()?;
         match r.take(1)?[0] {
             0 => {
                 let digest = r.digest()?;
@@ -842,8 +847,7 @@ mod layout {
                 })
             }
             1 => {
-                let error = usize::try_from(r.u32()?).ok()?;
-                r.take(error)?;
+                r.str_bytes()?;
                 r.0.is_empty()
                     .then_some(super::Stamp::Failed { fingerprint })
             }
@@ -853,12 +857,7 @@ mod layout {
 
     pub(super) fn decode(bytes: &[u8]) -> Option<Record> {
         let mut r = Reader(bytes);
-        let fingerprint = Fingerprint {
-            code: r.digest()?,
-            output_type: r.digest()?,
-            inputs: r.digest()?,
-            upstream: r.digest()?,
-        };
+        let fingerprint = r.fingerprint()?;
         let finished_ms = r.u64()?;
         let duration_us = r.u64()?;
         let attempts = r.u32()?;
