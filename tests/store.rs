@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use redb::ReadableTable as _;
+
 use typedag::StoreError;
 use typedag::prelude::*;
 
@@ -49,15 +51,21 @@ async fn total(xs: Vec<u64>) -> u64 {
     xs.iter().sum()
 }
 
-/// Runs a graph of 20 squares and their sum in the store at `dir`.
-async fn run_in(dir: &Path) -> Result<(u64, typedag::Report), typedag::Error> {
-    let store = EmbeddedStore::open(dir)?;
+/// A graph of 20 squares and their sum.
+fn squares() -> (Graph, typedag::Kept<u64>) {
     let mut graph = Graph::new("squares");
     let nodes: Vec<_> = (0..20u64)
         .map(|i| graph.add::<square>(format!("sq{i}"), (i,)).unwrap())
         .collect();
     let sum = graph.add::<total>("sum", (nodes,)).unwrap();
     let sum = graph.keep(sum);
+    (graph, sum)
+}
+
+/// Runs [`squares`] in the store at `dir`.
+async fn run_in(dir: &Path) -> Result<(u64, typedag::Report), typedag::Error> {
+    let store = EmbeddedStore::open(dir)?;
+    let (graph, sum) = squares();
     let partial = Runner::new().store(store).run_partial(graph).await?;
     let value = *partial.outputs.try_get(&sum).expect("the sum completed");
     Ok((value, partial.report))
@@ -209,6 +217,59 @@ async fn flipped_bytes_are_detected_and_never_give_wrong_outputs() {
         outcomes[1]
     );
     assert!(outcomes[1] > 0, "some damage must be caught: {outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_damaged_record_reruns_its_node_and_says_why() {
+    let dir = TempDir::new("damaged-record");
+    run_in(&dir.0).await.unwrap();
+    {
+        // Flip one byte of node sq3's record (inside its fingerprint) in the file's own
+        // database, as a bad sector or a stray write would.
+        let records: redb::TableDefinition<(&str, &str), &[u8]> =
+            redb::TableDefinition::new("records");
+        let db = redb::Database::create(dir.file()).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut table = tx.open_table(records).unwrap();
+            let mut value = table
+                .get(("squares", "sq3"))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            value[40] ^= 0x01;
+            table.insert(("squares", "sq3"), value.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let runner = Runner::new().store(EmbeddedStore::open(&dir.0).unwrap());
+    let plan = runner.explain(&squares().0).await.unwrap();
+    assert_eq!(
+        plan.node("sq3"),
+        Some(&typedag::NodeState::Runs(typedag::Reason::RecordDamaged))
+    );
+    assert_eq!(
+        plan.node("sum"),
+        Some(&typedag::NodeState::Waits { on: "sq3".into() })
+    );
+    assert_eq!(plan.node("sq4"), Some(&typedag::NodeState::Cached));
+    drop(runner);
+    let (sum, report) = run_in(&dir.0).await.unwrap();
+    assert_eq!(sum, 2470);
+    assert_eq!(report.ran(), 1, "{report}");
+    assert!(matches!(
+        report.node("sq3").unwrap().outcome,
+        Outcome::Ran {
+            reason: typedag::Reason::RecordDamaged,
+            ..
+        }
+    ));
+    // Its output came out the same: the sum stays cached.
+    assert!(matches!(
+        report.node("sum").unwrap().outcome,
+        Outcome::Cached
+    ));
 }
 
 #[tokio::test]
