@@ -366,7 +366,7 @@ impl Runner {
     }
 
     /// How long a claim on a node of a distributed run holds without renewal
-    /// ([`DEFAULT_LEASE`], 30 s). A process renews its claims every third of it; a process
+    /// (30 s by default). A process renews its claims every third of it; a process
     /// that stops renewing (it died, or lost the database) loses its nodes to the others
     /// after this long, and a result it records later is refused.
     #[must_use]
