@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use typedag::prelude::*;
 use typedag::serde;
 
+#[path = "support/parity_graph.rs"]
+mod parity_graph;
+use parity_graph::{describe, graph, load, parity};
+
 /// The reason each node ran (or `None` if it was cached), by node id.
 fn why(report: &typedag::Report) -> Vec<(String, Option<Reason>)> {
     report
@@ -28,34 +32,6 @@ fn ran(list: &[(String, Option<Reason>)]) -> Vec<&str> {
         .filter(|(_, r)| r.is_some())
         .map(|(id, _)| id.as_str())
         .collect()
-}
-
-#[task]
-async fn load(n: u64) -> u64 {
-    n
-}
-
-#[task]
-async fn parity(x: &u64) -> bool {
-    x.is_multiple_of(2)
-}
-
-#[task]
-async fn describe(even: &bool, label: String) -> String {
-    format!("{label}: {}", if *even { "even" } else { "odd" })
-}
-
-/// The graph under test; a macro because a `dag!` graph's output struct is local to it.
-macro_rules! graph {
-    ($n:expr, $label:expr) => {{
-        let (n, label): (u64, String) = ($n, $label.to_owned());
-        dag! {
-            name = "parity";
-            number = load(n);
-            even   = parity(number);
-            text   = describe(even, label);
-        }
-    }};
 }
 
 #[tokio::test]

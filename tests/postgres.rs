@@ -2,43 +2,19 @@
 //! cache semantics as the embedded store, its own schema with versions, clear errors, and
 //! runs that live through a server restart.
 
+#[path = "support/parity_graph.rs"]
+mod parity_graph;
 mod support;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use parity_graph::{describe, graph, load, parity};
 use support::postgres::Cluster;
 use typedag::prelude::*;
 use typedag::store::Store as _;
 use typedag::{PostgresStore, StoreError};
-
-#[task]
-async fn load(n: u64) -> u64 {
-    n
-}
-
-#[task]
-async fn parity(x: &u64) -> bool {
-    x.is_multiple_of(2)
-}
-
-#[task]
-async fn describe(even: &bool, label: String) -> String {
-    format!("{label}: {}", if *even { "even" } else { "odd" })
-}
-
-macro_rules! graph {
-    ($n:expr, $label:expr) => {{
-        let (n, label): (u64, String) = ($n, $label.to_owned());
-        dag! {
-            name = "parity";
-            number = load(n);
-            even   = parity(number);
-            text   = describe(even, label);
-        }
-    }};
-}
 
 /// The nodes that ran, with why.
 fn ran(report: &typedag::Report) -> Vec<(String, Reason)> {

@@ -423,14 +423,7 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
                 None => {
                     graphs.remove(graph.as_str())?;
                     let mut all = Vec::new();
-                    for entry in records.range((graph.as_str(), "")..)? {
-                        let (k, _) = entry?;
-                        let (g, n) = k.value();
-                        if g != graph {
-                            break;
-                        }
-                        all.push(n.to_owned());
-                    }
+                    each_record(records, graph, |n, _| all.push(n.to_owned()))?;
                     all
                 }
             };
@@ -439,6 +432,23 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
                 outputs.remove((graph.as_str(), node.as_str()))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Calls `f` with the node id and value of each record of `graph`, in id order.
+fn each_record(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    graph: &str,
+    mut f: impl FnMut(&str, &[u8]),
+) -> Result<(), redb::Error> {
+    for entry in table.range((graph, "")..)? {
+        let (k, v) = entry?;
+        let (g, n) = k.value();
+        if g != graph {
+            break;
+        }
+        f(n, v.value());
     }
     Ok(())
 }
@@ -472,18 +482,13 @@ impl Store for EmbeddedStore {
             // The whole table's length bounds this graph's: enough to never rehash.
             let hint = usize::try_from(table.len()?).unwrap_or(0).min(1 << 20);
             let mut records = HashMap::with_capacity(hint);
-            for entry in table.range((graph, "")..)? {
-                let (k, v) = entry?;
-                let (g, n) = k.value();
-                if g != graph {
-                    break;
-                }
-                let loaded = match envelope::open_any_record(v.value()) {
+            each_record(&table, graph, |n, v| {
+                let loaded = match envelope::open_any_record(v) {
                     Ok(r) => Loaded::Record(r),
                     Err(e) => Loaded::Damaged(e),
                 };
                 records.insert(n.to_owned(), loaded);
-            }
+            })?;
             Ok(Snapshot {
                 records,
                 manifest: manifest_digest(&read, graph)?,
@@ -497,16 +502,11 @@ impl Store for EmbeddedStore {
             let read = db.begin_read()?;
             let table = read.open_table(RECORDS)?;
             let mut stamps = vec![None; nodes.len()];
-            for entry in table.range((graph, "")..)? {
-                let (k, v) = entry?;
-                let (g, n) = k.value();
-                if g != graph {
-                    break;
-                }
+            each_record(&table, graph, |n, v| {
                 if let Some(position) = nodes.position(n) {
-                    stamps[position] = Some(envelope::open_stamp(v.value()));
+                    stamps[position] = Some(envelope::open_stamp(v));
                 }
-            }
+            })?;
             Ok(Stamps {
                 stamps,
                 manifest: manifest_digest(&read, graph)?,

@@ -685,10 +685,6 @@ pub(crate) mod envelope {
         seal(&super::layout::encode(record))
     }
 
-    pub(crate) fn open_record(value: &[u8]) -> Result<super::Record, String> {
-        super::layout::decode(open(value)?).ok_or_else(|| "record unreadable".to_owned())
-    }
-
     /// A record followed by its output's bytes, in one value: small outputs live with their
     /// record, one write instead of two. The output is checked against the record's digest
     /// when read, so the checksum covers only the record.
@@ -714,31 +710,30 @@ pub(crate) mod envelope {
         (value, None)
     }
 
+    /// The checked record bytes of a value written by [`seal_record`] or
+    /// [`seal_record_with`].
+    fn record_body(value: &[u8]) -> Result<&[u8], String> {
+        match split_record(value) {
+            (sealed, Some(_)) if sealed.len() < 8 + SUM => {
+                Err(format!("value too short ({} bytes)", value.len()))
+            }
+            (sealed, Some(_)) => checked(&sealed[8..]),
+            (sealed, None) => open(sealed),
+        }
+    }
+
     /// The stamp of a value written by [`seal_record`] or [`seal_record_with`], checked
     /// like [`open_any_record`] but without building the whole record.
     pub(crate) fn open_stamp(value: &[u8]) -> super::Stamp {
-        let body = match split_record(value) {
-            (sealed, Some(_)) if sealed.len() >= 8 + SUM => checked(&sealed[8..]),
-            (_, Some(_)) => Err(String::new()),
-            (sealed, None) => open(sealed),
-        };
-        body.ok()
+        record_body(value)
+            .ok()
             .and_then(super::layout::decode_stamp)
             .unwrap_or(super::Stamp::Damaged)
     }
 
     /// Opens a value written by [`seal_record`] or [`seal_record_with`].
     pub(crate) fn open_any_record(value: &[u8]) -> Result<super::Record, String> {
-        match split_record(value) {
-            (sealed, Some(_)) => {
-                if sealed.len() < 8 + SUM {
-                    return Err(format!("value too short ({} bytes)", value.len()));
-                }
-                super::layout::decode(checked(&sealed[8..])?)
-                    .ok_or_else(|| "record unreadable".to_owned())
-            }
-            (sealed, None) => open_record(sealed),
-        }
+        super::layout::decode(record_body(value)?).ok_or_else(|| "record unreadable".to_owned())
     }
 }
 
@@ -913,13 +908,13 @@ mod tests {
     fn a_record_reads_back_as_written() {
         use crate::cache::Reason;
         let mut record = sample();
-        let back = envelope::open_record(&envelope::seal_record(&record)).unwrap();
+        let back = envelope::open_any_record(&envelope::seal_record(&record)).unwrap();
         assert_eq!(back, record);
         record.state = super::RecordState::Failed {
             error: "the disk is full".into(),
         };
         record.reason = Reason::NoStore;
-        let back = envelope::open_record(&envelope::seal_record(&record)).unwrap();
+        let back = envelope::open_any_record(&envelope::seal_record(&record)).unwrap();
         assert_eq!(back, record);
     }
 

@@ -663,7 +663,7 @@ impl Store for PostgresStore {
                 let mut records = HashMap::with_capacity(rows.len());
                 for row in rows {
                     let node: String = row.get(0);
-                    let loaded = match envelope::open_record(row.get(1)) {
+                    let loaded = match envelope::open_any_record(row.get(1)) {
                         Ok(r) => Loaded::Record(r),
                         Err(e) => Loaded::Damaged(e),
                     };

@@ -238,7 +238,7 @@ impl Coordinator for Inner {
                 let found = record
                     .as_ref()
                     .and_then(|row| row.get::<_, Option<&[u8]>>(0))
-                    .and_then(|r| envelope::open_record(r).ok())
+                    .and_then(|r| envelope::open_any_record(r).ok())
                     .filter(|r| r.digest().is_some());
                 Ok(found.map_or(Begin::Go, |r| Begin::Found(Box::new(r))))
             }
