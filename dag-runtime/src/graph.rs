@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::Serialize;
 
 use crate::error::GraphError;
+use crate::ids::{IdHasher, NodeIds};
 use crate::policy::{NodeOptions, TaskOptions};
 use crate::task::{BoxFuture, Failure, Inputs, Shared, Task};
 use crate::wire::{Args, Wired};
@@ -60,92 +61,6 @@ pub struct Graph<O = Outputs, P = Outputs> {
 }
 
 pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
-
-/// A graph's node ids with their positions (declaration order): what a
-/// [`Store`](crate::Store) needs to hand back a run's records by position.
-#[derive(Clone, Default)]
-pub struct NodeIds {
-    map: HashMap<Arc<str>, usize, BuildHasherDefault<IdHasher>>,
-}
-
-impl NodeIds {
-    /// The position of node `id`, if the graph has it.
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.map.get(id).copied()
-    }
-
-    /// How many nodes there are.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Every id with its position, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.map.iter().map(|(id, &i)| (&**id, i))
-    }
-}
-
-impl fmt::Debug for NodeIds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeIds")
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A fast hash for node ids: a multiply-rotate per eight bytes. Ids come from the program
-/// itself, not from an adversary, so SipHash's flood resistance buys nothing here, and graphs
-/// of ten thousand nodes hash every id at least twice per run.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl IdHasher {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl std::hash::Hasher for IdHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The table takes its bucket from the low bits: fold the well-mixed high half in.
-        self.0 ^ (self.0 >> 29)
-    }
-}
 
 /// Everything the runner needs about one node, with the task's types erased.
 pub(crate) struct NodeSpec {
@@ -294,7 +209,7 @@ impl<O, P> Graph<O, P> {
     ) -> Result<Node<T::Output>, GraphError> {
         let id: Arc<str> = id.into();
         let index = self.nodes.len();
-        match self.ids.map.entry(id.clone()) {
+        match self.ids.map_mut().entry(id.clone()) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 return Err(GraphError::DuplicateId {
                     graph: self.name.clone(),
@@ -310,7 +225,7 @@ impl<O, P> Graph<O, P> {
             match source.0 {
                 Ok(s) => resolved.push(s),
                 Err(_) => {
-                    self.ids.map.remove(&id);
+                    self.ids.map_mut().remove(&id);
                     return Err(GraphError::ForeignNode {
                         graph: self.name.clone(),
                         node: id.to_string(),
@@ -330,7 +245,10 @@ impl<O, P> Graph<O, P> {
                 // Unreachable from `dag!`, which checks names at compile time; report it at run.
                 self.error.get_or_insert(e);
                 let id: Arc<str> = id.into();
-                self.ids.map.entry(id.clone()).or_insert(self.nodes.len());
+                self.ids
+                    .map_mut()
+                    .entry(id.clone())
+                    .or_insert(self.nodes.len());
                 self.insert::<T>(id, Vec::new())
             }
         }

@@ -9,6 +9,7 @@ mod cancel;
 mod error;
 mod event;
 mod graph;
+mod ids;
 mod policy;
 pub mod progress;
 mod report;

@@ -104,24 +104,6 @@ impl Default for Backoff {
     }
 }
 
-/// `"1.5s"`, `"500ms"`, `"2m"`, `"1h"`: one number, one unit (ns, us, ms, s, m, h).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let unit_secs = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return None,
-    };
-    let n: f64 = number.parse().ok()?;
-    Duration::try_from_secs_f64(n * unit_secs).ok()
-}
-
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded per process and per instance; enough for jitter.

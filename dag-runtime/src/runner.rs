@@ -24,7 +24,8 @@ use crate::cache::{Digest, Fingerprint, PartHasher, Reason, code_part};
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError, ResourceError};
 use crate::event::{Callback, Event, Events, Totals};
-use crate::graph::{Graph, IdHasher, NodeSpec, Outputs, Source, TaskMeta};
+use crate::graph::{Graph, NodeSpec, Outputs, Source, TaskMeta};
+use crate::ids::IdHasher;
 use crate::policy::{Backoff, Effective, RunnerDefaults};
 use crate::report::{NodeReport, Outcome, Partial, Report};
 use crate::resource::{Resource, Resources};
@@ -293,13 +294,9 @@ impl Runner {
             }
         }
         if let Some(v) = get("TYPEDAG_TIMEOUT") {
-            match crate::policy::parse_duration(&v) {
-                Some(d) => self.defaults.timeout = Some(d),
-                None => bad(
-                    "TYPEDAG_TIMEOUT",
-                    &v,
-                    "a duration like 500ms, 30s, 2m or 1h",
-                ),
+            match dag_duration::parse(&v) {
+                Ok(d) => self.defaults.timeout = Some(d),
+                Err(_) => bad("TYPEDAG_TIMEOUT", &v, dag_duration::EXPECTED),
             }
         }
         if let Some(v) = get("TYPEDAG_STORE") {

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Digest, Fingerprint, Reason};
-pub use crate::graph::NodeIds;
+pub use crate::ids::NodeIds;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
