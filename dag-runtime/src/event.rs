@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::cache::Reason;
-use crate::task::Failure;
+use crate::failure::Failure;
 
 /// A change in one node's state, delivered to the callbacks given to
 /// [`Runner::on_event`](crate::Runner::on_event).

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::cache::Reason;
-use crate::task::Failure;
+use crate::failure::Failure;
 
 /// The outcome of every node of one run, in declaration order.
 #[derive(Clone, Debug)]

@@ -103,18 +103,10 @@ impl Need {
 }
 
 /// The resources a runner holds, by type.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Resources {
     /// Each value is the `Arc<T>` itself, read back by downcasting to `Arc<T>`.
     by_type: HashMap<TypeId, (Arc<dyn Any + Send + Sync>, &'static str)>,
-}
-
-impl Clone for Resources {
-    fn clone(&self) -> Self {
-        Self {
-            by_type: self.by_type.clone(),
-        }
-    }
 }
 
 impl Resources {

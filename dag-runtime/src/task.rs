@@ -1,4 +1,5 @@
-//! The `Task` trait that `#[task]` implements, and what a task attempt gives back.
+//! The `Task` trait that `#[task]` implements, the values an attempt receives, and the
+//! codec that stores its output.
 
 use std::any::Any;
 use std::fmt;
@@ -6,6 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::marker::PhantomData;
+
+use crate::bounds::{Cacheable, TaskError};
+use crate::failure::Failure;
 use crate::policy::TaskOptions;
 
 /// A boxed, sendable future: what a task attempt is once erased.
@@ -32,7 +37,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 )]
 pub trait Task: Send + Sync + 'static {
     /// What the task produces: the `T` of its `T` or `Result<T, E>` return type.
-    type Output: crate::wire::Output;
+    type Output: crate::bounds::Output;
 
     /// The function's name.
     const NAME: &'static str;
@@ -89,99 +94,6 @@ impl<T> fmt::Debug for Codec<T> {
     }
 }
 
-/// Why one attempt of a task failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    message: String,
-    kind: FailureKind,
-    retryable: bool,
-}
-
-/// What ended an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// The task returned `Err`.
-    Error,
-    /// The task panicked.
-    Panic,
-    /// The attempt ran past its timeout.
-    Timeout,
-}
-
-impl Failure {
-    /// The task returned this error. `retryable` is what the task's `retry_if` said.
-    pub fn error(error: &dyn fmt::Display, retryable: bool) -> Self {
-        Self {
-            message: error.to_string(),
-            kind: FailureKind::Error,
-            retryable,
-        }
-    }
-
-    pub(crate) fn panic(payload: &(dyn Any + Send)) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        };
-        Self {
-            message: format!("panicked: {message}"),
-            kind: FailureKind::Panic,
-            retryable: true,
-        }
-    }
-
-    /// A failure that another attempt cannot fix (a store or encoding problem).
-    pub(crate) fn fatal(message: String) -> Self {
-        Self {
-            message,
-            kind: FailureKind::Error,
-            retryable: false,
-        }
-    }
-
-    /// A failure as another process recorded it.
-    pub(crate) fn recorded(message: String, kind: FailureKind, retryable: bool) -> Self {
-        Self {
-            message,
-            kind,
-            retryable,
-        }
-    }
-
-    pub(crate) fn timeout(after: std::time::Duration) -> Self {
-        Self {
-            message: format!("timed out after {after:?}"),
-            kind: FailureKind::Timeout,
-            retryable: true,
-        }
-    }
-
-    /// The error's text.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// Error, panic or timeout.
-    pub fn kind(&self) -> FailureKind {
-        self.kind
-    }
-
-    /// `false` when the task's `retry_if` ruled out another attempt.
-    pub fn is_retryable(&self) -> bool {
-        self.retryable
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
 pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
 
 /// The values a task attempt receives, one per parameter, in order. Built by the runner,
@@ -215,7 +127,7 @@ impl Inputs {
     }
 
     /// Borrows parameter `i`.
-    pub fn borrow<T: crate::wire::Borrowed>(&self, i: usize) -> &T {
+    pub fn borrow<T: crate::bounds::Borrowed>(&self, i: usize) -> &T {
         let found = match &self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>(),
             Value::Owned(v) => v.as_ref().and_then(|b| b.downcast_ref::<T>()),
@@ -224,11 +136,65 @@ impl Inputs {
     }
 
     /// Takes parameter `i` by value: a fresh list is moved, a shared output is cloned.
-    pub fn take<T: crate::wire::Owned>(&mut self, i: usize) -> T {
+    pub fn take<T: crate::bounds::Owned>(&mut self, i: usize) -> T {
         match &mut self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>().cloned(),
             Value::Owned(v) => v.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b),
         }
         .expect("typedag: input type checked at compile time")
     }
+}
+
+/// The codec of a cached task's output.
+pub fn codec<T: Cacheable + 'static>() -> Codec<T> {
+    Codec {
+        encode: |v| postcard::to_allocvec(v).map_err(|e| e.to_string()),
+        decode: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
+        output_type: crate::cache::type_digest::<T>,
+    }
+}
+
+/// Finds a codec for a `cache = false` task's output if it has serde impls (autoref
+/// specialization: the first trait applies when its bound holds, the second otherwise).
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Picked when the output has serde impls.
+pub trait CodecIfSerde<T> {
+    /// The codec.
+    fn codec(&self) -> Option<Codec<T>>;
+}
+impl<T: Cacheable + 'static> CodecIfSerde<T> for Probe<T> {
+    fn codec(&self) -> Option<Codec<T>> {
+        Some(codec::<T>())
+    }
+}
+
+/// Picked otherwise.
+pub trait NoCodec<T> {
+    /// No codec.
+    fn codec(&self) -> Option<Codec<T>>;
+}
+impl<T> NoCodec<T> for &Probe<T> {
+    fn codec(&self) -> Option<Codec<T>> {
+        None
+    }
+}
+
+/// Turns a task's `Result` into what the runner records, asking `retry_if` on errors.
+pub fn from_result<T, E: TaskError>(
+    result: Result<T, E>,
+    retry_if: Option<fn(&E) -> bool>,
+) -> Result<T, Failure> {
+    result.map_err(|e| {
+        let retryable = retry_if.is_none_or(|f| f(&e));
+        Failure::error(&e, retryable)
+    })
 }

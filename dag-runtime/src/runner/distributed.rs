@@ -11,18 +11,24 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use super::{Run, Slot, Upstream, Verdict, assemble, attempt, upstream_part, verdict};
+use super::attempt::attempt;
+use super::inputs::{Prepared, assemble};
+use super::persist::{adopted_record, completed_record, encode_output, failed_record};
+use super::plan::upstream_of;
+use super::state::Run;
 use crate::cache::{Digest, Fingerprint, Reason};
+use crate::cache::{InputDigest, Upstream, Verdict, verdict};
 use crate::error::{Error, GraphError};
 use crate::event::Event;
+use crate::failure::Failure;
 use crate::report::Outcome;
+use crate::store::StoreError;
 use crate::store::shared::{Begin, Claim, Coordinator, End, Join, JoinNode, state};
-use crate::store::{Record, RecordState, StoreError};
-use crate::task::{Failure, FailureKind, Shared};
+use crate::task::Shared;
 
 /// A node's outcome as every process of the run reads it.
 #[derive(Serialize, Deserialize)]
-enum Ended {
+enum SharedOutcome {
     Ran {
         attempts: u32,
         duration_us: u64,
@@ -30,38 +36,21 @@ enum Ended {
     },
     Cached,
     Failed {
-        /// Each attempt's message, kind (0 error, 1 panic, 2 timeout) and retryability.
-        attempts: Vec<(String, u8, bool)>,
+        attempts: Vec<Failure>,
     },
     Skipped {
         because: String,
     },
 }
 
-impl Ended {
+impl SharedOutcome {
     fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).unwrap_or_default()
-    }
-
-    fn failed(failures: &[Failure]) -> Self {
-        Ended::Failed {
-            attempts: failures
-                .iter()
-                .map(|f| {
-                    let kind = match f.kind() {
-                        FailureKind::Panic => 1,
-                        FailureKind::Timeout => 2,
-                        _ => 0,
-                    };
-                    (f.message().to_owned(), kind, f.is_retryable())
-                })
-                .collect(),
-        }
+        postcard::to_allocvec(self).expect("an outcome is strings and numbers, which always encode")
     }
 
     fn outcome(self) -> Outcome {
         match self {
-            Ended::Ran {
+            SharedOutcome::Ran {
                 attempts,
                 duration_us,
                 reason,
@@ -70,27 +59,15 @@ impl Ended {
                 duration: Duration::from_micros(duration_us),
                 reason,
             },
-            Ended::Cached => Outcome::Cached,
-            Ended::Failed { attempts } => Outcome::Failed {
-                attempts: attempts
-                    .into_iter()
-                    .map(|(message, kind, retryable)| {
-                        let kind = match kind {
-                            1 => FailureKind::Panic,
-                            2 => FailureKind::Timeout,
-                            _ => FailureKind::Error,
-                        };
-                        Failure::recorded(message, kind, retryable)
-                    })
-                    .collect(),
-            },
-            Ended::Skipped { because } => Outcome::Skipped { because },
+            SharedOutcome::Cached => Outcome::Cached,
+            SharedOutcome::Failed { attempts } => Outcome::Failed { attempts },
+            SharedOutcome::Skipped { because } => Outcome::Skipped { because },
         }
     }
 }
 
 /// What every claim of this process shares.
-struct Ctx {
+struct Participant {
     run: Arc<Run>,
     coordinator: Arc<dyn Coordinator>,
     name: String,
@@ -133,7 +110,7 @@ pub(super) async fn drive(
             }
         }
     }
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(Participant {
         run: run.clone(),
         coordinator,
         name: name.to_owned(),
@@ -146,7 +123,7 @@ pub(super) async fn drive(
     let cancelled = claim_and_run(&ctx).await;
     let ends = ctx.coordinator.ends(ctx.name.clone()).await?;
     let finished = {
-        let mut st = run.lock();
+        let mut state = run.lock();
         for end in ends {
             let i = end.index as usize;
             if i >= n {
@@ -155,24 +132,22 @@ pub(super) async fn drive(
             let ended = end
                 .outcome
                 .as_deref()
-                .and_then(|b| postcard::from_bytes::<Ended>(b).ok());
+                .and_then(|b| postcard::from_bytes::<SharedOutcome>(b).ok());
             if let Some(ended) = ended {
-                st.failed |= matches!(ended, Ended::Failed { .. });
-                st.outcomes[i] = Some(ended.outcome());
+                state.failed |= matches!(ended, SharedOutcome::Failed { .. });
+                state.outcomes[i] = Some(ended.outcome());
             }
             if end.state == state::DONE {
-                st.digests[i] = end.digest;
-                st.stored[i] = end.digest.is_some();
+                state.digests[i] = end.digest;
+                state.stored[i] = end.digest.is_some();
             }
         }
-        st.cancelled |= cancelled?;
-        st.unfinished = 0;
-        st.stopping = true;
-        st.take_done()
+        state.cancelled |= cancelled?;
+        state.unfinished = 0;
+        state.stopping = true;
+        state.ended()
     };
-    if let Some(tx) = finished {
-        let _ = tx.send(());
-    }
+    finished.send();
     done.await
         .map_err(|_| Error::Internal("the run ended without signalling completion".into()))
 }
@@ -191,26 +166,26 @@ fn identity() -> String {
 
 /// The run's rows, for whichever process creates it: nodes whose record answers for them
 /// from inputs that are all cached too are done before anything runs.
-fn plan(ctx: &Ctx) -> Join {
+fn plan(ctx: &Participant) -> Join {
     let run = &ctx.run;
     let mut digests: Vec<Option<Digest>> = vec![None; run.nodes.len()];
     let mut scratch = Vec::new();
-    let cached = Ended::Cached.encode();
+    let cached = SharedOutcome::Cached.encode();
     let nodes = run
         .nodes
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            let upstream = upstream_part(
+            let upstream = upstream_of(
                 node,
                 |j| match &digests[j] {
-                    Some(d) => Slot::Digest(d),
-                    None => Slot::Pending(""),
+                    Some(d) => InputDigest::Known(d),
+                    None => InputDigest::Pending(""),
                 },
                 &mut scratch,
             );
             let known = matches!(upstream, Upstream::Known(_));
-            let done = match verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream) {
+            let done = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
                 Verdict::Cached(d) if known => {
                     digests[i] = Some(d);
                     Some((d, cached.clone()))
@@ -224,7 +199,7 @@ fn plan(ctx: &Ctx) -> Join {
             JoinNode {
                 id: node.id.to_string(),
                 inputs: ctx.upstream[i].clone(),
-                priority: run.rt[i].priority,
+                priority: run.plan[i].priority,
                 waiting: if done.is_some() {
                     0
                 } else {
@@ -244,7 +219,7 @@ fn plan(ctx: &Ctx) -> Join {
 
 /// Claims and runs nodes until the run has ended (or stopped); `Ok(true)` if this process
 /// was cancelled.
-async fn claim_and_run(ctx: &Arc<Ctx>) -> Result<bool, Error> {
+async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
     let run = &ctx.run;
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut renew = tokio::time::interval(ctx.lease / 3);
@@ -312,7 +287,7 @@ async fn claim_and_run(ctx: &Arc<Ctx>) -> Result<bool, Error> {
 }
 
 /// Runs one claimed node (or finds it cached) and records its end.
-async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
+async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     let run = &ctx.run;
     let i = claim.index as usize;
     let node = run
@@ -325,15 +300,15 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
         .collect();
     let mut scratch = Vec::new();
-    let upstream = upstream_part(
+    let upstream = upstream_of(
         node,
         |j| match digests.get(&j) {
-            Some(d) => Slot::Digest(d),
-            None => Slot::NoDigest,
+            Some(d) => InputDigest::Known(d),
+            None => InputDigest::Missing,
         },
         &mut scratch,
     );
-    let end = |state: i16, digest: Option<Digest>, ended: &Ended| End {
+    let end = |state: i16, digest: Option<Digest>, ended: &SharedOutcome| End {
         index: claim.index,
         token: claim.token,
         state,
@@ -346,16 +321,16 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         stop: false,
         fingerprint: None,
     };
-    let (reason, fingerprint) = match verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream) {
+    let (reason, fingerprint) = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
-            let mut e = end(state::DONE, Some(digest), &Ended::Cached);
+            let mut e = end(state::DONE, Some(digest), &SharedOutcome::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);
             if complete(ctx, e).await? {
                 run.emit_cached(&[i]);
             }
             return Ok(());
         }
-        Verdict::Run(reason, fp) => (reason, fp),
+        Verdict::Run(reason, fingerprint) => (reason, fingerprint),
         Verdict::Waits(_) => unreachable!("every upstream digest is known when claimed"),
     };
     let fingerprint = fingerprint.unwrap_or(Fingerprint {
@@ -393,15 +368,10 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                 }
                 Begin::Found(found) => {
                     let digest = found.digest().copied();
-                    let mut e = end(state::DONE, digest, &Ended::Cached);
+                    let mut e = end(state::DONE, digest, &SharedOutcome::Cached);
                     e.dependents.clone_from(&ctx.dependents[i]);
                     e.fingerprint = Some(key);
-                    let record = Record {
-                        task: node.meta.task.to_owned(),
-                        fingerprint,
-                        reason,
-                        ..*found
-                    };
+                    let record = adopted_record(node, fingerprint, reason, *found);
                     e.save = Some((node.id.to_string(), record, None));
                     if complete(ctx, e).await? {
                         run.emit_cached(&[i]);
@@ -419,22 +389,14 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         Ok(prepared) => attempt(run, i, prepared, reason).await,
         Err(failure) => Err(vec![failure]),
     };
-    let record =
-        |state, duration, attempts| node.record(fingerprint, reason, state, duration, attempts);
-    let encoded = result.and_then(|done| {
-        let codec = node.meta.codec.as_ref().expect("checked before the run");
-        match (codec.encode)(&done.value) {
-            Ok(bytes) => Ok((done, bytes)),
-            Err(e) => Err(vec![Failure::fatal(format!(
-                "its output could not be serialized for the store: {e}; fix its `Serialize` impl"
-            ))]),
-        }
+    let encoded = result.and_then(|done| match encode_output(node, &done.value) {
+        Ok((bytes, digest)) => Ok((done, bytes, digest)),
+        Err(failure) => Err(vec![failure]),
     });
     let (id, task) = (&*node.id, node.meta.task);
     match encoded {
-        Ok((done, bytes)) => {
-            let digest = *blake3::hash(&bytes).as_bytes();
-            let ended = Ended::Ran {
+        Ok((done, bytes, digest)) => {
+            let ended = SharedOutcome::Ran {
                 attempts: done.attempts,
                 duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
                 reason,
@@ -442,16 +404,8 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
             let mut e = end(state::DONE, Some(digest), &ended);
             e.dependents.clone_from(&ctx.dependents[i]);
             e.fingerprint = key;
-            let size = bytes.len() as u64;
-            e.save = Some((
-                id.to_owned(),
-                record(
-                    RecordState::Done { digest, size },
-                    done.duration,
-                    done.attempts,
-                ),
-                Some(bytes),
-            ));
+            let record = completed_record(node, fingerprint, reason, digest, &bytes, &done);
+            e.save = Some((id.to_owned(), record, Some(bytes)));
             if complete(ctx, e).await? {
                 run.events.emit(&Event::Completed {
                     node: id,
@@ -465,23 +419,22 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         }
         Err(failures) => {
             let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
-            let error = failures
-                .last()
-                .map(|f| f.message().to_owned())
-                .unwrap_or_default();
-            let mut e = end(state::FAILED, None, &Ended::failed(&failures));
+            let mut e = end(
+                state::FAILED,
+                None,
+                &SharedOutcome::Failed {
+                    attempts: failures.clone(),
+                },
+            );
             e.fingerprint = key;
             e.stop = run.fail_fast;
             e.skip = descendants(ctx, i);
-            e.skip_outcome = Ended::Skipped {
+            e.skip_outcome = SharedOutcome::Skipped {
                 because: id.to_owned(),
             }
             .encode();
-            e.save = Some((
-                id.to_owned(),
-                record(RecordState::Failed { error }, Duration::ZERO, attempts),
-                None,
-            ));
+            let record = failed_record(node, fingerprint, reason, &failures, Duration::ZERO);
+            e.save = Some((id.to_owned(), record, None));
             let skipped = e.skip.clone();
             if complete(ctx, e).await? {
                 if let Some(error) = failures.last() {
@@ -508,14 +461,14 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
     Ok(())
 }
 
-async fn complete(ctx: &Ctx, end: End) -> Result<bool, StoreError> {
+async fn complete(ctx: &Participant, end: End) -> Result<bool, StoreError> {
     ctx.coordinator
         .complete(ctx.name.clone(), ctx.run.graph.clone(), end)
         .await
 }
 
 /// Every node downstream of `i`.
-fn descendants(ctx: &Ctx, i: usize) -> Vec<u32> {
+fn descendants(ctx: &Participant, i: usize) -> Vec<u32> {
     let mut seen = HashSet::new();
     let mut stack = ctx.dependents[i].clone();
     while let Some(d) = stack.pop() {
@@ -530,10 +483,10 @@ fn descendants(ctx: &Ctx, i: usize) -> Vec<u32> {
 
 /// A claimed node's inputs: its upstream outputs read from the store and decoded.
 async fn inputs(
-    ctx: &Ctx,
+    ctx: &Participant,
     i: usize,
     digests: &HashMap<usize, Digest>,
-) -> Result<Vec<super::Prepared>, Failure> {
+) -> Result<Vec<Prepared>, Failure> {
     let run = &ctx.run;
     let ups: Vec<usize> = ctx.upstream[i].iter().map(|&j| j as usize).collect();
     let wanted: Vec<Digest> = ups

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::cache::Stamp;
 use crate::cache::{Digest, Fingerprint, Reason};
 pub use crate::ids::NodeIds;
 
@@ -328,25 +329,6 @@ impl Loaded {
             Loaded::Damaged(_) => Stamp::Damaged,
         }
     }
-}
-
-/// What a run needs of one node's record to tell whether it still answers for the node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stamp {
-    /// It completed: what it was computed from and its output's digest.
-    Done {
-        /// What the output was computed from.
-        fingerprint: Fingerprint,
-        /// BLAKE3 of the output's bytes.
-        digest: Digest,
-    },
-    /// It failed for good.
-    Failed {
-        /// What it was computed from.
-        fingerprint: Fingerprint,
-    },
-    /// The record could not be read.
-    Damaged,
 }
 
 /// The [`Stamp`]s of a graph's nodes, by position, as a run starts.

@@ -1,20 +1,32 @@
 //! Graphs and the typed builder that `dag!` expands to.
+//!
+//! - [`Graph`] (here): the nodes in declaration order, and the builder's methods.
+//! - [`node`]: the typed handle, the erased spec the runner reads, and its inputs' sources.
+//! - [`meta`]: what every node of one task shares, with the task's types erased.
+//! - [`args`]: the builder's argument types and their compile-time checks.
+//! - [`wiring`]: what `dag!` expansions call to wire one node.
+//! - [`outputs`]: what a run hands back.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
+pub(crate) mod args;
+pub(crate) mod meta;
+pub(crate) mod node;
+pub(crate) mod outputs;
+pub(crate) mod wiring;
+
+use std::any::TypeId;
 use std::fmt;
-use std::hash::BuildHasherDefault;
-use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use serde::Serialize;
-
+use self::args::{Args, Wired};
+pub(crate) use self::meta::TaskMeta;
+pub use self::node::{Kept, Node};
+pub(crate) use self::node::{NodeSpec, Source};
+pub use self::outputs::Outputs;
 use crate::error::GraphError;
-use crate::ids::{IdHasher, NodeIds};
-use crate::policy::{NodeOptions, TaskOptions};
-use crate::task::{BoxFuture, Failure, Inputs, Shared, Task};
-use crate::wire::{Args, Wired};
+use crate::ids::NodeIds;
+use crate::policy::NodeOptions;
+use crate::task::Task;
 
 /// A graph of task nodes, ready for [`Runner::run`](crate::Runner::run).
 ///
@@ -61,94 +73,6 @@ pub struct Graph<O = Outputs, P = Outputs> {
 }
 
 pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
-
-/// Everything the runner needs about one node, with the task's types erased.
-pub(crate) struct NodeSpec {
-    pub id: Arc<str>,
-    /// What every node of its task shares.
-    pub meta: &'static TaskMeta,
-    pub options: NodeOptions,
-    pub sources: Vec<Source>,
-    pub keep: bool,
-}
-
-/// What the runner needs about a task, with its types erased: one per task type and
-/// process, shared by all its nodes.
-pub(crate) struct TaskMeta {
-    pub task: &'static str,
-    pub fingerprint: &'static str,
-    /// How the output is stored, or `None` for `cache = false`.
-    pub codec: Option<ErasedCodec>,
-    pub task_options: TaskOptions,
-    pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
-    /// The resources the task takes.
-    pub resources: Vec<crate::resource::Need>,
-}
-
-impl TaskMeta {
-    /// `T`'s, made once per process.
-    fn of<T: Task>() -> &'static TaskMeta {
-        type Known = HashMap<TypeId, &'static TaskMeta, BuildHasherDefault<IdHasher>>;
-        static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
-        let mut known = KNOWN
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        known.entry(TypeId::of::<T>()).or_insert_with(|| {
-            // One per task type: bounded by the program's code.
-            Box::leak(Box::new(TaskMeta {
-                task: T::NAME,
-                fingerprint: T::FINGERPRINT,
-                codec: T::codec().map(|_| ErasedCodec {
-                    encode: erased_encode::<T>,
-                    decode: erased_decode::<T>,
-                    output_type: erased_output_type::<T>,
-                }),
-                task_options: T::options(),
-                call: erased_call::<T>,
-                resources: T::resources(),
-            }))
-        })
-    }
-}
-
-/// A task's [`Codec`](crate::Codec) with its output type erased.
-#[derive(Clone, Copy)]
-pub(crate) struct ErasedCodec {
-    pub encode: fn(&Shared) -> Result<Vec<u8>, String>,
-    pub decode: fn(&[u8]) -> Result<Shared, String>,
-    pub output_type: fn() -> crate::cache::Digest,
-}
-
-fn erased_encode<T: Task>(value: &Shared) -> Result<Vec<u8>, String> {
-    let codec = T::codec().ok_or("the task is not cached")?;
-    let value = value
-        .downcast_ref::<T::Output>()
-        .ok_or("typedag: output of another type")?;
-    (codec.encode)(value)
-}
-
-fn erased_decode<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
-    let codec = T::codec().ok_or("the task is not cached")?;
-    (codec.decode)(bytes).map(|v| Arc::new(v) as Shared)
-}
-
-fn erased_output_type<T: Task>() -> crate::cache::Digest {
-    T::codec().map_or([0; 32], |c| (c.output_type)())
-}
-
-/// Where one parameter's value comes from.
-pub(crate) enum Source {
-    Node(usize),
-    Const(ConstInput),
-    List(Vec<usize>, fn(&[Shared]) -> Box<dyn Any + Send>),
-}
-
-pub(crate) struct ConstInput {
-    pub value: Shared,
-    /// Digest of the value's postcard bytes, or why it could not be serialized.
-    pub digest: Result<[u8; 32], String>,
-}
 
 static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
 
@@ -333,154 +257,4 @@ impl<O, P> fmt::Debug for Graph<O, P> {
             .field("nodes", &self.ids().collect::<Vec<_>>())
             .finish()
     }
-}
-
-fn erased_call<T: Task>(inputs: Inputs) -> BoxFuture<Result<Shared, Failure>> {
-    let fut = T::call(inputs);
-    Box::pin(async move { fut.await.map(|v| Arc::new(v) as Shared) })
-}
-
-/// A typed handle to a node of a [`Graph`]: pass it as another node's input.
-pub struct Node<T> {
-    pub(crate) index: usize,
-    pub(crate) graph: u64,
-    _output: PhantomData<fn() -> T>,
-}
-
-impl<T> Node<T> {
-    pub(crate) fn new(index: usize, graph: u64) -> Self {
-        Self {
-            index,
-            graph,
-            _output: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for Node<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Node<T> {}
-
-impl<T> fmt::Debug for Node<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Node({})", self.index)
-    }
-}
-
-/// A node whose output the run hands back: read it from the [`Outputs`].
-pub struct Kept<T> {
-    node: Node<T>,
-}
-
-impl<T> Clone for Kept<T> {
-    fn clone(&self) -> Self {
-        Self { node: self.node }
-    }
-}
-
-impl<T> fmt::Debug for Kept<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Kept({})", self.node.index)
-    }
-}
-
-/// The outputs a run hands back: those of the nodes marked with [`Graph::keep`].
-#[derive(Default)]
-pub struct Outputs {
-    pub(crate) graph: u64,
-    pub(crate) values: Vec<Option<Shared>>,
-}
-
-impl Outputs {
-    /// The output of a kept node, if it completed: after
-    /// [`Runner::run_partial`](crate::Runner::run_partial) some nodes may not have.
-    pub fn try_get<T: 'static>(&self, kept: &Kept<T>) -> Option<&T> {
-        self.node_value(&kept.node)
-    }
-
-    /// The output of a kept node.
-    ///
-    /// # Panics
-    /// If `kept` belongs to another graph, or its output was already taken.
-    pub fn get<T: 'static>(&self, kept: &Kept<T>) -> &T {
-        self.node_value(&kept.node)
-            .expect("typedag: this output belongs to another graph or was taken")
-    }
-
-    /// Takes the output of a kept node out, or `None` if it was taken already.
-    pub fn take<T: Send + Sync + 'static>(&mut self, kept: &Kept<T>) -> Option<T> {
-        self.take_node(&kept.node)
-    }
-
-    #[doc(hidden)]
-    pub fn take_node<T: Send + Sync + 'static>(&mut self, node: &Node<T>) -> Option<T> {
-        if node.graph != self.graph {
-            return None;
-        }
-        let shared = self.values.get_mut(node.index)?.take()?;
-        let typed = shared.downcast::<T>().ok()?;
-        Arc::try_unwrap(typed).ok()
-    }
-
-    fn node_value<T: 'static>(&self, node: &Node<T>) -> Option<&T> {
-        if node.graph != self.graph {
-            return None;
-        }
-        self.values.get(node.index)?.as_ref()?.downcast_ref::<T>()
-    }
-}
-
-impl fmt::Debug for Outputs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kept = self.values.iter().filter(|v| v.is_some()).count();
-        write!(f, "Outputs({kept} kept)")
-    }
-}
-
-impl Source {
-    pub(crate) fn node(node_graph: u64, index: usize, graph: u64) -> Result<Self, usize> {
-        if node_graph == graph {
-            Ok(Source::Node(index))
-        } else {
-            Err(index)
-        }
-    }
-
-    pub(crate) fn constant<T: Serialize + Send + Sync + 'static>(value: T) -> Self {
-        let digest = postcard::to_allocvec(&value)
-            .map(|bytes| *blake3::hash(&bytes).as_bytes())
-            .map_err(|e| e.to_string());
-        Source::Const(ConstInput {
-            value: Arc::new(value),
-            digest,
-        })
-    }
-
-    pub(crate) fn list<T: Clone + Send + 'static>(
-        nodes: &[Node<T>],
-        graph: u64,
-    ) -> Result<Self, usize> {
-        if let Some(foreign) = nodes.iter().find(|n| n.graph != graph) {
-            return Err(foreign.index);
-        }
-        Ok(Source::List(
-            nodes.iter().map(|n| n.index).collect(),
-            collect_list::<T>,
-        ))
-    }
-}
-
-pub(crate) fn collect_list<T: Clone + Send + 'static>(values: &[Shared]) -> Box<dyn Any + Send> {
-    let list: Vec<T> = values
-        .iter()
-        .map(|v| {
-            v.downcast_ref::<T>()
-                .expect("typedag: list type checked at compile time")
-                .clone()
-        })
-        .collect();
-    Box::new(list)
 }

@@ -1,0 +1,67 @@
+//! The bounds a task's types must meet, each a trait whose `on_unimplemented` message says
+//! in the user's words what is missing and how to fix it. `#[task]` and `dag!` aim their
+//! checks at these traits, so rustc reports our message on the user's token.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A constant input is hashed into its node's fingerprint and shared between threads.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a constant input: it must be `Serialize + Send + Sync + 'static`",
+    label = "this value is hashed into the node's fingerprint",
+    note = "a constant input's bytes are part of its node's cache key: derive `serde::Serialize` for the type (typedag re-exports serde as `typedag::serde`), and pass an owned value"
+)]
+pub trait Constant: Serialize + Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + Send + Sync + 'static> Constant for T {}
+
+/// The output of a cached task is stored with serde and postcard.
+#[diagnostic::on_unimplemented(
+    message = "the output of a cached task must be `Serialize + DeserializeOwned`, and `{Self}` is not",
+    label = "this output is stored in the cache",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for the type (typedag re-exports serde as `typedag::serde`), or write `#[task(cache = false)]` to run the task every time and store nothing"
+)]
+pub trait Cacheable: Serialize + DeserializeOwned {}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Cacheable for T {}
+
+/// A task's output is shared between the nodes that read it, across threads.
+#[diagnostic::on_unimplemented(
+    message = "the output of a task must be `Send + Sync + 'static`, and `{Self}` is not",
+    label = "this output is shared between threads",
+    note = "outputs are shared by reference between the tasks that read them, which may run on other threads"
+)]
+pub trait Output: Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Send + Sync + 'static> Output for T {}
+
+/// A parameter taken by value receives its own clone of the input.
+#[diagnostic::on_unimplemented(
+    message = "a parameter of type `{Self}` takes its input by value, so `{Self}` must be `Clone`",
+    label = "each node gets its own clone of this input",
+    note = "take `&{Self}` instead to borrow the upstream output without copying it"
+)]
+pub trait Owned: Clone + Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Clone + Send + Sync + 'static> Owned for T {}
+
+/// A borrowed parameter's type is shared between threads.
+#[diagnostic::on_unimplemented(
+    message = "a parameter `&{Self}` borrows an upstream output, so `{Self}` must be `Send + Sync + 'static`",
+    label = "borrowed from a value shared between threads"
+)]
+pub trait Borrowed: Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Send + Sync + 'static> Borrowed for T {}
+
+/// A task's error is reported with its `Display` text.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of a task must implement `Display`",
+    label = "the run reports this error by its `Display` text",
+    note = "implement `std::fmt::Display` for it (`thiserror` does), or return `anyhow::Result`"
+)]
+pub trait TaskError: fmt::Display {}
+#[diagnostic::do_not_recommend]
+impl<T: fmt::Display> TaskError for T {}

@@ -1,0 +1,82 @@
+//! What the runner knows of a task once its types are erased: one record per task type and
+//! process, which every node of the task points to.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::failure::Failure;
+use crate::ids::IdHasher;
+use crate::policy::TaskOptions;
+use crate::task::{BoxFuture, Inputs, Shared, Task};
+
+/// What the runner needs about a task, with its types erased: one per task type and
+/// process, shared by all its nodes.
+pub(crate) struct TaskMeta {
+    pub task: &'static str,
+    pub fingerprint: &'static str,
+    /// How the output is stored, or `None` for `cache = false`.
+    pub codec: Option<ErasedCodec>,
+    pub task_options: TaskOptions,
+    pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
+    /// The resources the task takes.
+    pub resources: Vec<crate::resource::Need>,
+}
+
+impl TaskMeta {
+    /// `T`'s, made once per process.
+    pub(crate) fn of<T: Task>() -> &'static TaskMeta {
+        type Known = HashMap<TypeId, &'static TaskMeta, BuildHasherDefault<IdHasher>>;
+        static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
+        let mut known = KNOWN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        known.entry(TypeId::of::<T>()).or_insert_with(|| {
+            // One per task type: bounded by the program's code.
+            Box::leak(Box::new(TaskMeta {
+                task: T::NAME,
+                fingerprint: T::FINGERPRINT,
+                codec: T::codec().map(|_| ErasedCodec {
+                    encode: erased_encode::<T>,
+                    decode: erased_decode::<T>,
+                    output_type: erased_output_type::<T>,
+                }),
+                task_options: T::options(),
+                call: erased_call::<T>,
+                resources: T::resources(),
+            }))
+        })
+    }
+}
+
+/// A task's [`Codec`](crate::Codec) with its output type erased.
+#[derive(Clone, Copy)]
+pub(crate) struct ErasedCodec {
+    pub encode: fn(&Shared) -> Result<Vec<u8>, String>,
+    pub decode: fn(&[u8]) -> Result<Shared, String>,
+    pub output_type: fn() -> crate::cache::Digest,
+}
+
+fn erased_encode<T: Task>(value: &Shared) -> Result<Vec<u8>, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    let value = value
+        .downcast_ref::<T::Output>()
+        .ok_or("typedag: output of another type")?;
+    (codec.encode)(value)
+}
+
+fn erased_decode<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    (codec.decode)(bytes).map(|v| Arc::new(v) as Shared)
+}
+
+fn erased_output_type<T: Task>() -> crate::cache::Digest {
+    T::codec().map_or([0; 32], |c| (c.output_type)())
+}
+
+fn erased_call<T: Task>(inputs: Inputs) -> BoxFuture<Result<Shared, Failure>> {
+    let fut = T::call(inputs);
+    Box::pin(async move { fut.await.map(|v| Arc::new(v) as Shared) })
+}

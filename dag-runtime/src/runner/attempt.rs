@@ -1,0 +1,108 @@
+//! One node's attempts: until one succeeds or the policy gives up, each raced against its
+//! timeout, a panic caught as a failed attempt, a retry after the backoff's delay.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+
+use super::inputs::Prepared;
+use super::state::Run;
+use crate::cache::{Digest, Reason};
+use crate::event::Event;
+use crate::failure::Failure;
+use crate::policy::Effective;
+use crate::task::{Inputs, Shared, Value};
+
+pub(super) struct Success {
+    pub(super) value: Shared,
+    pub(super) attempts: u32,
+    pub(super) duration: Duration,
+    pub(super) digest: Option<Digest>,
+}
+
+/// Runs one node's attempts until one succeeds or the policy gives up.
+pub(super) async fn attempt(
+    run: &Run,
+    index: usize,
+    prepared: Vec<Prepared>,
+    reason: Reason,
+) -> Result<Success, Vec<Failure>> {
+    let events = &run.events;
+    let start = Instant::now();
+    let node = &run.nodes[index];
+    let policy = &Effective::merge(&node.options, &node.meta.task_options, &run.defaults);
+    let mut failures = Vec::new();
+    let (id, task) = (&*node.id, node.meta.task);
+    loop {
+        let number = u32::try_from(failures.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        events.emit(&Event::Started {
+            node: id,
+            task,
+            attempt: number,
+            reason,
+        });
+        let inputs = Inputs::new(
+            prepared
+                .iter()
+                .map(|p| match p {
+                    Prepared::Shared(v) => Value::Shared(v.clone()),
+                    Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
+                })
+                .collect(),
+            run.resources.clone(),
+        );
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.meta.call)(inputs)))
+        {
+            Err(panic) => Err(Failure::panic(&*panic)),
+            Ok(fut) => {
+                let fut = tracing::Instrument::instrument(
+                    fut,
+                    crate::event::attempt_span(id, task, number),
+                );
+                let guarded = AssertUnwindSafe(fut).catch_unwind();
+                let caught = match policy.timeout {
+                    Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                        Ok(caught) => caught,
+                        Err(_) => Ok(Err(Failure::timeout(limit))),
+                    },
+                    None => guarded.await,
+                };
+                caught.unwrap_or_else(|panic| Err(Failure::panic(&*panic)))
+            }
+        };
+        match outcome {
+            Ok(value) => {
+                return Ok(Success {
+                    value,
+                    attempts: u32::try_from(failures.len())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1),
+                    duration: start.elapsed(),
+                    digest: None,
+                });
+            }
+            Err(failure) => {
+                let retryable = failure.is_retryable();
+                failures.push(failure);
+                let failed = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+                if !retryable || failed > policy.retries {
+                    return Err(failures);
+                }
+                let delay = policy.backoff.delay_with_jitter(failed);
+                if let Some(error) = failures.last() {
+                    events.emit(&Event::Retrying {
+                        node: id,
+                        task,
+                        attempt: failed,
+                        delay,
+                        error,
+                    });
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The tasks that carry a run: the first takes the best ready node, and whoever finishes a
+//! node carries on with the next, spawning helpers only when more nodes are ready than are
+//! running. A chain therefore runs without a single spawn, and a fan-out spawns about as
+//! many tokio tasks as the concurrency limit, not one per node.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::attempt::attempt;
+use super::inputs::load_inputs;
+use super::persist::record;
+use super::schedule::Job;
+use super::state::Run;
+use super::{Runner, distributed};
+use crate::error::{Error, GraphError};
+use crate::event::Event;
+use crate::graph::NodeSpec;
+use crate::ids::NodeIds;
+use crate::store::{Stamps, StoreError, Write};
+
+impl Runner {
+    /// Runs the nodes until every one has finished or the run stopped.
+    pub(super) async fn execute(
+        &self,
+        nodes: Vec<NodeSpec>,
+        ids: NodeIds,
+        error: Option<GraphError>,
+        name: &str,
+    ) -> Result<Arc<Run>, Error> {
+        self.check_graph(error.as_ref())?;
+        self.check_run(&nodes, name)?;
+        let store = self.open_store().await?;
+        let coordinator = match &self.shared_run {
+            Some(_) => Some(
+                store
+                    .as_ref()
+                    .and_then(|s| s.coordinator())
+                    .ok_or_else(|| Error::NotShared {
+                        store: store
+                            .as_ref()
+                            .map_or_else(|| "no store".to_owned(), |s| s.location()),
+                    })?,
+            ),
+            None => None,
+        };
+        // Read the store on another worker while the run's tables are built here.
+        let loading = store.clone().map(|s| {
+            let name = name.to_owned();
+            let ids = Arc::new(ids);
+            tokio::spawn(async move { s.stamps(&name, ids).await })
+        });
+        let (mut run, done) = Run::new(nodes, self, name, store);
+        let stamps = match loading {
+            Some(handle) => handle
+                .await
+                .map_err(|e| Error::Internal(format!("reading the store failed: {e}")))??,
+            None => Stamps::default(),
+        };
+        run.stamps = stamps.stamps;
+        let manifest =
+            (run.shape.is_some() && run.shape != stamps.manifest).then(|| run.manifest());
+        let run = Arc::new(run);
+        if let (Some(store), Some(manifest)) = (&run.store, manifest) {
+            run.lock().pending += 1;
+            store.write(
+                Write::Graph {
+                    graph: run.graph.clone(),
+                    manifest,
+                },
+                run.ack(None),
+            );
+        }
+        let ctrl_c = self.ctrl_c.then(|| {
+            let cancel = run.cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
+                }
+            })
+        });
+        let driven = match (&self.shared_run, coordinator) {
+            (Some(name), Some(coordinator)) => {
+                distributed::drive(&run, coordinator, name, self.lease, done).await
+            }
+            _ => Self::drive_local(&run, done).await,
+        };
+        if let Some(listener) = ctrl_c {
+            listener.abort();
+        }
+        driven?;
+
+        let unloaded: Vec<usize> = {
+            let state = run.lock();
+            if run.events.on() {
+                for (node, outcome) in run.nodes.iter().zip(&state.outcomes) {
+                    if outcome.is_none() {
+                        run.events.emit(&Event::Cancelled {
+                            node: &node.id,
+                            task: node.meta.task,
+                        });
+                    }
+                }
+            }
+            (0..run.nodes.len())
+                .filter(|&i| run.nodes[i].keep && state.outputs[i].is_none() && state.stored[i])
+                .collect()
+        };
+        for i in unloaded {
+            if let Err(message) = run.load_output(i).await {
+                return Err(StoreError::Corrupt {
+                    path: run
+                        .store
+                        .as_ref()
+                        .map(|s| s.location())
+                        .unwrap_or_default()
+                        .into(),
+                    detail: format!("{message}; run again to compute it afresh"),
+                }
+                .into());
+            }
+        }
+        Ok(run)
+    }
+
+    /// Drives a run in this process alone, until every node has finished or it stopped.
+    pub(super) async fn drive_local(
+        run: &Arc<Run>,
+        done: oneshot::Receiver<()>,
+    ) -> Result<(), Error> {
+        let watcher = run.cancellable.then(|| {
+            // Wakes the run when cancelled while nothing is in flight to notice. Holds the
+            // run weakly: nothing of a run outlives `run` returning.
+            let cancel = run.cancel.clone();
+            let weak = Arc::downgrade(run);
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                let Some(run) = weak.upgrade() else { return };
+                let done = {
+                    let mut state = run.lock();
+                    state.cancelled = true;
+                    state.stopping = true;
+                    state.ended()
+                };
+                drop(run);
+                done.send();
+            })
+        });
+
+        // Each driver holds a sender; the channel closes when the last one is gone.
+        let (alive, mut drivers) = tokio::sync::mpsc::channel::<()>(1);
+        let first = {
+            let mut state = run.lock();
+            let mut cached = Vec::new();
+            let roots: Vec<usize> = (0..run.nodes.len())
+                .filter(|&i| state.waiting[i] == 0)
+                .collect();
+            for i in roots {
+                state.become_ready(run, i, &mut cached);
+            }
+            let mut first = None;
+            let mut extra = Vec::new();
+            while state.running < run.limit {
+                let Some(job) = state.pop_ready(run) else {
+                    break;
+                };
+                state.running += 1;
+                if first.is_none() {
+                    first = Some(job);
+                } else {
+                    extra.push(job);
+                }
+            }
+            let ended = state.ended();
+            drop(state);
+            ended.send();
+            run.emit_cached(&cached);
+            for job in extra {
+                tokio::spawn(drive(run.clone(), job, alive.clone()));
+            }
+            first
+        };
+        if let Some(job) = first {
+            drive(run.clone(), job, alive.clone()).await;
+        }
+        let finished = done.await;
+        // Wait for every driver to let go of the run, so that nothing of it (the store
+        // included) outlives this call.
+        drop(alive);
+        while drivers.recv().await.is_some() {}
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        finished
+            .map_err(|_| Error::Internal("the run ended without signalling completion".into()))?;
+        Ok(())
+    }
+}
+
+/// Runs `job`, then keeps running whatever is ready next until nothing is.
+/// Boxed because it spawns itself: the future's type must be named to be `Send`.
+pub(super) fn drive(run: Arc<Run>, job: Job, alive: Alive) -> crate::task::BoxFuture<()> {
+    Box::pin(drive_loop(run, job, alive))
+}
+
+/// Held by each driver until it has let go of the run.
+pub(super) type Alive = tokio::sync::mpsc::Sender<()>;
+
+pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
+    loop {
+        let index = job.index;
+        let inputs = match job.inputs.take() {
+            Some(inputs) => Ok(inputs),
+            None => load_inputs(&run, index).await,
+        };
+        let result = match inputs {
+            Err(failure) => Some(Err(vec![failure])),
+            Ok(inputs) => {
+                if !run.cancellable {
+                    Some(attempt(&run, index, inputs, job.reason).await)
+                } else if run.cancel.is_cancelled() {
+                    None
+                } else {
+                    let attempt = std::pin::pin!(attempt(&run, index, inputs, job.reason));
+                    let cancelled = std::pin::pin!(run.cancel.cancelled());
+                    match futures::future::select(attempt, cancelled).await {
+                        futures::future::Either::Left((result, _)) => Some(result),
+                        futures::future::Either::Right(_) => None,
+                    }
+                }
+            }
+        };
+        let node = &run.nodes[index];
+        let (id, task) = (&*node.id, node.meta.task);
+        let (result, write) = record(&run, node, job.fingerprint.take(), job.reason, result);
+        match &result {
+            Some(Ok(done)) if write.is_none() => run.events.emit(&Event::Completed {
+                node: id,
+                task,
+                duration: done.duration,
+                attempts: done.attempts,
+            }),
+            Some(Ok(_)) => {}
+            Some(Err(failures)) => {
+                if let Some(error) = failures.last() {
+                    run.events.emit(&Event::Failed {
+                        node: id,
+                        task,
+                        error,
+                        attempts: u32::try_from(failures.len()).unwrap_or(u32::MAX),
+                    });
+                }
+            }
+            None => run.events.stopped_running(),
+        }
+        let completed = match &result {
+            Some(Ok(done)) => Some((index, done.duration, done.attempts)),
+            _ => None,
+        };
+        let (next, extra, skipped, cached, done) = {
+            let mut state = run.lock();
+            if write.is_some() {
+                state.pending += 1;
+            }
+            let (skipped, cached) = state.finish(&run, index, result, job.reason);
+            let next = state.pop_ready(&run);
+            if next.is_none() {
+                state.running -= 1;
+            }
+            let mut extra = Vec::new();
+            while state.running < run.limit {
+                let Some(more) = state.pop_ready(&run) else {
+                    break;
+                };
+                state.running += 1;
+                extra.push(more);
+            }
+            (next, extra, skipped, cached, state.ended())
+        };
+        if let (Some(write), Some(store)) = (write, &run.store) {
+            store.write(write, run.ack(completed));
+        }
+        for s in skipped {
+            run.events.emit(&Event::Skipped {
+                node: &run.nodes[s].id,
+                task: run.nodes[s].meta.task,
+                because: id,
+            });
+        }
+        run.emit_cached(&cached);
+        for more in extra {
+            tokio::spawn(drive(run.clone(), more, alive.clone()));
+        }
+        // The run ends once this is sent: every event is out by then, and a driver that
+        // stops lets go of the run first, so nothing of it outlives `run` returning.
+        match next {
+            Some(n) => {
+                done.send();
+                job = n;
+                // A long chain of tasks that never wait must still let tokio run others.
+                tokio::task::consume_budget().await;
+            }
+            None => {
+                drop(run);
+                done.send();
+                drop(alive);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! What a run of a graph would do with each node, without running anything.
+
+use std::sync::Arc;
+
+use super::Runner;
+use super::plan::{fixed_parts, upstream_of};
+use crate::cache::{Digest, InputDigest, Reason, Verdict, verdict};
+use crate::error::Error;
+use crate::graph::Graph;
+
+impl Runner {
+    /// Says, without running anything, what a run of `graph` would do with each node: load
+    /// it from the store, run it (and why), or run it only if an upstream node that runs
+    /// produces other bytes than last time.
+    ///
+    /// ```
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn load(n: u32) -> u32 { n }
+    ///
+    /// #[task]
+    /// async fn double(x: &u32) -> u32 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let runner = Runner::in_memory();
+    /// runner.run(dag! { a = load(1); b = double(a); }).await?;
+    ///
+    /// let plan = runner.explain(&dag! { a = load(2); b = double(a); }).await?;
+    /// assert_eq!(plan.node("a"), Some(&NodeState::Runs(Reason::InputChanged)));
+    /// assert_eq!(plan.node("b"), Some(&NodeState::Waits { on: "a".into() }));
+    /// println!("{plan}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn explain<O, P>(&self, graph: &Graph<O, P>) -> Result<Explanation, Error> {
+        self.check_graph(graph.error.as_ref())?;
+        let store = self.open_store().await?;
+        let stamps = match &store {
+            Some(s) => {
+                s.stamps(&graph.name, Arc::new(graph.ids.clone()))
+                    .await?
+                    .stamps
+            }
+            None => Vec::new(),
+        };
+        let n = graph.nodes.len();
+        let mut states: Vec<NodeState> = Vec::with_capacity(n);
+        // What each node's output digest will be: known (cached), unknown until it runs
+        // (by the id of the node that decides), or none at all.
+        let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
+        let mut scratch = Vec::new();
+        for (i, spec) in graph.nodes.iter().enumerate() {
+            let parts = store.as_ref().and_then(|_| fixed_parts(spec));
+            let upstream = upstream_of(
+                spec,
+                |j| match &digests[j] {
+                    Ok(d) => InputDigest::Known(d),
+                    Err(Some(on)) => InputDigest::Pending(on),
+                    Err(None) => InputDigest::Missing,
+                },
+                &mut scratch,
+            );
+            let record = stamps.get(i).and_then(Option::as_ref);
+            let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
+                Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
+                Verdict::Run(reason, _) if spec.meta.codec.is_some() => {
+                    (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
+                }
+                Verdict::Run(reason, _) => (NodeState::Runs(reason), Err(None)),
+                Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Err(Some(on))),
+            };
+            states.push(state);
+            digests.push(digest);
+        }
+        Ok(Explanation {
+            graph: graph.name.clone(),
+            nodes: graph
+                .nodes
+                .iter()
+                .zip(states)
+                .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))
+                .collect(),
+        })
+    }
+}
+
+/// What a run of a graph would do with each node, from [`Runner::explain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    graph: String,
+    nodes: Vec<(String, &'static str, NodeState)>,
+}
+
+/// What a run would do with one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Its output is loaded from the store: it does not run.
+    Cached,
+    /// It runs, for this reason.
+    Runs(Reason),
+    /// It is cached unless the upstream node `on`, which runs, produces other bytes than
+    /// last time.
+    Waits {
+        /// The nearest upstream node that decides.
+        on: String,
+    },
+}
+
+impl Explanation {
+    /// The graph's name.
+    pub fn graph(&self) -> &str {
+        &self.graph
+    }
+
+    /// Every node's id, task and state, in declaration order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &'static str, &NodeState)> {
+        self.nodes
+            .iter()
+            .map(|(id, task, s)| (id.as_str(), *task, s))
+    }
+
+    /// One node's state.
+    pub fn node(&self, id: &str) -> Option<&NodeState> {
+        self.nodes.iter().find(|n| n.0 == id).map(|n| &n.2)
+    }
+
+    pub(super) fn count(&self, f: impl Fn(&NodeState) -> bool) -> usize {
+        self.nodes.iter().filter(|n| f(&n.2)).count()
+    }
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "graph `{}`: {} cached, {} to run, {} depending on upstream changes",
+            self.graph,
+            self.count(|s| matches!(s, NodeState::Cached)),
+            self.count(|s| matches!(s, NodeState::Runs(_))),
+            self.count(|s| matches!(s, NodeState::Waits { .. })),
+        )?;
+        let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
+        for (id, task, state) in &self.nodes {
+            let what = match state {
+                NodeState::Cached => "cached".to_owned(),
+                NodeState::Runs(reason) => format!("runs: {reason}"),
+                NodeState::Waits { on } => format!("cached unless `{on}` changes its output"),
+            };
+            write!(f, "\n  {id:<width$}  {task:<12}  {what}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,466 @@
+//! The runner: starts each node as soon as its own inputs are ready, within the concurrency
+//! limit, highest priority first, and records every output as it completes.
+//!
+//! A run's path through this folder:
+//!
+//! - [`Runner`] (here): the settings, and `run`/`run_partial`, which hand back the outputs;
+//! - [`env`]: the `TYPEDAG_*` variables that change the defaults;
+//! - [`store_choice`]: which store a run opens;
+//! - [`check`]: what is refused before anything runs;
+//! - [`plan`]: what a run works out about each node before it starts;
+//! - [`state`]: one run's plan and its mutable state under one lock;
+//! - [`schedule`]: the ready heap, task limits, the skip cascade, freeing outputs;
+//! - [`driver`]: the tasks that carry a run, from the first ready node to the last;
+//! - [`inputs`]: a node's inputs, from memory or loaded from the store;
+//! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
+//! - [`persist`]: the records a run writes (the only part that names store records);
+//! - [`distributed`]: a run shared by several processes through the store;
+//! - [`explain`]: what a run would do, without running anything.
+
+mod attempt;
+mod check;
+mod distributed;
+mod driver;
+mod env;
+mod explain;
+mod inputs;
+mod persist;
+mod plan;
+mod schedule;
+mod state;
+mod store_choice;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::explain::{Explanation, NodeState};
+use self::store_choice::{EnvStore, StoreChoice};
+use crate::cancel::Cancel;
+use crate::error::{Error, GraphError};
+use crate::event::{Callback, Event, Totals};
+use crate::graph::{Graph, NodeSpec, Outputs};
+use crate::ids::NodeIds;
+use crate::policy::{Backoff, RunnerDefaults};
+use crate::report::{Partial, Report};
+use crate::resource::{Resource, Resources};
+use crate::store::{MemoryStore, Store};
+
+/// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// The directory of the embedded store unless [`Runner::store`] or `TYPEDAG_STORE` says
+/// otherwise, relative to the working directory.
+pub const DEFAULT_STORE: &str = ".typedag";
+
+/// Runs graphs. Holds the settings of a run; cheap to create, reusable.
+///
+/// ```
+/// use typedag::prelude::*;
+///
+/// #[task]
+/// async fn hello(name: String) -> String {
+///     format!("hello, {name}")
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), typedag::Error> {
+/// let who = "world".to_string();
+/// let graph = dag! {
+///     greeting = hello(who);
+/// };
+/// let out = Runner::in_memory().concurrency(8).run(graph).await?;
+/// assert_eq!(out.greeting, "hello, world");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Runner {
+    concurrency: usize,
+    defaults: RunnerDefaults,
+    fail_fast: bool,
+    /// A `TYPEDAG_*` variable that could not be read; reported when the runner runs.
+    env_error: Option<crate::error::EnvError>,
+    cancel: Option<Cancel>,
+    ctrl_c: bool,
+    callbacks: Vec<Callback>,
+    store: StoreChoice,
+    env_store: Option<EnvStore>,
+    resources: Resources,
+    /// The type of a resource given twice; reported when the runner runs.
+    duplicate_resource: Option<&'static str>,
+    /// The name of the shared run this runner takes part in, if any.
+    shared_run: Option<String>,
+    /// How long a claim on a node of a shared run holds without renewal.
+    lease: Duration,
+}
+
+/// How long a process's claim on a node of a distributed run holds unless renewed; see
+/// [`Runner::lease`].
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("concurrency", &self.concurrency)
+            .field("defaults", &self.defaults)
+            .field("fail_fast", &self.fail_fast)
+            .field("cancel", &self.cancel)
+            .field("cancel_on_ctrl_c", &self.ctrl_c)
+            .field("callbacks", &self.callbacks.len())
+            .field("resources", &self.resources.names())
+            .field("distributed", &self.shared_run)
+            .field(
+                "store",
+                &match &self.store {
+                    StoreChoice::Default => match &self.env_store {
+                        Some(EnvStore::Url(url)) => url.clone(),
+                        _ => format!("embedded in {}", self.default_dir().display()),
+                    },
+                    StoreChoice::Given(s) => s.location(),
+                    StoreChoice::Nothing => "none".to_owned(),
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runner {
+    /// A runner with the defaults: outputs recorded in the embedded store in `./.typedag`
+    /// ([`DEFAULT_STORE`]), at most [`DEFAULT_CONCURRENCY`] tasks at once, no retries unless
+    /// a task asks for them, no timeout, keep going after a failure.
+    ///
+    /// The environment can change these defaults without touching the code; settings made
+    /// in code still win:
+    ///
+    /// | variable | value | sets |
+    /// | --- | --- | --- |
+    /// | `TYPEDAG_CONCURRENCY` | a whole number ≥ 1 | [`concurrency`](Runner::concurrency) |
+    /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
+    /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
+    /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
+    /// | `TYPEDAG_RUN` | a run name | [`distributed`](Runner::distributed) |
+    /// | `TYPEDAG_STORE` | a directory, or `postgres://…` | where the embedded store lives, instead of `./.typedag`; or a [`PostgresStore`](crate::store) (feature `postgres`) |
+    ///
+    /// A value that cannot be read makes [`run`](Runner::run) fail with
+    /// [`Error::Env`] before any task starts.
+    pub fn new() -> Self {
+        let mut runner = Self::with_defaults();
+        runner.read_env(|var| std::env::var(var).ok());
+        runner
+    }
+
+    /// The defaults, before the environment is read.
+    fn with_defaults() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            defaults: RunnerDefaults::default(),
+            fail_fast: false,
+            env_error: None,
+            cancel: None,
+            ctrl_c: false,
+            callbacks: Vec::new(),
+            store: StoreChoice::Default,
+            env_store: None,
+            shared_run: None,
+            lease: DEFAULT_LEASE,
+            resources: Resources::default(),
+            duplicate_resource: None,
+        }
+    }
+
+    /// Gives the runner a resource: every task parameter `Res<T>` of this type receives it,
+    /// shared. One value per type; a second one of the same type makes runs fail with
+    /// [`ResourceError::Duplicate`](crate::ResourceError::Duplicate) (wrap one in a newtype
+    /// to tell them apart). Resources are not part of any fingerprint.
+    #[must_use]
+    pub fn resource<T: Resource>(self, value: T) -> Self {
+        self.resource_arc(Arc::new(value))
+    }
+
+    /// [`resource`](Runner::resource) for a value already in an `Arc`, or a trait object:
+    /// `resource_arc::<dyn Mailer>(Arc::new(FakeMailer))` serves `Res<dyn Mailer>`
+    /// parameters, so that tests can swap the implementation.
+    #[must_use]
+    pub fn resource_arc<T: ?Sized + Resource>(mut self, value: Arc<T>) -> Self {
+        if let Err(name) = self.resources.add(value) {
+            self.duplicate_resource.get_or_insert(name);
+        }
+        self
+    }
+
+    /// A runner whose store is a fresh [`MemoryStore`]: its runs share a cache, and nothing
+    /// outlives the process. Handy in tests and examples.
+    pub fn in_memory() -> Self {
+        Self::new().store(MemoryStore::new())
+    }
+
+    /// Records outputs in `store` (an [`EmbeddedStore`](crate::EmbeddedStore) in another
+    /// directory, a [`MemoryStore`], or a store of your own) instead of `./.typedag`.
+    #[must_use]
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = StoreChoice::Given(Arc::new(store));
+        self
+    }
+
+    /// Records nothing and loads nothing: every node runs on every run.
+    #[must_use]
+    pub fn without_store(mut self) -> Self {
+        self.store = StoreChoice::Nothing;
+        self
+    }
+
+    /// Takes part in the distributed run `name`: every process that runs the same graph
+    /// under the same run name against the same shared store ([`PostgresStore`]) splits the
+    /// graph's work with the others, each node running once in all. A process claims ready
+    /// nodes in priority order, at most [`concurrency`](Runner::concurrency) at a time,
+    /// under a lease it renews (see [`lease`](Runner::lease)); if it dies, its nodes are
+    /// claimed again once their lease runs out. Every process's run ends when the whole
+    /// graph has, and hands back the same outputs and report.
+    ///
+    /// A run name stands for one execution: a process that joins a run that has ended gets
+    /// its outcome without running anything. Use a new name (a date, a build number) to run
+    /// again; the store's cache makes that cheap. `TYPEDAG_RUN` sets it without code.
+    ///
+    /// The run fails with [`Error::NotShared`] if the store is not shared, and with
+    /// [`GraphError::NotShareable`] if a node's output has no serde (outputs pass between
+    /// processes through the store).
+    ///
+    /// [`PostgresStore`]: crate::store
+    #[must_use]
+    pub fn distributed(mut self, name: impl Into<String>) -> Self {
+        self.shared_run = Some(name.into());
+        self
+    }
+
+    /// How long a claim on a node of a distributed run holds without renewal
+    /// (30 s by default). A process renews its claims every third of it; a process
+    /// that stops renewing (it died, or lost the database) loses its nodes to the others
+    /// after this long, and a result it records later is refused.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Runs at most `n` tasks at once (at least 1).
+    #[must_use]
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Retries for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.defaults.retries = retries;
+        self
+    }
+
+    /// Backoff for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.defaults.backoff = backoff;
+        self
+    }
+
+    /// Per-attempt time limit for tasks and nodes that do not set their own.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.defaults.timeout = Some(timeout);
+        self
+    }
+
+    /// `true`: the first node that fails for good stops the run; nodes in flight finish,
+    /// nothing new starts. `false` (the default): only the failed node's dependents are
+    /// skipped and independent branches run to the end.
+    #[must_use]
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
+        self
+    }
+
+    /// Calls `callback` on every change in a node's state, with the run's totals right after
+    /// it. Callbacks run on the runner's tasks: keep them quick, and send anything slow to a
+    /// channel.
+    ///
+    /// ```
+    /// use typedag::{Event, Runner};
+    ///
+    /// let runner = Runner::in_memory().on_event(|event, totals| {
+    ///     if let Event::Completed { node, duration, .. } = event {
+    ///         eprintln!("[{}/{}] {node} took {duration:?}", totals.finished(), totals.total);
+    ///     }
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on_event(
+        mut self,
+        callback: impl Fn(&Event<'_>, &Totals) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.push(Arc::new(callback));
+        self
+    }
+
+    /// Draws a progress bar on stderr while the graph runs, if stderr is a terminal; stays
+    /// quiet otherwise. See [`progress::bar`](crate::progress::bar).
+    #[must_use]
+    pub fn progress_bar(self) -> Self {
+        self.on_event(crate::progress::bar())
+    }
+
+    /// Stops runs when `cancel` is cancelled: attempts in flight are dropped (their outputs
+    /// are never recorded), nothing new starts, and the run fails with
+    /// [`Error::Cancelled`].
+    #[must_use]
+    pub fn cancel_with(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Cancels a run when the process gets Ctrl-C (SIGINT), as [`cancel_with`] does. A
+    /// second Ctrl-C is left to the default handler.
+    ///
+    /// [`cancel_with`]: Runner::cancel_with
+    #[must_use]
+    pub fn cancel_on_ctrl_c(mut self) -> Self {
+        self.ctrl_c = true;
+        self
+    }
+
+    /// Runs `graph` to the end and hands back its outputs: the struct `dag!` declared, or
+    /// the [`Outputs`] of a built graph.
+    ///
+    /// Nodes whose output the store holds for exactly their inputs and code are not run
+    /// but loaded (see [`explain`](Runner::explain)); every node that runs is recorded as it
+    /// completes.
+    ///
+    /// Fails with [`Error::Failed`] if any node failed, or [`Error::Cancelled`], each with a
+    /// report of every node; with [`Error::Store`] if the store cannot be opened or stops
+    /// taking writes. To keep the outputs of the nodes that did complete, use
+    /// [`run_partial`](Runner::run_partial).
+    pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
+        let finish = graph.finish;
+        let ended = self
+            .run_to_end(
+                graph.nodes,
+                graph.ids,
+                graph.error,
+                graph.name,
+                graph.uid,
+                false,
+            )
+            .await?;
+        let mut outputs = match ended {
+            Ended {
+                report: Some(report),
+                cancelled,
+                ..
+            } => {
+                let report = Box::new(report);
+                return Err(if cancelled {
+                    Error::Cancelled(report)
+                } else {
+                    Error::Failed(report)
+                });
+            }
+            Ended { outputs, .. } => outputs,
+        };
+        finish(&mut outputs).ok_or_else(|| {
+            Error::Internal("a kept output was still shared when the run ended".into())
+        })
+    }
+
+    /// Runs `graph` to the end, failed nodes or not, and hands back the outputs of the nodes
+    /// that completed with the report of every node. For a `dag!` graph the outputs are a
+    /// struct with an `Option` field per node.
+    ///
+    /// ```
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn one() -> u32 { 1 }
+    ///
+    /// #[task]
+    /// async fn broken() -> Result<u32, String> { Err("no".into()) }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let graph = dag! {
+    ///     a = one();
+    ///     b = broken();
+    /// };
+    /// let partial = Runner::in_memory().run_partial(graph).await?;
+    /// assert_eq!(partial.outputs.a, Some(1));
+    /// assert_eq!(partial.outputs.b, None);
+    /// assert!(!partial.report.is_success());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Fails only when the graph cannot run at all, or the store fails (see [`Error`]).
+    pub async fn run_partial<O, P>(&self, graph: Graph<O, P>) -> Result<Partial<P>, Error> {
+        let partial = graph.partial;
+        let Ended {
+            mut outputs,
+            report,
+            ..
+        } = self
+            .run_to_end(
+                graph.nodes,
+                graph.ids,
+                graph.error,
+                graph.name,
+                graph.uid,
+                true,
+            )
+            .await?;
+        Ok(Partial {
+            outputs: partial(&mut outputs),
+            report: report.ok_or_else(|| Error::Internal("a run ended without a report".into()))?,
+        })
+    }
+
+    /// Runs a graph's nodes to the end and takes what the run leaves: the kept outputs, and
+    /// the report of every node when `always_report` or when some node did not complete.
+    async fn run_to_end(
+        &self,
+        nodes: Vec<NodeSpec>,
+        ids: NodeIds,
+        error: Option<GraphError>,
+        name: String,
+        uid: u64,
+        always_report: bool,
+    ) -> Result<Ended, Error> {
+        let run = self.execute(nodes, ids, error, &name).await?;
+        let mut state = run.lock();
+        if let Some(e) = state.store_error.take() {
+            return Err(e.into());
+        }
+        let cancelled = state.cancelled;
+        let report = (always_report || cancelled || state.failed).then(|| state.report(&run, name));
+        let outputs = Outputs {
+            graph: uid,
+            values: std::mem::take(&mut state.outputs),
+        };
+        Ok(Ended {
+            outputs,
+            report,
+            cancelled,
+        })
+    }
+}
+
+/// What a run that reached its end leaves behind.
+struct Ended {
+    outputs: Outputs,
+    /// Every node's outcome, when asked for or when some node did not complete.
+    report: Option<Report>,
+    /// The run was cancelled, rather than some node failing.
+    cancelled: bool,
+}

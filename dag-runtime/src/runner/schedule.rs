@@ -1,0 +1,251 @@
+//! The scheduler's bookkeeping, all under the run's lock: which nodes are ready (highest
+//! priority first, then declaration order), task limits, cached nodes readying their
+//! dependents, the skip cascade after a failure, and freeing outputs nobody reads any more.
+//!
+//! There is no central scheduler task. Whoever finishes a node does the bookkeeping, then
+//! carries on with the best ready node itself (see [`driver`](super::driver)).
+
+use super::attempt::Success;
+use super::inputs::{Prepared, assemble};
+use super::plan::upstream_of;
+use super::state::{Completion, Run, State};
+use crate::cache::{Fingerprint, InputDigest, Reason, Verdict, verdict};
+use crate::failure::Failure;
+use crate::report::Outcome;
+
+/// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
+pub(super) struct Limited {
+    limit: usize,
+    running: usize,
+    parked: Vec<Ready>,
+}
+
+impl Limited {
+    pub(super) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            running: 0,
+            parked: Vec::new(),
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+pub(super) struct Ready {
+    pub(super) priority: i32,
+    pub(super) index: usize,
+}
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Max-heap: higher priority first, then earlier declaration first.
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.index.cmp(&self.index))
+    }
+}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A node about to run, with its inputs in hand (or the stored ones still to load).
+pub(super) struct Job {
+    pub(super) index: usize,
+    pub(super) inputs: Option<Vec<Prepared>>,
+    pub(super) reason: Reason,
+    pub(super) fingerprint: Option<Fingerprint>,
+}
+
+impl State {
+    /// A node whose inputs have all completed: loaded from the store if its record still
+    /// answers for it (and then its dependents in turn), queued to run otherwise.
+    pub(super) fn become_ready(&mut self, run: &Run, start: usize, cached: &mut Vec<usize>) {
+        if run.store.is_none() {
+            self.ready.push(Ready {
+                priority: run.plan[start].priority,
+                index: start,
+            });
+            return;
+        }
+        // Allocates only when a cached node readies others.
+        let mut stack = Vec::new();
+        let mut next = Some(start);
+        while let Some(i) = next.take().or_else(|| stack.pop()) {
+            let node = &run.nodes[i];
+            let verdict = if run.store.is_none() {
+                Verdict::Run(Reason::NoStore, None)
+            } else {
+                let digests = &self.digests;
+                let upstream = upstream_of(
+                    node,
+                    |j| match &digests[j] {
+                        Some(d) => InputDigest::Known(d),
+                        None => InputDigest::Missing,
+                    },
+                    &mut self.scratch,
+                );
+                verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream)
+            };
+            match verdict {
+                Verdict::Cached(digest) => {
+                    self.outcomes[i] = Some(Outcome::Cached);
+                    self.digests[i] = Some(digest);
+                    self.stored[i] = true;
+                    self.unfinished -= 1;
+                    self.release_inputs(run, i);
+                    cached.push(i);
+                    for &d in run.dependents.of(i) {
+                        self.waiting[d] -= 1;
+                        if self.waiting[d] == 0 && self.outcomes[d].is_none() {
+                            stack.push(d);
+                        }
+                    }
+                }
+                Verdict::Run(reason, fp) => {
+                    self.to_run.insert(i, (reason, fp));
+                    self.ready.push(Ready {
+                        priority: run.plan[i].priority,
+                        index: i,
+                    });
+                }
+                Verdict::Waits(_) => unreachable!("every upstream digest is known during a run"),
+            }
+        }
+    }
+
+    pub(super) fn pop_ready(&mut self, run: &Run) -> Option<Job> {
+        if run.cancel.is_cancelled() {
+            self.cancelled = true;
+            self.stopping = true;
+        }
+        if self.stopping {
+            return None;
+        }
+        let index = loop {
+            let next = self.ready.pop()?;
+            match run.plan[next.index].limit_group {
+                Some(g) if self.limited[g].running >= self.limited[g].limit => {
+                    self.limited[g].parked.push(next)
+                }
+                Some(g) => {
+                    self.limited[g].running += 1;
+                    break next.index;
+                }
+                None => break next.index,
+            }
+        };
+        let (reason, fingerprint) = self
+            .to_run
+            .remove(&index)
+            .unwrap_or((Reason::NoStore, None));
+        Some(Job {
+            index,
+            inputs: self.prepare(run, index),
+            reason,
+            fingerprint,
+        })
+    }
+
+    /// The node's inputs, or `None` if some are in the store and must be loaded first.
+    pub(super) fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
+        let spec = &run.nodes[index];
+        assemble(spec, spec.upstream().map(|(_, j)| self.outputs[j].clone()))
+    }
+
+    /// Records a node's end. Returns the nodes skipped and the nodes cached because of it.
+    pub(super) fn finish(
+        &mut self,
+        run: &Run,
+        index: usize,
+        result: Option<Result<Success, Vec<Failure>>>,
+        reason: Reason,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let Some(result) = result else {
+            // Cancelled in flight: nothing is recorded, the report says cancelled.
+            self.cancelled = true;
+            self.stopping = true;
+            self.release_inputs(run, index);
+            return (Vec::new(), Vec::new());
+        };
+        self.unfinished -= 1;
+        if let Some(g) = run.plan[index].limit_group {
+            let group = &mut self.limited[g];
+            group.running -= 1;
+            self.ready.extend(group.parked.drain(..));
+        }
+        self.release_inputs(run, index);
+        let node = &run.nodes[index];
+        match result {
+            Ok(done) => {
+                if self.readers[index] > 0 || node.keep {
+                    self.outputs[index] = Some(done.value);
+                }
+                self.digests[index] = done.digest;
+                self.outcomes[index] = Some(Outcome::Ran {
+                    attempts: done.attempts,
+                    duration: done.duration,
+                    reason,
+                });
+                let mut cached = Vec::new();
+                for &d in run.dependents.of(index) {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0 && self.outcomes[d].is_none() {
+                        self.become_ready(run, d, &mut cached);
+                    }
+                }
+                (Vec::new(), cached)
+            }
+            Err(attempts) => {
+                self.failed = true;
+                self.outcomes[index] = Some(Outcome::Failed { attempts });
+                if run.fail_fast {
+                    self.stopping = true;
+                }
+                (self.skip_dependents(run, index), Vec::new())
+            }
+        }
+    }
+
+    /// Marks every transitive dependent of a failed node as skipped because of it.
+    pub(super) fn skip_dependents(&mut self, run: &Run, failed: usize) -> Vec<usize> {
+        let because = run.nodes[failed].id.to_string();
+        let mut skipped = Vec::new();
+        let mut stack: Vec<usize> = run.dependents.of(failed).to_vec();
+        while let Some(d) = stack.pop() {
+            if self.outcomes[d].is_some() {
+                continue;
+            }
+            self.outcomes[d] = Some(Outcome::Skipped {
+                because: because.clone(),
+            });
+            self.unfinished -= 1;
+            self.release_inputs(run, d);
+            skipped.push(d);
+            stack.extend_from_slice(run.dependents.of(d));
+        }
+        skipped
+    }
+
+    /// A finished node no longer reads its inputs: free outputs nobody else needs.
+    pub(super) fn release_inputs(&mut self, run: &Run, index: usize) {
+        for (_, j) in run.nodes[index].upstream() {
+            self.readers[j] -= 1;
+            if self.readers[j] == 0 && !run.nodes[j].keep {
+                self.outputs[j] = None;
+            }
+        }
+    }
+
+    /// The completion signal if the run has ended: every node has finished (or the run
+    /// stopped and nothing is in flight) and every store write is acknowledged.
+    pub(super) fn ended(&mut self) -> Completion {
+        let stopped = self.stopping && self.running == 0;
+        if (self.unfinished == 0 || stopped) && self.pending == 0 {
+            self.completion.take()
+        } else {
+            Completion::none()
+        }
+    }
+}
