@@ -17,7 +17,7 @@ use crate::error::{Error, GraphError};
 use crate::event::Event;
 use crate::graph::NodeSpec;
 use crate::ids::NodeIds;
-use crate::store::{Stamps, StoreError, Write};
+use crate::store::{Stamps, StoreError};
 
 impl Runner {
     /// Runs the nodes until every one has finished or the run stopped.
@@ -58,19 +58,8 @@ impl Runner {
             None => Stamps::default(),
         };
         run.stamps = stamps.stamps;
-        let manifest =
-            (run.shape.is_some() && run.shape != stamps.manifest).then(|| run.manifest());
         let run = Arc::new(run);
-        if let (Some(store), Some(manifest)) = (&run.store, manifest) {
-            run.lock().pending += 1;
-            store.write(
-                Write::Graph {
-                    graph: run.graph.clone(),
-                    manifest,
-                },
-                run.ack(None),
-            );
-        }
+        run.save_shape(stamps.manifest);
         let ctrl_c = self.ctrl_c.then(|| {
             let cancel = run.cancel.clone();
             tokio::spawn(async move {
@@ -277,8 +266,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             }
             (next, extra, skipped, cached, state.ended())
         };
-        if let (Some(write), Some(store)) = (write, &run.store) {
-            store.write(write, run.ack(completed));
+        if let Some(write) = write {
+            // Counted as pending above, under the same lock as the node's end.
+            run.send_counted(write, completed);
         }
         for s in skipped {
             run.events.emit(&Event::Skipped {

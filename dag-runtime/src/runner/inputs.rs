@@ -5,7 +5,6 @@ use std::sync::Arc;
 use super::state::Run;
 use crate::failure::Failure;
 use crate::graph::{NodeSpec, Source};
-use crate::store::Write;
 use crate::task::Shared;
 
 pub(super) enum Prepared {
@@ -77,14 +76,7 @@ impl Run {
                 Ok(state.outputs[j].get_or_insert(value).clone())
             }
             Err(why) => {
-                self.lock().pending += 1;
-                store.write(
-                    Write::Forget {
-                        graph: self.graph.clone(),
-                        nodes: Some(vec![node.id.to_string()]),
-                    },
-                    self.ack(None),
-                );
+                self.forget(j);
                 Err(format!(
                     "the stored output of node `{}` {why}; its record is dropped",
                     node.id

@@ -167,8 +167,50 @@ fn new_record(
 }
 
 impl Run {
+    /// Saves the graph's shape, unless the store's copy (`stored`) is the same.
+    pub(super) fn save_shape(self: &Arc<Self>, stored: Option<Digest>) {
+        if self.shape.is_some() && self.shape != stored {
+            let manifest = self.manifest();
+            self.send(
+                Write::Graph {
+                    graph: self.graph.clone(),
+                    manifest,
+                },
+                None,
+            );
+        }
+    }
+
+    /// Drops node `j`'s record, whose output could not be loaded, so that the next run
+    /// computes it afresh.
+    pub(super) fn forget(self: &Arc<Self>, j: usize) {
+        let nodes = Some(vec![self.nodes[j].id.to_string()]);
+        let graph = self.graph.clone();
+        self.send(Write::Forget { graph, nodes }, None);
+    }
+
+    /// Hands `write` to the store; the run ends only once it is acknowledged, and a node's
+    /// `Completed` event (for `completed`: node, duration, attempts) waits for it too.
+    fn send(self: &Arc<Self>, write: Write, completed: Option<(usize, Duration, u32)>) {
+        if self.store.is_some() {
+            self.lock().pending += 1;
+            self.send_counted(write, completed);
+        }
+    }
+
+    /// [`send`](Run::send) for a write already counted in `State::pending`.
+    pub(super) fn send_counted(
+        self: &Arc<Self>,
+        write: Write,
+        completed: Option<(usize, Duration, u32)>,
+    ) {
+        if let Some(store) = &self.store {
+            store.write(write, self.ack(completed));
+        }
+    }
+
     /// The graph's shape, for the store.
-    pub(super) fn manifest(&self) -> Manifest {
+    fn manifest(&self) -> Manifest {
         Manifest {
             nodes: self
                 .nodes
@@ -187,7 +229,7 @@ impl Run {
 
     /// What the store calls once a write is durable: the node's `Completed` event, and the
     /// run may end once nothing is left unacknowledged.
-    pub(super) fn ack(self: &Arc<Self>, completed: Option<(usize, Duration, u32)>) -> Ack {
+    fn ack(self: &Arc<Self>, completed: Option<(usize, Duration, u32)>) -> Ack {
         let run = self.clone();
         Box::new(move |result| {
             if result.is_ok()
