@@ -128,11 +128,11 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
     };
 
     let settings = options::check(&parsed.options, Place::Task, &mut errors);
-    if let Some(path) = &settings.retry_if
+    if let Some(retry_if) = &settings.retry_if
         && !returns_result
     {
         errors.push(syn::Error::new(
-            path.span(),
+            retry_if.span,
             "`retry_if` looks at a task's errors, but this task does not return a `Result`",
         ));
     }
@@ -142,7 +142,7 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
     }
 
     let fingerprint = match &settings.version {
-        Some(v) => format!("version:{v}"),
+        Some(v) => format!("version:{}", v.value),
         None => {
             let mut tokens = proc_macro2::TokenStream::new();
             quote::ToTokens::to_tokens(sig, &mut tokens);

@@ -20,7 +20,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     let doc = format!(
         "The task of [`{name_str}()`]({name_str}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name_str}>`."
     );
-    let codec = if task.settings.cache == Some(false) {
+    let codec = if task.settings.cache.as_ref().is_some_and(|c| !c.value) {
         // Runs every time, but a serde output still gets a digest, so that dependents are
         // cached while it keeps producing the same bytes.
         quote!({
@@ -93,7 +93,10 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     };
     let finish = if task.returns_result {
         let retry_if = match &task.settings.retry_if {
-            Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some(#path)),
+            Some(path) => {
+                let path = &path.value;
+                quote_spanned!(path.span()=> ::core::option::Option::Some(#path))
+            }
             None => quote!(::core::option::Option::None),
         };
         quote_spanned!(task.return_span=> ::typedag::__private::from_result(#call, #retry_if))
@@ -101,7 +104,7 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
         quote!(::core::result::Result::Ok(#call))
     };
 
-    let options = options(task);
+    let options = crate::options::expand::task_options(&task.settings);
     let wiring = wiring(task, &signature, vis);
     let arity = task.params.len();
     let plural = if arity == 1 { "" } else { "s" };
@@ -201,38 +204,6 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
 
             #wiring
         };
-    }
-}
-
-fn options(task: &Task) -> TokenStream {
-    let s = &task.settings;
-    let mut sets = Vec::new();
-    if let Some(v) = s.retries {
-        sets.push(quote!(o.retries = ::core::option::Option::Some(#v);));
-    }
-    if let Some(b) = &s.backoff {
-        sets.push(quote!(o.backoff = ::core::option::Option::Some(#b);));
-    }
-    if let Some(t) = &s.timeout {
-        sets.push(quote!(o.timeout = ::core::option::Option::Some(#t);));
-    }
-    if let Some(v) = s.priority {
-        sets.push(quote!(o.priority = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = s.limit {
-        sets.push(quote!(o.limit = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = &s.version {
-        sets.push(quote!(o.version = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = s.cache {
-        sets.push(quote!(o.cache = #v;));
-    }
-    quote! {
-        #[allow(unused_mut)]
-        let mut o = ::typedag::__private::TaskOptions::new();
-        #(#sets)*
-        o
     }
 }
 
