@@ -188,64 +188,25 @@ fn boolean(value: &Expr, expected: &str) -> syn::Result<bool> {
     }
 }
 
-const DURATION_HELP: &str =
-    "a duration like \"500ms\", \"30s\", \"2m\" or \"1h\" (units: ns, us, ms, s, m, h)";
-
+/// Reads a duration with the project's one duration parser, so `timeout = "2min"` means what
+/// `TYPEDAG_TIMEOUT=2min` means.
 fn duration(value: &Expr) -> syn::Result<std::time::Duration> {
+    let expected = dag_duration::EXPECTED;
     let Some(Lit::Str(s)) = lit(value) else {
         return Err(syn::Error::new(
             value.span(),
             format!(
-                "expected {DURATION_HELP}, found `{}`",
+                "expected {expected}, written as a string like `\"30s\"`; found `{}`",
                 crate::pretty::tokens(value)
             ),
         ));
     };
-    parse_duration(&s.value()).ok_or_else(|| {
+    dag_duration::parse(&s.value()).map_err(|_| {
         syn::Error::new(
             s.span(),
-            format!(
-                "`{:?}` is not a duration: expected {DURATION_HELP}",
-                s.value()
-            ),
+            format!("`{:?}` is not a duration: expected {expected}", s.value()),
         )
     })
-}
-
-/// `"1.5s"` → nanoseconds. One number, one unit.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let scale: u128 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return None,
-    };
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos = whole.checked_mul(scale)?;
-    if !frac.is_empty() {
-        let digits: u32 = frac.len().try_into().ok()?;
-        let frac_value: u128 = frac.parse().ok()?;
-        nanos += frac_value.checked_mul(scale)? / 10u128.checked_pow(digits)?;
-    }
-    let secs = u64::try_from(nanos / 1_000_000_000).ok()?;
-    Some(std::time::Duration::new(
-        secs,
-        (nanos % 1_000_000_000) as u32,
-    ))
 }
 
 const BACKOFF_HELP: &str = "expected `fixed(\"1s\")`, `linear(\"100ms\")` or `exponential(\"100ms\")`, optionally followed by `cap = \"10s\"` and `jitter` inside the parentheses, like `exponential(\"100ms\", cap = \"10s\", jitter)`";
@@ -312,14 +273,16 @@ mod tests {
     use proc_macro2::Span;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s").unwrap().as_nanos(), 30_000_000_000);
-        assert_eq!(parse_duration("1.5s").unwrap().as_nanos(), 1_500_000_000);
-        assert_eq!(parse_duration("100ms").unwrap().as_nanos(), 100_000_000);
-        assert_eq!(parse_duration("2m").unwrap().as_nanos(), 120_000_000_000);
-        assert!(parse_duration("30").is_none());
-        assert!(parse_duration("s").is_none());
-        assert!(parse_duration("3 weeks").is_none());
+    fn durations_read_with_the_one_parser_and_name_its_syntax() {
+        let seven_days: Expr = syn::parse_quote!("7d");
+        assert_eq!(duration(&seven_days).unwrap().as_secs(), 7 * 86_400);
+        let weeks: Expr = syn::parse_quote!("3 weeks");
+        let e = duration(&weeks).unwrap_err().to_string();
+        assert!(e.contains("\"3 weeks\""), "{e}");
+        assert!(e.contains(dag_duration::EXPECTED), "{e}");
+        let bare: Expr = syn::parse_quote!(30);
+        let e = duration(&bare).unwrap_err().to_string();
+        assert!(e.contains("found `30`"), "{e}");
     }
 
     #[test]
