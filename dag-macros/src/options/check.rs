@@ -108,7 +108,7 @@ fn unknown_key(key: &Ident, place: Place) -> syn::Error {
 }
 
 /// Levenshtein distance, for "did you mean".
-pub fn distance(a: &str, b: &str) -> usize {
+fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

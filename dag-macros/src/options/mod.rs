@@ -1,13 +1,13 @@
 //! `key = value` settings: of a task in `#[task(...)]`, of a node after `with` in `dag!`.
 //!
-//! [`parse`] keeps the pairs as written ([`Raw`]); [`check`] turns them into [`Settings`],
-//! each value with the span of the user's tokens, or into errors that say what was found,
-//! what is allowed, and the closest valid key; [`expand`] writes settings as the runtime's
-//! `TaskOptions` and `NodeOptions` calls.
+//! [`parse`] keeps the pairs as written ([`Raw`]); [`check`](mod@check) turns them into
+//! [`Settings`], each value with the span of the user's tokens, or into errors that say what
+//! was found, what is allowed, and the closest valid key; [`expand`] writes settings as the
+//! runtime's `TaskOptions` and `NodeOptions` calls.
 
-pub mod check;
+mod check;
 pub mod expand;
-pub mod parse;
+mod parse;
 
 use proc_macro2::Span;
 use syn::{Expr, ExprPath, Ident};
@@ -29,7 +29,7 @@ pub enum Place {
 }
 
 impl Place {
-    pub fn keys(self) -> &'static [&'static str] {
+    fn keys(self) -> &'static [&'static str] {
         match self {
             Place::Task => &[
                 "retries", "backoff", "timeout", "priority", "limit", "version", "cache",
@@ -39,7 +39,7 @@ impl Place {
         }
     }
 
-    pub fn what(self) -> &'static str {
+    fn what(self) -> &'static str {
         match self {
             Place::Task => "`#[task]` option",
             Place::Node => "node setting",
@@ -84,10 +84,10 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub const ALL: [Shape; 3] = [Shape::Fixed, Shape::Linear, Shape::Exponential];
+    const ALL: [Shape; 3] = [Shape::Fixed, Shape::Linear, Shape::Exponential];
 
     /// As written in `backoff = ...`, and the name of the runtime's constructor.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Shape::Fixed => "fixed",
             Shape::Linear => "linear",
