@@ -34,47 +34,31 @@ pub enum Arg {
 
 pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
     let mut errors = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (i, stmt) in dag.nodes.iter().enumerate() {
-        let name = stmt.name.to_string();
-        if let Some(&first) = index.get(&name) {
-            errors.push(syn::Error::new(
-                stmt.name.span(),
-                format!(
-                    "duplicate node name `{name}`: a node `{name}` is already declared above (statement {}); node names must be unique within a `dag!`",
-                    first + 1
-                ),
-            ));
-        } else {
-            index.insert(name, i);
-        }
-    }
+    let names = Names::declare(dag, &mut errors);
 
     let mut nodes = Vec::new();
     for (i, stmt) in dag.nodes.iter().enumerate() {
         let mut args = Vec::new();
         for expr in &stmt.args {
-            match node_ref(expr) {
-                Some(ident) if index.contains_key(&ident.to_string()) => {
-                    if let Some(j) = reference(dag, &index, i, ident, &mut errors) {
+            match names.node(expr) {
+                Some((to, ident)) => {
+                    if let Some(j) = reference(dag, &names, i, to, ident, &mut errors) {
                         args.push(Arg::Node(j, ident.clone()));
                     }
                 }
-                _ => match expr {
-                    Expr::Array(array)
-                        if array.elems.iter().any(|e| {
-                            node_ref(e).is_some_and(|id| index.contains_key(&id.to_string()))
-                        }) =>
-                    {
+                None => match expr {
+                    Expr::Array(array) if array.elems.iter().any(|e| names.node(e).is_some()) => {
                         let mut list = Vec::new();
                         for elem in &array.elems {
-                            match node_ref(elem) {
-                                Some(ident) if index.contains_key(&ident.to_string()) => {
-                                    if let Some(j) = reference(dag, &index, i, ident, &mut errors) {
+                            match names.node(elem) {
+                                Some((to, ident)) => {
+                                    if let Some(j) =
+                                        reference(dag, &names, i, to, ident, &mut errors)
+                                    {
                                         list.push((j, ident.clone()));
                                     }
                                 }
-                                _ => errors.push(syn::Error::new(
+                                None => errors.push(syn::Error::new(
                                     elem.span(),
                                     format!(
                                         "a list of nodes holds node names only, and `{}` is not a node of this `dag!`; pass constants to a parameter of their own",
@@ -109,24 +93,55 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
     }
 }
 
-/// A bare identifier argument, which names a node if one by that name exists.
-fn node_ref(expr: &Expr) -> Option<&Ident> {
-    match expr {
-        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident(),
-        Expr::Group(g) => node_ref(&g.expr),
-        _ => None,
+/// The node names of a `dag!`, each with the statement that declares it.
+struct Names(HashMap<String, usize>);
+
+impl Names {
+    /// Reads every statement's name; a name declared twice is an error at the second one.
+    fn declare(dag: &Dag, errors: &mut Vec<syn::Error>) -> Names {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, stmt) in dag.nodes.iter().enumerate() {
+            let name = stmt.name.to_string();
+            if let Some(&first) = index.get(&name) {
+                errors.push(syn::Error::new(
+                    stmt.name.span(),
+                    format!(
+                        "duplicate node name `{name}`: a node `{name}` is already declared above (statement {}); node names must be unique within a `dag!`",
+                        first + 1
+                    ),
+                ));
+            } else {
+                index.insert(name, i);
+            }
+        }
+        Names(index)
+    }
+
+    /// The node an argument refers to, with the statement that declares it: an argument is a
+    /// node exactly when it is a bare identifier naming a node of this `dag!`. Anything
+    /// else, including a local that no node shares the name of, is a constant input.
+    fn node<'a>(&self, expr: &'a Expr) -> Option<(usize, &'a Ident)> {
+        match expr {
+            Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => {
+                let ident = p.path.get_ident()?;
+                self.0.get(&ident.to_string()).map(|&i| (i, ident))
+            }
+            Expr::Group(g) => self.node(&g.expr),
+            _ => None,
+        }
     }
 }
 
-/// Resolves a reference from statement `from` to the node `ident`, which must be above it.
+/// Checks a reference from statement `from` to node `to`, named `ident`, which must be
+/// above it.
 fn reference(
     dag: &Dag,
-    index: &HashMap<String, usize>,
+    names: &Names,
     from: usize,
+    to: usize,
     ident: &Ident,
     errors: &mut Vec<syn::Error>,
 ) -> Option<usize> {
-    let to = index[&ident.to_string()];
     let me = &dag.nodes[from].name;
     if to == from {
         errors.push(syn::Error::new(
@@ -136,7 +151,7 @@ fn reference(
         return None;
     }
     if to > from {
-        let message = match path(dag, index, to, from) {
+        let message = match path(dag, names, to, from) {
             Some(cycle) => format!(
                 "`{me}` uses `{ident}`, which is declared below it and itself depends on `{me}`: this would be a cycle ({}); a graph must be acyclic",
                 cycle.join(" → ")
@@ -153,18 +168,13 @@ fn reference(
 
 /// The chain of uses from node `start` down to node `goal`, if `start` depends on `goal`:
 /// `[me, start, ..., me]` spelled as names.
-fn path(
-    dag: &Dag,
-    index: &HashMap<String, usize>,
-    start: usize,
-    goal: usize,
-) -> Option<Vec<String>> {
-    fn uses(stmt: &Statement, index: &HashMap<String, usize>) -> Vec<usize> {
+fn path(dag: &Dag, names: &Names, start: usize, goal: usize) -> Option<Vec<String>> {
+    fn uses(stmt: &Statement, names: &Names) -> Vec<usize> {
         let mut out = Vec::new();
         for arg in &stmt.args {
             let mut push = |e: &Expr| {
-                if let Some(i) = node_ref(e).and_then(|id| index.get(&id.to_string())) {
-                    out.push(*i);
+                if let Some((i, _)) = names.node(e) {
+                    out.push(i);
                 }
             };
             match arg {
@@ -192,11 +202,28 @@ fn path(
         if std::mem::replace(&mut seen[at], true) {
             continue;
         }
-        for next in uses(&dag.nodes[at], index) {
+        for next in uses(&dag.nodes[at], names) {
             let mut t = trail.clone();
             t.push(next);
             stack.push((next, t));
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_a_bare_identifier_naming_a_node() {
+        let dag: Dag = syn::parse_quote!(a = t(1); b = t(a););
+        let names = Names::declare(&dag, &mut Vec::new());
+        let node = |e: Expr| names.node(&e).map(|(i, ident)| (i, ident.to_string()));
+        assert_eq!(node(syn::parse_quote!(b)), Some((1, "b".into())));
+        assert_eq!(node(syn::parse_quote!(url)), None);
+        assert_eq!(node(syn::parse_quote!(self::a)), None);
+        assert_eq!(node(syn::parse_quote!(a.clone())), None);
+        assert_eq!(node(syn::parse_quote!([a])), None);
+    }
 }

@@ -99,7 +99,7 @@ fn node(dag: &Checked, index: usize, n: &Node, graph: &syn::Ident) -> TokenStrea
         .iter()
         .enumerate()
         .map(|(i, arg)| source(dag, i, arg));
-    let settings = settings(n, graph, handle);
+    let settings = crate::options::expand::node_configuration(&n.settings, graph, handle);
     quote! {
         let #handle = {
             let #args = #wiring #arity_call;
@@ -157,25 +157,4 @@ fn source(dag: &Checked, i: usize, arg: &Arg) -> TokenStream {
             }
         }
     }
-}
-
-fn settings(n: &Node, graph: &syn::Ident, handle: &syn::Ident) -> TokenStream {
-    let s = &n.settings;
-    let mut calls = Vec::new();
-    if let Some(v) = s.priority {
-        calls.push(quote!(.priority(#v)));
-    }
-    if let Some(v) = s.retries {
-        calls.push(quote!(.retries(#v)));
-    }
-    if let Some(v) = &s.timeout {
-        calls.push(quote!(.timeout(#v)));
-    }
-    if let Some(v) = &s.backoff {
-        calls.push(quote!(.backoff(#v)));
-    }
-    if calls.is_empty() {
-        return TokenStream::new();
-    }
-    quote!(#graph.configure(&#handle) #(#calls)*;)
 }

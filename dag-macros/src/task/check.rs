@@ -1,5 +1,5 @@
 //! Validates a task function: async, free, not generic, parameters `name: Type`, known
-//! options. Produces the model `expand` needs; never emits tokens.
+//! options. Produces the model `expand` needs, even beside option errors; never emits tokens.
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -43,7 +43,16 @@ pub struct Param {
     pub shown: String,
 }
 
-pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
+/// Every mistake found, and the task to expand beside them when its signature is usable.
+pub struct Checked {
+    /// `None` when the signature cannot be a task (not `async`, generic, `self`...). Wrong
+    /// options alone leave it `Some`, with those options at their defaults, so that a `dag!`
+    /// using the task still sees a real task and reports nothing but the option mistake.
+    pub task: Option<Task>,
+    pub errors: Vec<syn::Error>,
+}
+
+pub fn check(parsed: &Parsed) -> Checked {
     let mut errors = Vec::new();
     let item = &parsed.item;
     let sig = &item.sig;
@@ -127,22 +136,28 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
         }
     };
 
-    let settings = options::check(&parsed.options, Place::Task, &mut errors);
-    if let Some(path) = &settings.retry_if
-        && !returns_result
-    {
+    let signature_is_usable = errors.is_empty();
+    let raw_options = match &parsed.options {
+        Ok(raw) => raw.as_slice(),
+        Err(e) => {
+            errors.push(e.clone());
+            &[]
+        }
+    };
+    let mut settings = options::check(raw_options, Place::Task, &mut errors);
+    if !returns_result && let Some(retry_if) = settings.retry_if.take() {
         errors.push(syn::Error::new(
-            path.span(),
+            retry_if.span,
             "`retry_if` looks at a task's errors, but this task does not return a `Result`",
         ));
     }
 
-    if !errors.is_empty() {
-        return Err(errors);
+    if !signature_is_usable {
+        return Checked { task: None, errors };
     }
 
     let fingerprint = match &settings.version {
-        Some(v) => format!("version:{v}"),
+        Some(v) => format!("version:{}", v.value),
         None => {
             let mut tokens = proc_macro2::TokenStream::new();
             quote::ToTokens::to_tokens(sig, &mut tokens);
@@ -156,7 +171,7 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
             pt.attrs.clear();
         }
     });
-    Ok(Task {
+    let task = Task {
         name: sig.ident.clone(),
         params,
         resources,
@@ -167,7 +182,11 @@ pub fn check(parsed: &Parsed) -> Result<Task, Vec<syn::Error>> {
         settings,
         fingerprint,
         signature: crate::pretty::tokens(&shown),
-    })
+    };
+    Checked {
+        task: Some(task),
+        errors,
+    }
 }
 
 fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {

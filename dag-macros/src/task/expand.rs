@@ -10,17 +10,114 @@ use crate::pretty::escape;
 
 pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     let vis = &item.vis;
+    let signature = escape(&task.signature);
+    let function = callable_function(item);
+    let companion = companion_struct(task, vis);
+    let task_impl = task_impl(task);
+    let arity_check = arity_check(task, &signature, vis);
+    let graph_entry = graph_entry(task, vis);
+    let parameter_checks = parameter_checks(task, &signature, vis);
+    quote! {
+        #function
+        #companion
+        const _: () = {
+            #task_impl
+            #arity_check
+            #graph_entry
+            #parameter_checks
+        };
+    }
+}
+
+/// The user's function as written, still callable and awaitable directly.
+fn callable_function(item: &syn::ItemFn) -> TokenStream {
+    quote! {
+        // A task is `async` by contract, even one that never awaits.
+        #[allow(clippy::unused_async)]
+        #item
+    }
+}
+
+/// The struct of the same name, in the type namespace, that `dag!` and `Graph::add` name.
+fn companion_struct(task: &Task, vis: &syn::Visibility) -> TokenStream {
+    let name = &task.name;
+    let doc = format!(
+        "The task of [`{name}()`]({name}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name}>`."
+    );
+    quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+    }
+}
+
+/// `impl Task for <name>`: the types, name, fingerprint and options the runtime reads, and
+/// the call that unpacks the inputs and runs the user's function.
+fn task_impl(task: &Task) -> TokenStream {
     let name = &task.name;
     let name_str = name.to_string();
     let output = &task.output;
     // Spanned on the return type, so an output that cannot be shared is reported there.
     let out_ty = quote_spanned!(task.return_span=> #output);
+    let params_ty = params_type(task);
     let fingerprint = &task.fingerprint;
-    let signature = escape(&task.signature);
-    let doc = format!(
-        "The task of [`{name_str}()`]({name_str}()): use it in `dag!`, or add it to a graph with `Graph::add::<{name_str}>`."
-    );
-    let codec = if task.settings.cache == Some(false) {
+    let options = crate::options::expand::task_options(&task.settings);
+    let codec = codec(task);
+    let resources_fn = resources_fn(task);
+    let inputs = inputs_local();
+    let call_body = call_body(task);
+    quote! {
+        #[automatically_derived]
+        impl ::typedag::__private::Task for #name {
+            type Output = #out_ty;
+            type Params = #params_ty;
+            type Wiring = __TypedagWiring;
+            const NAME: &'static str = #name_str;
+            const FINGERPRINT: &'static str = #fingerprint;
+
+            fn options() -> ::typedag::__private::TaskOptions {
+                #options
+            }
+
+            fn codec() -> ::core::option::Option<::typedag::__private::Codec<Self::Output>> {
+                #codec
+            }
+
+            #resources_fn
+
+            fn wiring() -> __TypedagWiring {
+                __TypedagWiring
+            }
+
+            fn call(
+                #[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs,
+            ) -> ::typedag::__private::BoxFuture<::core::result::Result<Self::Output, ::typedag::__private::Failure>> {
+                ::typedag::__private::Box::pin(async move {
+                    #call_body
+                })
+            }
+        }
+    }
+}
+
+/// `(Ref<A>, Own<B>, ...)`: each wired input, and whether the task borrows or owns it.
+fn params_type(task: &Task) -> TokenStream {
+    let params = task.params.iter().map(|p| {
+        let input = &p.input;
+        if p.by_ref {
+            quote!(::typedag::__private::Ref<#input>)
+        } else {
+            quote!(::typedag::__private::Own<#input>)
+        }
+    });
+    quote!((#(#params,)*))
+}
+
+/// How the output is stored: required to be serde for a cached task, optional for
+/// `cache = false`.
+fn codec(task: &Task) -> TokenStream {
+    let output = &task.output;
+    if task.settings.cache.as_ref().is_some_and(|c| !c.value) {
         // Runs every time, but a serde output still gets a digest, so that dependents are
         // cached while it keeps producing the same bytes.
         quote!({
@@ -31,26 +128,41 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
     } else {
         let codec = quote_spanned!(task.return_span=> ::typedag::__private::codec::<#output>());
         quote!(::core::option::Option::Some(#codec))
-    };
+    }
+}
 
-    let params_ty = task.params.iter().map(|p| {
-        let input = &p.input;
-        if p.by_ref {
-            quote!(::typedag::__private::Ref<#input>)
-        } else {
-            quote!(::typedag::__private::Own<#input>)
+/// `fn resources()` listing the `Res<T>` types the runner must supply, if any.
+fn resources_fn(task: &Task) -> TokenStream {
+    if task.resources.is_empty() {
+        return quote!();
+    }
+    let needs = task
+        .resources
+        .iter()
+        .map(|ty| quote_spanned!(ty.span()=> ::typedag::__private::Need::of::<#ty>()));
+    quote! {
+        fn resources() -> ::typedag::__private::Vec<::typedag::__private::Need> {
+            ::typedag::__private::Vec::from([#(#needs),*])
         }
-    });
+    }
+}
 
-    // Owned inputs are taken first, then borrowed ones: a borrow must not overlap a take.
+/// The `Inputs` parameter of `Task::call`, which the user's code cannot name.
+fn inputs_local() -> syn::Ident {
+    format_ident!("__typedag_inputs", span = Span::mixed_site())
+}
+
+/// The body of `Task::call`: unpack every input and resource, call the user's function in
+/// its parameter order, and turn what it returns into the runtime's `Result`.
+fn call_body(task: &Task) -> TokenStream {
+    let inputs = inputs_local();
     let locals: Vec<_> = (0..task.params.len())
         .map(|i| format_ident!("__typedag_in{}", i, span = Span::mixed_site()))
         .collect();
-    let inputs = format_ident!("__typedag_inputs", span = Span::mixed_site());
+    // Owned inputs are taken first, then borrowed ones: a borrow must not overlap a take.
     let mut takes = Vec::new();
     let mut borrows = Vec::new();
-    for (i, p) in task.params.iter().enumerate() {
-        let local = &locals[i];
+    for (i, (p, local)) in task.params.iter().zip(&locals).enumerate() {
         let ty = &p.input;
         let span = p.input.span();
         if let Some(view) = p.view {
@@ -62,181 +174,109 @@ pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
             takes.push(quote_spanned!(span=> let #local: #ty = #inputs.take::<#ty>(#i);));
         }
     }
-    let mut fetches = Vec::new();
-    let resource_locals: Vec<_> = task
+    let resource_locals: Vec<_> = (0..task.resources.len())
+        .map(|k| format_ident!("__typedag_res{}", k, span = Span::mixed_site()))
+        .collect();
+    let fetches = task
         .resources
         .iter()
-        .enumerate()
-        .map(|(k, ty)| {
-            let local = format_ident!("__typedag_res{}", k, span = Span::mixed_site());
-            fetches.push(quote_spanned!(ty.span()=> let #local = #inputs.resource::<#ty>();));
-            local
-        })
-        .collect();
+        .zip(&resource_locals)
+        .map(|(ty, local)| quote_spanned!(ty.span()=> let #local = #inputs.resource::<#ty>();));
     let args = task.order.iter().map(|slot| match slot {
         Slot::Input(i) => &locals[*i],
         Slot::Resource(k) => &resource_locals[*k],
     });
+    let name = &task.name;
     let call = quote!(#name(#(#args),*).await);
-    let needs = task
-        .resources
-        .iter()
-        .map(|ty| quote_spanned!(ty.span()=> ::typedag::__private::Need::of::<#ty>()));
-    let resources_fn = if task.resources.is_empty() {
-        quote!()
-    } else {
-        quote! {
-            fn resources() -> ::typedag::__private::Vec<::typedag::__private::Need> {
-                ::typedag::__private::Vec::from([#(#needs),*])
-            }
-        }
-    };
     let finish = if task.returns_result {
         let retry_if = match &task.settings.retry_if {
-            Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some(#path)),
+            Some(path) => {
+                let path = &path.value;
+                quote_spanned!(path.span()=> ::core::option::Option::Some(#path))
+            }
             None => quote!(::core::option::Option::None),
         };
         quote_spanned!(task.return_span=> ::typedag::__private::from_result(#call, #retry_if))
     } else {
         quote!(::core::result::Result::Ok(#call))
     };
+    quote! {
+        #(#takes)*
+        #(#borrows)*
+        #(#fetches)*
+        #finish
+    }
+}
 
-    let options = options(task);
-    let wiring = wiring(task, &signature, vis);
+/// `Task::wiring().arity::<N>()`, which `dag!` calls with the number of arguments written:
+/// it compiles only for the task's own number of inputs, and otherwise says how many it takes.
+fn arity_check(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStream {
+    let name = &task.name;
     let arity = task.params.len();
     let plural = if arity == 1 { "" } else { "s" };
-    let arity_msg = format!("task `{name_str}` takes {arity} input{plural}, but {{N}} were given");
-    let arity_label = format!("`{name_str}` takes {arity} input{plural}");
-    let arity_note = if task.resources.is_empty() {
+    let message = format!("task `{name}` takes {arity} input{plural}, but {{N}} were given");
+    let label = format!("`{name}` takes {arity} input{plural}");
+    let note = if task.resources.is_empty() {
         format!("the task is `{signature}`")
     } else {
         format!(
             "the task is `{signature}`; its `Res<_>` parameters are resources: the runner supplies them (`Runner::resource`), so they are not written in `dag!`"
         )
     };
-
     quote! {
-        // A task is `async` by contract, even one that never awaits.
-        #[allow(clippy::unused_async)]
-        #item
+        #[doc(hidden)]
+        #vis struct __TypedagWiring;
 
-        #[doc = #doc]
-        #[allow(non_camel_case_types)]
-        #vis struct #name {}
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #[doc(hidden)]
+        #vis trait __TypedagArity<const N: usize> {
+            type Args;
+            fn args() -> Self::Args;
+        }
 
-        const _: () = {
-            #[automatically_derived]
-            impl ::typedag::__private::Task for #name {
-                type Output = #out_ty;
-                type Params = (#(#params_ty,)*);
-                type Wiring = __TypedagWiring;
-                const NAME: &'static str = #name_str;
-                const FINGERPRINT: &'static str = #fingerprint;
-
-                fn options() -> ::typedag::__private::TaskOptions {
-                    #options
-                }
-
-                fn codec() -> ::core::option::Option<::typedag::__private::Codec<Self::Output>> {
-                    #codec
-                }
-
-                #resources_fn
-
-                fn wiring() -> __TypedagWiring {
-                    __TypedagWiring
-                }
-
-                fn call(
-                    #[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs,
-                ) -> ::typedag::__private::BoxFuture<::core::result::Result<Self::Output, ::typedag::__private::Failure>> {
-                    ::typedag::__private::Box::pin(async move {
-                        #(#takes)*
-                        #(#borrows)*
-                        #(#fetches)*
-                        #finish
-                    })
-                }
+        impl __TypedagArity<#arity> for __TypedagWiring {
+            type Args = __TypedagArgs;
+            fn args() -> __TypedagArgs {
+                __TypedagArgs
             }
+        }
 
-            #[doc(hidden)]
-            #vis struct __TypedagWiring;
-
-            #[diagnostic::on_unimplemented(message = #arity_msg, label = #arity_label, note = #arity_note)]
-            #[doc(hidden)]
-            #vis trait __TypedagArity<const N: usize> {
-                type Args;
-                fn args() -> Self::Args;
+        impl __TypedagWiring {
+            #vis fn arity<const N: usize>(self) -> <Self as __TypedagArity<N>>::Args
+            where
+                Self: __TypedagArity<N>,
+            {
+                <Self as __TypedagArity<N>>::args()
             }
-
-            impl __TypedagArity<#arity> for __TypedagWiring {
-                type Args = __TypedagArgs;
-                fn args() -> __TypedagArgs {
-                    __TypedagArgs
-                }
-            }
-
-            impl __TypedagWiring {
-                #vis fn arity<const N: usize>(self) -> <Self as __TypedagArity<N>>::Args
-                where
-                    Self: __TypedagArity<N>,
-                {
-                    <Self as __TypedagArity<N>>::args()
-                }
-            }
-
-            #[doc(hidden)]
-            #vis struct __TypedagArgs;
-
-            impl __TypedagArgs {
-                #vis fn add<O>(
-                    self,
-                    graph: &mut ::typedag::__private::Graph<O>,
-                    id: &str,
-                    sources: ::typedag::__private::Vec<::typedag::__private::Wired>,
-                ) -> ::typedag::__private::Node<#output> {
-                    graph.push_node::<#name>(id, sources)
-                }
-            }
-
-            #wiring
-        };
+        }
     }
 }
 
-fn options(task: &Task) -> TokenStream {
-    let s = &task.settings;
-    let mut sets = Vec::new();
-    if let Some(v) = s.retries {
-        sets.push(quote!(o.retries = ::core::option::Option::Some(#v);));
-    }
-    if let Some(b) = &s.backoff {
-        sets.push(quote!(o.backoff = ::core::option::Option::Some(#b);));
-    }
-    if let Some(t) = &s.timeout {
-        sets.push(quote!(o.timeout = ::core::option::Option::Some(#t);));
-    }
-    if let Some(v) = s.priority {
-        sets.push(quote!(o.priority = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = s.limit {
-        sets.push(quote!(o.limit = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = &s.version {
-        sets.push(quote!(o.version = ::core::option::Option::Some(#v);));
-    }
-    if let Some(v) = s.cache {
-        sets.push(quote!(o.cache = #v;));
-    }
+/// `__TypedagArgs::add`, which puts a node of this task into a graph once its arguments
+/// are wired.
+fn graph_entry(task: &Task, vis: &syn::Visibility) -> TokenStream {
+    let name = &task.name;
+    let output = &task.output;
     quote! {
-        #[allow(unused_mut)]
-        let mut o = ::typedag::__private::TaskOptions::new();
-        #(#sets)*
-        o
+        #[doc(hidden)]
+        #vis struct __TypedagArgs;
+
+        impl __TypedagArgs {
+            #vis fn add<O>(
+                self,
+                graph: &mut ::typedag::__private::Graph<O>,
+                id: &str,
+                sources: ::typedag::__private::Vec<::typedag::__private::Wired>,
+            ) -> ::typedag::__private::Node<#output> {
+                graph.push_node::<#name>(id, sources)
+            }
+        }
     }
 }
 
-fn wiring(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStream {
+/// For each parameter `i`, the `node{i}`, `value{i}` and `list{i}` methods `dag!` calls with
+/// an argument, bounded by traits whose `on_unimplemented` message names the parameter.
+fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStream {
     let name = task.name.to_string();
     let mut items = Vec::new();
     let mut methods = Vec::new();

@@ -5,23 +5,64 @@ mod expand;
 mod parse;
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{ToTokens, quote};
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed = match parse::parse(args, item.clone()) {
         Ok(parsed) => parsed,
-        // Keep the user's item so one mistake gives one error, not a cascade.
+        // Not a function: give the item back as written, so the error is the only one.
         Err(e) => {
             let error = e.to_compile_error();
             return quote!(#item #error);
         }
     };
-    match check::check(&parsed) {
-        Ok(task) => expand::expand(&parsed.item, &task),
-        Err(errors) => {
-            let item = &parsed.item;
-            let errors = errors.iter().map(syn::Error::to_compile_error);
-            quote!(#item #(#errors)*)
-        }
+    let checked = check::check(&parsed);
+    let expanded = match &checked.task {
+        // Beside option errors too: the function and its companion keep every use of the
+        // task compiling, so one mistake gives one error, not a cascade in each `dag!`.
+        Some(task) => expand::expand(&parsed.item, task),
+        // No companion can be typed from an unusable signature. The function alone keeps
+        // direct calls resolving, and rustc says nothing more about the companion's uses
+        // once this macro has reported an error.
+        None => parsed.item.to_token_stream(),
+    };
+    let errors = checked.errors.iter().map(syn::Error::to_compile_error);
+    quote!(#expanded #(#errors)*)
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    #[test]
+    fn wrong_options_still_emit_the_function_and_its_companion() {
+        let out = super::expand(
+            quote!(retries = "three"),
+            quote!(
+                async fn fetch(url: String) -> String {
+                    url
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("async fn fetch"), "{out}");
+        assert!(out.contains("struct fetch"), "{out}");
+    }
+
+    #[test]
+    fn an_unusable_signature_emits_the_function_alone() {
+        let out = super::expand(
+            quote!(),
+            quote!(
+                fn fetch(url: String) -> String {
+                    url
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("fn fetch"), "{out}");
+        assert!(!out.contains("struct fetch"), "{out}");
     }
 }

@@ -7,7 +7,9 @@ use crate::options::{self, Raw};
 
 pub struct Parsed {
     pub item: syn::ItemFn,
-    pub options: Vec<Raw>,
+    /// An option list that does not parse is kept as its error, so the function can still
+    /// be checked and expanded with default options.
+    pub options: syn::Result<Vec<Raw>>,
 }
 
 pub fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Parsed> {
@@ -17,7 +19,7 @@ pub fn parse(args: TokenStream, item: TokenStream) -> syn::Result<Parsed> {
             "`#[task]` goes on an `async fn`, like `#[task] async fn fetch(url: String) -> String { ... }`",
         )
     })?;
-    let options = options::parse_list.parse2(args)?;
+    let options = options::parse_list.parse2(args);
     Ok(Parsed { item, options })
 }
 

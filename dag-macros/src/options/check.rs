@@ -1,115 +1,10 @@
-//! `key = value` settings: of a task in `#[task(...)]`, of a node after `with` in `dag!`.
-//!
-//! Parsing keeps the raw pairs; `check` turns them into typed settings or errors that say
-//! what was found, what is allowed, and the closest valid key.
+//! Turns raw `key = value` pairs into [`Settings`], or into errors that say what was found,
+//! what is allowed, and the closest valid key. Collects every error; emits no tokens.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ExprPath, Ident, Lit, Token};
+use syn::{Expr, ExprLit, Ident, Lit};
 
-/// One `key = value` as written.
-pub struct Raw {
-    pub key: Ident,
-    pub value: Expr,
-}
-
-impl Parse for Raw {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
-        if !input.peek(Token![=]) {
-            return Err(syn::Error::new(
-                key.span(),
-                format!("expected `{key} = <value>`: settings are written as `key = value`"),
-            ));
-        }
-        input.parse::<Token![=]>()?;
-        let value: Expr = input.parse()?;
-        Ok(Raw { key, value })
-    }
-}
-
-/// Parses `a = 1, b = "x"` (possibly empty).
-pub fn parse_list(input: ParseStream) -> syn::Result<Vec<Raw>> {
-    Ok(Punctuated::<Raw, Token![,]>::parse_terminated(input)?
-        .into_iter()
-        .collect())
-}
-
-/// Where a list of settings is written, which decides the keys it may use.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    Task,
-    Node,
-}
-
-impl Place {
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            Place::Task => &[
-                "retries", "backoff", "timeout", "priority", "limit", "version", "cache",
-                "retry_if",
-            ],
-            Place::Node => &["retries", "backoff", "timeout", "priority"],
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Place::Task => "`#[task]` option",
-            Place::Node => "node setting",
-        }
-    }
-}
-
-/// Validated settings, each with the span of its value.
-#[derive(Default)]
-pub struct Settings {
-    pub retries: Option<u32>,
-    pub backoff: Option<Backoff>,
-    pub timeout: Option<Duration>,
-    pub priority: Option<i32>,
-    pub limit: Option<usize>,
-    pub version: Option<String>,
-    pub cache: Option<bool>,
-    pub retry_if: Option<ExprPath>,
-}
-
-/// A duration in nanoseconds.
-#[derive(Clone, Copy)]
-pub struct Duration(pub u128);
-
-impl ToTokens for Duration {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        let secs = (self.0 / 1_000_000_000) as u64;
-        let nanos = (self.0 % 1_000_000_000) as u32;
-        tokens.extend(quote!(::core::time::Duration::new(#secs, #nanos)));
-    }
-}
-
-pub struct Backoff {
-    pub shape: &'static str,
-    pub initial: Duration,
-    pub cap: Option<Duration>,
-    pub jitter: bool,
-}
-
-impl ToTokens for Backoff {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        let shape = Ident::new(self.shape, Span::call_site());
-        let initial = self.initial;
-        let mut expr = quote!(::typedag::__private::Backoff::#shape(#initial));
-        if let Some(cap) = self.cap {
-            expr = quote!(#expr.cap(#cap));
-        }
-        if self.jitter {
-            expr = quote!(#expr.jitter());
-        }
-        tokens.extend(expr);
-    }
-}
+use super::{Backoff, Place, Raw, Setting, Settings, Shape};
 
 /// Checks every pair, collecting all errors.
 pub fn check(raw: &[Raw], place: Place, errors: &mut Vec<syn::Error>) -> Settings {
@@ -129,14 +24,15 @@ pub fn check(raw: &[Raw], place: Place, errors: &mut Vec<syn::Error>) -> Setting
             continue;
         }
         seen.push(name.clone());
+        let span = value.span();
         let result = match name.as_str() {
             "retries" => int::<u32>(value, "a whole number of retries, like `retries = 3`")
-                .map(|v| s.retries = Some(v)),
+                .map(|v| s.retries = Some(Setting { value: v, span })),
             "priority" => int::<i32>(
                 value,
                 "a whole number, higher runs first, like `priority = 10`",
             )
-            .map(|v| s.priority = Some(v)),
+            .map(|v| s.priority = Some(Setting { value: v, span })),
             "limit" => int::<usize>(
                 value,
                 "how many nodes of this task may run at once, like `limit = 4`",
@@ -148,21 +44,22 @@ pub fn check(raw: &[Raw], place: Place, errors: &mut Vec<syn::Error>) -> Setting
                         "`limit = 0` would never run the task: use 1 or more",
                     ))
                 } else {
-                    s.limit = Some(v);
+                    s.limit = Some(Setting { value: v, span });
                     Ok(())
                 }
             }),
-            "timeout" => duration(value).map(|v| s.timeout = Some(v)),
-            "version" => {
-                string(value, "a string, like `version = \"2\"`").map(|v| s.version = Some(v))
-            }
-            "cache" => {
-                boolean(value, "`cache = true` or `cache = false`").map(|v| s.cache = Some(v))
-            }
-            "backoff" => backoff(value).map(|v| s.backoff = Some(v)),
+            "timeout" => duration(value).map(|v| s.timeout = Some(Setting { value: v, span })),
+            "version" => string(value, "a string, like `version = \"2\"`")
+                .map(|v| s.version = Some(Setting { value: v, span })),
+            "cache" => boolean(value, "`cache = true` or `cache = false`")
+                .map(|v| s.cache = Some(Setting { value: v, span })),
+            "backoff" => backoff(value).map(|v| s.backoff = Some(Setting { value: v, span })),
             "retry_if" => match value {
                 Expr::Path(p) => {
-                    s.retry_if = Some(p.clone());
+                    s.retry_if = Some(Setting {
+                        value: p.clone(),
+                        span,
+                    });
                     Ok(())
                 }
                 other => Err(syn::Error::new(
@@ -211,7 +108,7 @@ fn unknown_key(key: &Ident, place: Place) -> syn::Error {
 }
 
 /// Levenshtein distance, for "did you mean".
-pub fn distance(a: &str, b: &str) -> usize {
+fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -291,60 +188,25 @@ fn boolean(value: &Expr, expected: &str) -> syn::Result<bool> {
     }
 }
 
-const DURATION_HELP: &str =
-    "a duration like \"500ms\", \"30s\", \"2m\" or \"1h\" (units: ns, us, ms, s, m, h)";
-
-fn duration(value: &Expr) -> syn::Result<Duration> {
+/// Reads a duration with the project's one duration parser, so `timeout = "2min"` means what
+/// `TYPEDAG_TIMEOUT=2min` means.
+fn duration(value: &Expr) -> syn::Result<std::time::Duration> {
+    let expected = dag_duration::EXPECTED;
     let Some(Lit::Str(s)) = lit(value) else {
         return Err(syn::Error::new(
             value.span(),
             format!(
-                "expected {DURATION_HELP}, found `{}`",
+                "expected {expected}, written as a string like `\"30s\"`; found `{}`",
                 crate::pretty::tokens(value)
             ),
         ));
     };
-    parse_duration(&s.value()).ok_or_else(|| {
+    dag_duration::parse(&s.value()).map_err(|_| {
         syn::Error::new(
             s.span(),
-            format!(
-                "`{:?}` is not a duration: expected {DURATION_HELP}",
-                s.value()
-            ),
+            format!("`{:?}` is not a duration: expected {expected}", s.value()),
         )
     })
-}
-
-/// `"1.5s"` → nanoseconds. One number, one unit.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let scale: u128 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return None,
-    };
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos = whole.checked_mul(scale)?;
-    if !frac.is_empty() {
-        let digits: u32 = frac.len().try_into().ok()?;
-        let frac_value: u128 = frac.parse().ok()?;
-        nanos += frac_value.checked_mul(scale)? / 10u128.checked_pow(digits)?;
-    }
-    Some(Duration(nanos))
 }
 
 const BACKOFF_HELP: &str = "expected `fixed(\"1s\")`, `linear(\"100ms\")` or `exponential(\"100ms\")`, optionally followed by `cap = \"10s\"` and `jitter` inside the parentheses, like `exponential(\"100ms\", cap = \"10s\", jitter)`";
@@ -356,11 +218,12 @@ fn backoff(value: &Expr) -> syn::Result<Backoff> {
             format!("malformed `backoff`: {BACKOFF_HELP}"),
         ));
     };
-    let shape = match &*call.func {
-        Expr::Path(p) if p.path.is_ident("fixed") => "fixed",
-        Expr::Path(p) if p.path.is_ident("linear") => "linear",
-        Expr::Path(p) if p.path.is_ident("exponential") => "exponential",
-        other => {
+    let named =
+        |shape: &Shape| matches!(&*call.func, Expr::Path(p) if p.path.is_ident(shape.name()));
+    let shape = match Shape::ALL.into_iter().find(named) {
+        Some(shape) => shape,
+        None => {
+            let other = &call.func;
             return Err(syn::Error::new(
                 other.span(),
                 format!(
@@ -374,7 +237,7 @@ fn backoff(value: &Expr) -> syn::Result<Backoff> {
     let Some(first) = args.next() else {
         return Err(syn::Error::new(
             call.span(),
-            format!("`{shape}` needs a first delay: {BACKOFF_HELP}"),
+            format!("`{}` needs a first delay: {BACKOFF_HELP}", shape.name()),
         ));
     };
     let initial = duration(first)?;
@@ -404,32 +267,22 @@ fn backoff(value: &Expr) -> syn::Result<Backoff> {
     Ok(b)
 }
 
-/// Parses `a = 1, b = "x"` up to (not including) a `;`.
-pub fn parse_list_until_semi(input: ParseStream) -> syn::Result<Vec<Raw>> {
-    let mut list = Vec::new();
-    loop {
-        list.push(input.parse::<Raw>()?);
-        if input.peek(Token![,]) {
-            input.parse::<Token![,]>()?;
-            continue;
-        }
-        return Ok(list);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_macro2::Span;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s").unwrap().0, 30_000_000_000);
-        assert_eq!(parse_duration("1.5s").unwrap().0, 1_500_000_000);
-        assert_eq!(parse_duration("100ms").unwrap().0, 100_000_000);
-        assert_eq!(parse_duration("2m").unwrap().0, 120_000_000_000);
-        assert!(parse_duration("30").is_none());
-        assert!(parse_duration("s").is_none());
-        assert!(parse_duration("3 weeks").is_none());
+    fn durations_read_with_the_one_parser_and_name_its_syntax() {
+        let seven_days: Expr = syn::parse_quote!("7d");
+        assert_eq!(duration(&seven_days).unwrap().as_secs(), 7 * 86_400);
+        let weeks: Expr = syn::parse_quote!("3 weeks");
+        let e = duration(&weeks).unwrap_err().to_string();
+        assert!(e.contains("\"3 weeks\""), "{e}");
+        assert!(e.contains(dag_duration::EXPECTED), "{e}");
+        let bare: Expr = syn::parse_quote!(30);
+        let e = duration(&bare).unwrap_err().to_string();
+        assert!(e.contains("found `30`"), "{e}");
     }
 
     #[test]
