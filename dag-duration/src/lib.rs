@@ -8,8 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// What a duration looks like, for messages: "expected {EXPECTED}".
-pub const EXPECTED: &str =
-    "a number and a unit, like 500ms, 30s, 2m, 1h or 7d (units: ns, us, ms, s, m, h, d)";
+pub const EXPECTED: &str = "a number and a unit, like 500ms, 30s, 2m, 1h or 7d (units: ns, us or µs, ms, s, m or min, h, d)";
 
 /// Each unit with its length in nanoseconds.
 const UNITS: [(&str, u128); 9] = [
@@ -32,7 +31,11 @@ pub struct DurationError {
 
 impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a duration: expected {EXPECTED}", self.text)
+        write!(
+            f,
+            "`{:?}` is not a duration: expected {EXPECTED}",
+            self.text
+        )
     }
 }
 

@@ -33,9 +33,6 @@ fn write(tokens: TokenStream, out: &mut String) {
         if !out.is_empty() && !prev_joint_or_open && !glue_left {
             out.push(' ');
         }
-        if text == ":" && out.ends_with(':') {
-            // `::` path separator: no spaces around it.
-        }
         out.push_str(&text);
         prev_joint_or_open = match &tree {
             TokenTree::Punct(p) => {

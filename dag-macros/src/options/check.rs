@@ -201,12 +201,7 @@ fn duration(value: &Expr) -> syn::Result<std::time::Duration> {
             ),
         ));
     };
-    dag_duration::parse(&s.value()).map_err(|_| {
-        syn::Error::new(
-            s.span(),
-            format!("`{:?}` is not a duration: expected {expected}", s.value()),
-        )
-    })
+    dag_duration::parse(&s.value()).map_err(|e| syn::Error::new(s.span(), e))
 }
 
 const BACKOFF_HELP: &str = "expected `fixed(\"1s\")`, `linear(\"100ms\")` or `exponential(\"100ms\")`, optionally followed by `cap = \"10s\"` and `jitter` inside the parentheses, like `exponential(\"100ms\", cap = \"10s\", jitter)`";

@@ -15,7 +15,7 @@ pub struct Task {
     /// The `Res<T>` parameters: the `T` of each, in order.
     pub resources: Vec<Type>,
     /// Every parameter in the function's order: an input or a resource, by position.
-    pub order: Vec<Slot>,
+    pub order: Vec<ParamSource>,
     pub output: Type,
     pub returns_result: bool,
     pub return_span: Span,
@@ -25,7 +25,7 @@ pub struct Task {
 }
 
 /// Where one function parameter comes from.
-pub enum Slot {
+pub enum ParamSource {
     Input(usize),
     Resource(usize),
 }
@@ -105,13 +105,13 @@ pub fn check(parsed: &Parsed) -> Checked {
             )),
             FnArg::Typed(pt) => {
                 if let Some(ty) = resource_type(&pt.ty) {
-                    order.push(Slot::Resource(resources.len()));
+                    order.push(ParamSource::Resource(resources.len()));
                     resources.push(ty);
                     continue;
                 }
                 match param(i, pt) {
                     Ok(p) => {
-                        order.push(Slot::Input(params.len()));
+                        order.push(ParamSource::Input(params.len()));
                         params.push(p);
                     }
                     Err(e) => errors.push(e),

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::check::{Slot, Task};
+use super::check::{ParamSource, Task};
 use crate::pretty::escape;
 
 pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
@@ -183,8 +183,8 @@ fn call_body(task: &Task) -> TokenStream {
         .zip(&resource_locals)
         .map(|(ty, local)| quote_spanned!(ty.span()=> let #local = #inputs.resource::<#ty>();));
     let args = task.order.iter().map(|slot| match slot {
-        Slot::Input(i) => &locals[*i],
-        Slot::Resource(k) => &resource_locals[*k],
+        ParamSource::Input(i) => &locals[*i],
+        ParamSource::Resource(k) => &resource_locals[*k],
     });
     let name = &task.name;
     let call = quote!(#name(#(#args),*).await);
