@@ -16,7 +16,7 @@ use crate::cache::{Digest, Fingerprint, Reason};
 use crate::error::{Error, GraphError};
 use crate::event::Event;
 use crate::report::Outcome;
-use crate::store::shared::{Begin, Claim, Coordinator, End, Join, JoinNode, state};
+use crate::store::shared::{Begin, Claim, Completion, Coordinator, Join, JoinNode, RowState};
 use crate::store::{Record, RecordState, StoreError};
 use crate::task::{Failure, FailureKind, Shared};
 
@@ -144,7 +144,7 @@ pub(super) async fn drive(
     });
     ctx.coordinator.join(plan(&ctx)).await?;
     let cancelled = claim_and_run(&ctx).await;
-    let ends = ctx.coordinator.ends(ctx.name.clone()).await?;
+    let ends = ctx.coordinator.nodes(ctx.name.clone()).await?;
     let finished = {
         let mut st = run.lock();
         for end in ends {
@@ -160,7 +160,7 @@ pub(super) async fn drive(
                 st.failed |= matches!(ended, Ended::Failed { .. });
                 st.outcomes[i] = Some(ended.outcome());
             }
-            if end.state == state::DONE {
+            if end.state == Some(RowState::Done) {
                 st.digests[i] = end.digest;
                 st.stored[i] = end.digest.is_some();
             }
@@ -333,7 +333,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
         },
         &mut scratch,
     );
-    let end = |state: i16, digest: Option<Digest>, ended: &Ended| End {
+    let end = |state: RowState, digest: Option<Digest>, ended: &Ended| Completion {
         index: claim.index,
         token: claim.token,
         state,
@@ -348,7 +348,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
     };
     let (reason, fingerprint) = match verdict(run.rt[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
-            let mut e = end(state::DONE, Some(digest), &Ended::Cached);
+            let mut e = end(RowState::Done, Some(digest), &Ended::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);
             if complete(ctx, e).await? {
                 run.emit_cached(&[i]);
@@ -393,7 +393,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                 }
                 Begin::Found(found) => {
                     let digest = found.digest().copied();
-                    let mut e = end(state::DONE, digest, &Ended::Cached);
+                    let mut e = end(RowState::Done, digest, &Ended::Cached);
                     e.dependents.clone_from(&ctx.dependents[i]);
                     e.fingerprint = Some(key);
                     let record = Record {
@@ -439,7 +439,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                 duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
                 reason,
             };
-            let mut e = end(state::DONE, Some(digest), &ended);
+            let mut e = end(RowState::Done, Some(digest), &ended);
             e.dependents.clone_from(&ctx.dependents[i]);
             e.fingerprint = key;
             let size = bytes.len() as u64;
@@ -469,7 +469,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
                 .last()
                 .map(|f| f.message().to_owned())
                 .unwrap_or_default();
-            let mut e = end(state::FAILED, None, &Ended::failed(&failures));
+            let mut e = end(RowState::Failed, None, &Ended::failed(&failures));
             e.fingerprint = key;
             e.stop = run.fail_fast;
             e.skip = descendants(ctx, i);
@@ -508,7 +508,7 @@ async fn work(ctx: &Ctx, claim: Claim) -> Result<(), Error> {
     Ok(())
 }
 
-async fn complete(ctx: &Ctx, end: End) -> Result<bool, StoreError> {
+async fn complete(ctx: &Ctx, end: Completion) -> Result<bool, StoreError> {
     ctx.coordinator
         .complete(ctx.name.clone(), ctx.run.graph.clone(), end)
         .await
