@@ -3,6 +3,7 @@
 //! `./.typedag`).
 
 // The contract and what passes through it.
+mod address;
 mod contract;
 mod error;
 mod manifest;
@@ -24,6 +25,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+pub use address::{Address, AddressError, DEFAULT_STORE, STORE_VAR};
 pub use contract::{Ack, Snapshot, Stamps, Store, StoreFuture, Write};
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;

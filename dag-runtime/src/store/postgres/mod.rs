@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Config;
 
-use self::link::{Conn, Link, PgError, hide_password};
+use self::link::{Conn, Link, PgError};
 use self::listen::Wakes;
 use self::sql::sql;
+use super::address::hide_password;
 use super::contract::{Ack, Snapshot, Store, StoreFuture, Write};
 use super::envelope;
 use super::error::StoreError;
