@@ -26,9 +26,9 @@ enum Next {
     /// Loaded from the store.
     Cached,
     /// Runs, for this reason.
-    Runs(String),
+    Runs(Reason),
     /// Loaded unless upstream node `on`, which runs, produces other bytes than last time.
-    Waits { on: String, why: String },
+    Waits { on: String, why: Reason },
     /// Not in the graph's shape: no run reads it.
     Unused,
 }
@@ -67,7 +67,7 @@ fn summary(view: &GraphView, next: &[Next], session: &Session) -> String {
     }
     out.push_str(&format!(", {}", human::count(view.records(), "record")));
     out.push_str(&format!(
-        "\na rerun of the same program: {} cached, {} to run, {} depending on an upstream node's output\n",
+        "\na rerun of the same program: {} cached, {} to run, {} depending on upstream changes\n",
         count(|n| *n == Next::Cached),
         count(|n| matches!(n, Next::Runs(_))),
         count(|n| matches!(n, Next::Waits { .. })),
@@ -95,13 +95,13 @@ fn verdict(view: &GraphView, i: usize, memo: &mut [Option<Next>], path: &mut Vec
     let node = &view.nodes[i];
     let own = match &node.slot {
         _ if !view.is_used(node) => Some(Next::Unused),
-        Slot::Missing => Some(Next::Runs("no record".to_owned())),
-        Slot::Damaged(_) => Some(Next::Runs("its record is damaged".to_owned())),
+        Slot::Missing => Some(Next::Runs(Reason::NeverRan)),
+        Slot::Damaged(_) => Some(Next::Runs(Reason::RecordDamaged)),
         Slot::Record(r) => match r.state {
-            RecordState::Failed { .. } => Some(Next::Runs("failed last time".to_owned())),
+            RecordState::Failed { .. } => Some(Next::Runs(Reason::FailedBefore)),
             // Its upstream has no digest to compare (`cache = false`): that holds next time.
             RecordState::Done { .. } if r.reason == Reason::UpstreamNotCached => {
-                Some(Next::Runs(Reason::UpstreamNotCached.to_string()))
+                Some(Next::Runs(Reason::UpstreamNotCached))
             }
             RecordState::Done { .. } => None,
         },
@@ -178,13 +178,14 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
     } else {
         lines.push(("inputs", "unknown: the store has no saved shape".to_owned()));
     }
+    // The runtime's words (`Runner::explain`), with what only the program can tell.
     let rerun = match next {
         Next::Cached => {
-            "cached if its code, its constants and its inputs' outputs are unchanged".to_owned()
+            "cached (if its code, its constants and its inputs' outputs are unchanged)".to_owned()
         }
         Next::Runs(why) => format!("runs: {why}"),
         Next::Waits { on, why } => {
-            format!("cached unless `{on}` produces other bytes than last time (`{on}` runs: {why})")
+            format!("cached unless `{on}` changes its output (`{on}` runs: {why})")
         }
         Next::Unused => {
             "never read: a run of the graph does not use it (`typedag gc` drops it)".to_owned()
@@ -259,11 +260,8 @@ mod tests {
         GraphView::new("g".into(), Some(manifest), snapshot)
     }
 
-    fn waits(on: &str, why: &str) -> Next {
-        Next::Waits {
-            on: on.into(),
-            why: why.into(),
-        }
+    fn waits(on: &str, why: Reason) -> Next {
+        Next::Waits { on: on.into(), why }
     }
 
     #[test]
@@ -288,10 +286,10 @@ mod tests {
         assert_eq!(
             plan(&v),
             vec![
-                Next::Runs("no record".into()),
-                waits("a", "no record"),
-                waits("a", "no record"),
-                waits("a", "no record"),
+                Next::Runs(Reason::NeverRan),
+                waits("a", Reason::NeverRan),
+                waits("a", Reason::NeverRan),
+                waits("a", Reason::NeverRan),
                 Next::Unused,
             ]
         );
@@ -322,9 +320,9 @@ mod tests {
             plan(&v),
             vec![
                 Next::Cached,
-                Next::Runs("failed last time".into()),
-                Next::Runs("an upstream task is not cached".into()),
-                waits("c", "an upstream task is not cached"),
+                Next::Runs(Reason::FailedBefore),
+                Next::Runs(Reason::UpstreamNotCached),
+                waits("c", Reason::UpstreamNotCached),
             ]
         );
     }
