@@ -39,8 +39,8 @@ pub use graph::{Graph, Kept, Node, Outputs};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};
-pub use runner::{DEFAULT_CONCURRENCY, DEFAULT_STORE, Explanation, NodeState, Runner};
+pub use runner::{DEFAULT_CONCURRENCY, Explanation, NodeState, Runner};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
-pub use store::{EmbeddedStore, MemoryStore, Store, StoreError};
+pub use store::{DEFAULT_STORE, EmbeddedStore, MemoryStore, Store, StoreError};
 pub use task::{BoxFuture, Codec, Task};

@@ -6,13 +6,13 @@
 //! record runs; a node whose upstream runs is still loaded from the store if that upstream
 //! produces the same bytes as before.
 
-use dag_runtime::Reason;
 use dag_runtime::store::RecordState;
+use dag_runtime::{NodeState, Reason};
 
 use crate::error::Error;
 use crate::human;
 use crate::session::Session;
-use crate::view::{GraphView, NodeView, Slot};
+use crate::view::{GraphView, Held, NodeView};
 
 /// Said once at the end: the limits of what the store alone can tell.
 const CAVEAT: &str = "This assumes the program is unchanged: the code and constants of its tasks are only known to the program itself, so after an edit ask `Runner::explain` in the program what a run would do.";
@@ -26,9 +26,9 @@ enum Next {
     /// Loaded from the store.
     Cached,
     /// Runs, for this reason.
-    Runs(String),
+    Runs(Reason),
     /// Loaded unless upstream node `on`, which runs, produces other bytes than last time.
-    Waits { on: String, why: String },
+    Waits { on: String, why: Reason },
     /// Not in the graph's shape: no run reads it.
     Unused,
 }
@@ -67,7 +67,7 @@ fn summary(view: &GraphView, next: &[Next], session: &Session) -> String {
     }
     out.push_str(&format!(", {}", human::count(view.records(), "record")));
     out.push_str(&format!(
-        "\na rerun of the same program: {} cached, {} to run, {} depending on an upstream node's output\n",
+        "\na rerun of the same program: {} cached, {} to run, {} depending on upstream changes\n",
         count(|n| *n == Next::Cached),
         count(|n| matches!(n, Next::Runs(_))),
         count(|n| matches!(n, Next::Waits { .. })),
@@ -93,15 +93,15 @@ fn verdict(view: &GraphView, i: usize, memo: &mut [Option<Next>], path: &mut Vec
         return next.clone();
     }
     let node = &view.nodes[i];
-    let own = match &node.slot {
+    let own = match &node.held {
         _ if !view.is_used(node) => Some(Next::Unused),
-        Slot::Missing => Some(Next::Runs("no record".to_owned())),
-        Slot::Damaged(_) => Some(Next::Runs("its record is damaged".to_owned())),
-        Slot::Record(r) => match r.state {
-            RecordState::Failed { .. } => Some(Next::Runs("failed last time".to_owned())),
+        Held::Missing => Some(Next::Runs(Reason::NeverRan)),
+        Held::Damaged(_) => Some(Next::Runs(Reason::RecordDamaged)),
+        Held::Record(r) => match r.state {
+            RecordState::Failed { .. } => Some(Next::Runs(Reason::FailedBefore)),
             // Its upstream has no digest to compare (`cache = false`): that holds next time.
             RecordState::Done { .. } if r.reason == Reason::UpstreamNotCached => {
-                Some(Next::Runs(Reason::UpstreamNotCached.to_string()))
+                Some(Next::Runs(Reason::UpstreamNotCached))
             }
             RecordState::Done { .. } => None,
         },
@@ -131,19 +131,19 @@ fn verdict(view: &GraphView, i: usize, memo: &mut [Option<Next>], path: &mut Vec
 
 fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
     let mut lines: Vec<(&str, String)> = Vec::new();
-    let state = match &node.slot {
-        Slot::Missing => "missing: the store has no record of it".to_owned(),
-        Slot::Damaged(why) => format!("damaged: its record cannot be read ({why})"),
-        Slot::Record(r) => match &r.state {
+    let state = match &node.held {
+        Held::Missing => "missing: the store has no record of it".to_owned(),
+        Held::Damaged(why) => format!("damaged: its record cannot be read ({why})"),
+        Held::Record(r) => match &r.state {
             RecordState::Done { size, .. } => format!("done, output {}", human::size(*size)),
             RecordState::Failed { .. } => "failed".to_owned(),
         },
     };
     lines.push(("state", state));
-    if let Some(error) = node.slot.problem().filter(|_| node.slot.record().is_some()) {
+    if let Some(error) = node.held.problem().filter(|_| node.held.record().is_some()) {
         lines.push(("error", human::one_line(error, usize::MAX)));
     }
-    if let Some(r) = node.slot.record() {
+    if let Some(r) = node.held.record() {
         let mut finished = format!(
             "{} ({} ago)",
             human::timestamp(r.finished_ms),
@@ -178,13 +178,16 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
     } else {
         lines.push(("inputs", "unknown: the store has no saved shape".to_owned()));
     }
+    // The runtime's words (`Runner::explain`), with what only the program can tell.
     let rerun = match next {
-        Next::Cached => {
-            "cached if its code, its constants and its inputs' outputs are unchanged".to_owned()
-        }
-        Next::Runs(why) => format!("runs: {why}"),
+        Next::Cached => format!(
+            "{} (if its code, its constants and its inputs' outputs are unchanged)",
+            NodeState::Cached
+        ),
+        Next::Runs(why) => NodeState::Runs(*why).to_string(),
         Next::Waits { on, why } => {
-            format!("cached unless `{on}` produces other bytes than last time (`{on}` runs: {why})")
+            let state = NodeState::Waits { on: on.clone() };
+            format!("{state} (`{on}` runs: {why})")
         }
         Next::Unused => {
             "never read: a run of the graph does not use it (`typedag gc` drops it)".to_owned()
@@ -259,11 +262,8 @@ mod tests {
         GraphView::new("g".into(), Some(manifest), snapshot)
     }
 
-    fn waits(on: &str, why: &str) -> Next {
-        Next::Waits {
-            on: on.into(),
-            why: why.into(),
-        }
+    fn waits(on: &str, why: Reason) -> Next {
+        Next::Waits { on: on.into(), why }
     }
 
     #[test]
@@ -288,10 +288,10 @@ mod tests {
         assert_eq!(
             plan(&v),
             vec![
-                Next::Runs("no record".into()),
-                waits("a", "no record"),
-                waits("a", "no record"),
-                waits("a", "no record"),
+                Next::Runs(Reason::NeverRan),
+                waits("a", Reason::NeverRan),
+                waits("a", Reason::NeverRan),
+                waits("a", Reason::NeverRan),
                 Next::Unused,
             ]
         );
@@ -322,9 +322,9 @@ mod tests {
             plan(&v),
             vec![
                 Next::Cached,
-                Next::Runs("failed last time".into()),
-                Next::Runs("an upstream task is not cached".into()),
-                waits("c", "an upstream task is not cached"),
+                Next::Runs(Reason::FailedBefore),
+                Next::Runs(Reason::UpstreamNotCached),
+                waits("c", Reason::UpstreamNotCached),
             ]
         );
     }

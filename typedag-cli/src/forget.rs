@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::human;
 use crate::session::Session;
-use crate::view::{GraphView, Slot};
+use crate::view::{GraphView, Held};
 
 pub fn run(session: &Session, graph: &str, nodes: &[String]) -> Result<String, Error> {
     let view = session.graph(graph)?;
@@ -11,7 +11,7 @@ pub fn run(session: &Session, graph: &str, nodes: &[String]) -> Result<String, E
         let ids: Vec<String> = view
             .nodes
             .iter()
-            .filter(|n| !matches!(n.slot, Slot::Missing))
+            .filter(|n| !matches!(n.held, Held::Missing))
             .map(|n| n.id.clone())
             .collect();
         session.forget(vec![(graph.to_owned(), None)])?;
@@ -37,7 +37,7 @@ pub fn run(session: &Session, graph: &str, nodes: &[String]) -> Result<String, E
             node: id.clone(),
             known: view.ids(),
         })?;
-        if matches!(view.nodes[i].slot, Slot::Missing) {
+        if matches!(view.nodes[i].held, Held::Missing) {
             return Err(Error::NoRecord {
                 graph: graph.to_owned(),
                 node: id.clone(),
@@ -80,7 +80,7 @@ fn consequence(view: &GraphView, doomed: &[usize]) -> String {
             // Only a stored output can be reused; a failed dependent runs again anyway.
             if !doomed.contains(&d)
                 && dependent
-                    .slot
+                    .held
                     .record()
                     .is_some_and(|r| r.digest().is_some())
                 && !kept.contains(&dependent.id.as_str())

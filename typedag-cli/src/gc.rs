@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::human;
 use crate::session::Session;
-use crate::view::{GraphView, Slot};
+use crate::view::{GraphView, Held};
 
 /// What to drop.
 pub struct Options {
@@ -36,7 +36,7 @@ pub fn run(session: &Session, options: &Options) -> Result<String, Error> {
         }
         let size: u64 = doomed
             .iter()
-            .filter_map(|(i, _)| view.nodes[*i].slot.size())
+            .filter_map(|(i, _)| view.nodes[*i].held.size())
             .sum();
         let listed: Vec<String> = doomed
             .iter()
@@ -128,14 +128,14 @@ fn doomed(view: &GraphView, older_than: Option<Duration>) -> Vec<(usize, String)
         .iter()
         .enumerate()
         .filter_map(|(i, node)| {
-            if matches!(node.slot, Slot::Missing) {
+            if matches!(node.held, Held::Missing) {
                 return None;
             }
             // Without a shape nothing says which records are used: keep them.
             if !view.is_used(node) {
                 return Some((i, "not in graph".to_owned()));
             }
-            let age = node.slot.record()?.age();
+            let age = node.held.record()?.age();
             older_than
                 .filter(|limit| age > *limit)
                 .map(|_| (i, format!("{} old", human::age(age))))

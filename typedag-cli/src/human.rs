@@ -74,30 +74,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// Parses an age such as `7d`, `12h`, `30m` or `45s` (a whole number and one unit).
-///
-/// # Errors
-/// A message for clap to show, naming the accepted forms.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("`{text}` is not an age: write a whole number and a unit, like 7d, 12h, 30m or 45s")
-    };
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let unit_secs = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
-}
-
 /// Flattens a message onto one line and shortens it to `max` characters, for table cells:
 /// a multi-line error would break the columns.
 pub fn one_line(text: &str, max: usize) -> String {
@@ -222,17 +198,6 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(timestamp(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(timestamp(1_776_677_412_000), "2026-04-20 09:30:12 UTC");
-    }
-
-    #[test]
-    fn ages_parse_with_units() {
-        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
-        for bad in ["", "7", "d", "7w", "1.5d", "-1d", "99999999999999999999d"] {
-            assert!(parse_age(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -15,14 +15,14 @@ mod status;
 mod view;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use dag_runtime::store::{Address, AddressError};
 
 use crate::error::Error;
-use crate::session::{Session, Target};
+use crate::session::Session;
 
 /// Inspect and tidy a typedag store: the records and outputs that typedag programs keep
 /// between runs.
@@ -31,8 +31,8 @@ use crate::session::{Session, Target};
 struct Cli {
     /// The store: a directory, or a postgres:// address [default: $TYPEDAG_STORE, else
     /// .typedag]
-    #[arg(long, global = true, value_name = "DIR|URL")]
-    store: Option<String>,
+    #[arg(long, global = true, value_name = "DIR|URL", value_parser = Address::parse)]
+    store: Option<Address>,
 
     #[command(subcommand)]
     command: Command,
@@ -64,9 +64,9 @@ enum Command {
     },
     /// Drop the records of nodes that are no longer in their graph
     Gc {
-        /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s),
-        /// and the finished distributed runs that started before then
-        #[arg(long, value_name = "AGE", value_parser = human::parse_age)]
+        /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s
+        /// or 1.5h), and the finished distributed runs that started before then
+        #[arg(long, value_name = "AGE", value_parser = dag_duration::parse)]
         older_than: Option<Duration>,
         /// Print what would be dropped, and drop nothing
         #[arg(long)]
@@ -76,15 +76,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(target) = store_target(cli.store) else {
-        Cli::command()
+    let address = match store_address(cli.store) {
+        Ok(address) => address,
+        Err(AddressError::Empty) => Cli::command()
             .error(
                 clap::error::ErrorKind::InvalidValue,
                 "TYPEDAG_STORE is set but empty: unset it, set it to a directory or a postgres:// address, or pass --store",
             )
-            .exit();
+            .exit(),
+        Err(e) => Cli::command()
+            .error(
+                clap::error::ErrorKind::InvalidValue,
+                format!("TYPEDAG_STORE: {e}"),
+            )
+            .exit(),
     };
-    match Session::open(&target).and_then(|session| run(&session, cli.command)) {
+    match Session::open(&address).and_then(|session| run(&session, cli.command)) {
         Ok(text) => print(&text),
         Err(e) => {
             eprintln!("error: {e}");
@@ -93,20 +100,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--store`, else `$TYPEDAG_STORE`, else `.typedag`: the store a program would use, so
-/// that `typedag` run beside a program sees its store. `None` when `TYPEDAG_STORE` is
-/// empty, which a program rejects too.
-fn store_target(flag: Option<String>) -> Option<Target> {
-    if let Some(text) = flag {
-        return Some(Target::parse(&text));
-    }
-    match std::env::var_os("TYPEDAG_STORE") {
-        Some(v) if v.to_string_lossy().trim().is_empty() => None,
-        Some(v) => Some(match v.into_string() {
-            Ok(text) => Target::parse(&text),
-            Err(raw) => Target::Dir(PathBuf::from(raw)),
-        }),
-        None => Some(Target::Dir(PathBuf::from(dag_runtime::DEFAULT_STORE))),
+/// `--store`, else `$TYPEDAG_STORE`, else the default directory: the store a program
+/// would use, so that `typedag` run beside a program sees its store.
+fn store_address(flag: Option<Address>) -> Result<Address, AddressError> {
+    match flag {
+        Some(address) => Ok(address),
+        None => Address::from_env().unwrap_or_else(|| Ok(Address::default())),
     }
 }
 

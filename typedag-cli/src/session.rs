@@ -1,70 +1,39 @@
 //! An open store and the runtime that drives its futures, for the length of one command.
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
+use dag_runtime::EmbeddedStore;
 use dag_runtime::store::shared::RunSummary;
-use dag_runtime::store::{Manifest, Store, Write};
-use dag_runtime::{EmbeddedStore, PostgresStore};
+use dag_runtime::store::{Address, Manifest, Store, Write};
 
 use crate::error::Error;
 use crate::view::GraphView;
 
-/// The file an embedded store keeps in its directory. The runtime's own constant is private;
-/// we need the name to tell "no store here" apart without creating one.
-const STORE_FILE: &str = "store.redb";
-
-/// Where the store is: `--store` or `TYPEDAG_STORE`, as a program reads them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// An embedded store's directory.
-    Dir(PathBuf),
-    /// A PostgreSQL database.
-    Url(String),
-}
-
-impl Target {
-    /// A `postgres://` or `postgresql://` address names a database; anything else, a
-    /// directory.
-    pub fn parse(text: &str) -> Self {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Self::Url(text.to_owned())
-        } else {
-            Self::Dir(PathBuf::from(text))
-        }
-    }
-}
-
 /// A store opened by this process (an embedded store's lock is held until dropped).
 pub struct Session {
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Session {
-    /// Opens the store at `target`. A directory without a store is refused:
+    /// Opens the store at `address`. A directory without a store is refused:
     /// [`EmbeddedStore::open`] would create one, and a typo in `--store` should not leave
     /// an empty store behind.
-    pub fn open(target: &Target) -> Result<Self, Error> {
+    pub fn open(address: &Address) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        let store: Box<dyn Store> = match target {
-            Target::Dir(dir) => Box::new(Self::embedded(dir)?),
-            Target::Url(url) => Box::new(runtime.block_on(PostgresStore::connect(url))?),
-        };
-        Ok(Self { store, runtime })
-    }
-
-    fn embedded(dir: &Path) -> Result<EmbeddedStore, Error> {
-        if !dir.join(STORE_FILE).is_file() {
+        if let Address::Dir(dir) = address
+            && !EmbeddedStore::file_in(dir).is_file()
+        {
             return Err(Error::NoStore {
-                dir: dir.to_owned(),
+                dir: dir.clone(),
                 dir_exists: dir.is_dir(),
             });
         }
-        Ok(EmbeddedStore::open(dir)?)
+        let store = runtime.block_on(address.open())?;
+        Ok(Self { store, runtime })
     }
 
     /// The store's shared runs, oldest first (none for an embedded store).

@@ -136,7 +136,7 @@ fn nodes(view: &GraphView) -> String {
     ]);
     let dash = || "-".to_owned();
     for node in &view.nodes {
-        let record = node.slot.record();
+        let record = node.held.record();
         table.row(vec![
             if view.is_used(node) {
                 node.id.clone()
@@ -144,12 +144,12 @@ fn nodes(view: &GraphView) -> String {
                 format!("{} (not in graph)", node.id)
             },
             node.task.clone().unwrap_or_else(dash),
-            node.slot.state().to_owned(),
-            node.slot.size().map_or_else(dash, human::size),
+            node.held.state().to_owned(),
+            node.held.size().map_or_else(dash, human::size),
             record.map_or_else(dash, |r| human::age(r.age())),
             record.map_or_else(dash, |r| r.attempts.to_string()),
             record.map_or_else(dash, |r| r.reason.to_string()),
-            node.slot
+            node.held
                 .problem()
                 .map_or_else(dash, |e| human::one_line(e, ERROR_WIDTH)),
         ]);

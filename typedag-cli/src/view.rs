@@ -22,7 +22,7 @@ pub struct NodeView {
     pub task: Option<String>,
     /// Whether the graph's shape has this node.
     pub in_graph: bool,
-    pub slot: Slot,
+    pub held: Held,
     /// The nodes it reads, as indices into [`GraphView::nodes`], each once.
     pub inputs: Vec<usize>,
     /// The nodes that read it, likewise.
@@ -30,7 +30,7 @@ pub struct NodeView {
 }
 
 /// What the store holds for a node.
-pub enum Slot {
+pub enum Held {
     Missing,
     Damaged(String),
     Record(Record),
@@ -61,7 +61,7 @@ impl GraphView {
                 id: n.id.clone(),
                 task: Some(n.task.clone()),
                 in_graph: true,
-                slot: records.remove(&n.id).map_or(Slot::Missing, Slot::from),
+                held: records.remove(&n.id).map_or(Held::Missing, Held::from),
                 inputs: Vec::new(),
                 dependents: Vec::new(),
             })
@@ -81,12 +81,12 @@ impl GraphView {
         let mut rest: Vec<(String, Loaded)> = records.into_iter().collect();
         rest.sort_by(|a, b| a.0.cmp(&b.0));
         nodes.extend(rest.into_iter().map(|(id, loaded)| {
-            let slot = Slot::from(loaded);
+            let held = Held::from(loaded);
             NodeView {
                 id,
-                task: slot.record().map(|r| r.task.clone()),
+                task: held.record().map(|r| r.task.clone()),
                 in_graph: false,
-                slot,
+                held,
                 inputs: Vec::new(),
                 dependents: Vec::new(),
             }
@@ -123,7 +123,7 @@ impl GraphView {
     pub fn records(&self) -> usize {
         self.nodes
             .iter()
-            .filter(|n| !matches!(n.slot, Slot::Missing))
+            .filter(|n| !matches!(n.held, Held::Missing))
             .count()
     }
 
@@ -133,10 +133,10 @@ impl GraphView {
             if !self.is_used(n) {
                 c.unused += 1;
             }
-            match &n.slot {
-                Slot::Missing => {}
-                Slot::Damaged(_) => c.damaged += 1,
-                Slot::Record(r) => {
+            match &n.held {
+                Held::Missing => {}
+                Held::Damaged(_) => c.damaged += 1,
+                Held::Record(r) => {
                     let age = r.age();
                     c.newest = Some(c.newest.map_or(age, |n| n.min(age)));
                     match &r.state {
@@ -153,19 +153,19 @@ impl GraphView {
     }
 }
 
-impl From<Loaded> for Slot {
+impl From<Loaded> for Held {
     fn from(loaded: Loaded) -> Self {
         match loaded {
-            Loaded::Record(r) => Slot::Record(r),
-            Loaded::Damaged(why) => Slot::Damaged(why),
+            Loaded::Record(r) => Held::Record(r),
+            Loaded::Damaged(why) => Held::Damaged(why),
         }
     }
 }
 
-impl Slot {
+impl Held {
     pub fn record(&self) -> Option<&Record> {
         match self {
-            Slot::Record(r) => Some(r),
+            Held::Record(r) => Some(r),
             _ => None,
         }
     }
@@ -173,9 +173,9 @@ impl Slot {
     /// `done`, `failed`, `missing` or `damaged`.
     pub fn state(&self) -> &'static str {
         match self {
-            Slot::Missing => "missing",
-            Slot::Damaged(_) => "damaged",
-            Slot::Record(r) => match r.state {
+            Held::Missing => "missing",
+            Held::Damaged(_) => "damaged",
+            Held::Record(r) => match r.state {
                 RecordState::Done { .. } => "done",
                 RecordState::Failed { .. } => "failed",
             },
@@ -193,8 +193,8 @@ impl Slot {
     /// What went wrong: the last error of a failed node, or why the record is unreadable.
     pub fn problem(&self) -> Option<&str> {
         match self {
-            Slot::Damaged(why) => Some(why),
-            Slot::Record(Record {
+            Held::Damaged(why) => Some(why),
+            Held::Record(Record {
                 state: RecordState::Failed { error },
                 ..
             }) => Some(error),

@@ -342,16 +342,16 @@ fn explain_says_what_a_rerun_would_do() {
     assert!(text.starts_with("graph `pipeline` in "), "{text}");
     assert!(
         text.contains(
-            "a rerun of the same program: 3 cached, 2 to run, 0 depending on an upstream node's output"
+            "a rerun of the same program: 3 cached, 2 to run, 0 depending on upstream changes"
         ),
         "{text}"
     );
     for expected in [
         "node `parse` (task `parse_csv`)",
-        "  inputs       `fetch`\n  dependents   `report`, `summary`\n  next run     cached if its code, its constants and its inputs' outputs are unchanged",
+        "  inputs       `fetch`\n  dependents   `report`, `summary`\n  next run     cached (if its code, its constants and its inputs' outputs are unchanged)",
         "node `publish` (task `upload`)\n  state        failed\n  error        connection refused (after 3 attempts)",
         "next run     runs: failed last time",
-        "next run     runs: no record",
+        "next run     runs: never ran",
         "node `old_step` (task `legacy`)",
         "never read: a run of the graph does not use it (`typedag gc` drops it)",
         "ran because  never ran",
@@ -394,9 +394,7 @@ fn forget_drops_records_and_keeps_dependents() {
 
     let report = ok(&tmp.0, &["explain", "pipeline", "report"]);
     assert!(
-        report.contains(
-            "cached unless `parse` produces other bytes than last time (`parse` runs: no record)"
-        ),
+        report.contains("cached unless `parse` changes its output (`parse` runs: never ran)"),
         "{report}"
     );
 
@@ -456,7 +454,10 @@ fn gc_drops_records_no_graph_uses() {
     assert_eq!(row(&nightly, "b")[2], "missing", "{nightly}");
 
     let err = fails(&tmp.0, &["gc", "--older-than", "7 weeks"], 2);
-    assert!(err.contains("is not an age"), "{err}");
+    assert!(err.contains("is not a duration"), "{err}");
+    // The project's one duration syntax: decimals too.
+    let dry = ok(&tmp.0, &["gc", "--older-than", "1.5h", "--dry-run"]);
+    assert!(dry.ends_with("(dry run: nothing dropped)\n"), "{dry}");
 }
 
 #[test]
@@ -543,7 +544,7 @@ fn a_graph_without_a_saved_shape_keeps_its_records() {
     );
     assert!(
         text.contains(
-            "  inputs       unknown: the store has no saved shape\n  next run     cached if"
+            "  inputs       unknown: the store has no saved shape\n  next run     cached (if"
         ),
         "{text}"
     );

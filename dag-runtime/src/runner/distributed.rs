@@ -23,7 +23,7 @@ use crate::event::Event;
 use crate::failure::Failure;
 use crate::report::Outcome;
 use crate::store::StoreError;
-use crate::store::shared::{Begin, Claim, Coordinator, End, Join, JoinNode, state};
+use crate::store::shared::{Begin, Claim, Completion, Coordinator, Join, JoinNode, RowState};
 use crate::task::Shared;
 
 /// A node's outcome as every process of the run reads it.
@@ -121,7 +121,7 @@ pub(super) async fn drive(
     });
     ctx.coordinator.join(plan(&ctx)).await?;
     let cancelled = claim_and_run(&ctx).await;
-    let ends = ctx.coordinator.ends(ctx.name.clone()).await?;
+    let ends = ctx.coordinator.nodes(ctx.name.clone()).await?;
     let finished = {
         let mut state = run.lock();
         for end in ends {
@@ -137,7 +137,7 @@ pub(super) async fn drive(
                 state.failed |= matches!(ended, SharedOutcome::Failed { .. });
                 state.outcomes[i] = Some(ended.outcome());
             }
-            if end.state == state::DONE {
+            if end.state == Some(RowState::Done) {
                 state.digests[i] = end.digest;
                 state.stored[i] = end.digest.is_some();
             }
@@ -308,7 +308,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         },
         &mut scratch,
     );
-    let end = |state: i16, digest: Option<Digest>, ended: &SharedOutcome| End {
+    let end = |state: RowState, digest: Option<Digest>, ended: &SharedOutcome| Completion {
         index: claim.index,
         token: claim.token,
         state,
@@ -323,7 +323,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     };
     let (reason, fingerprint) = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
-            let mut e = end(state::DONE, Some(digest), &SharedOutcome::Cached);
+            let mut e = end(RowState::Done, Some(digest), &SharedOutcome::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);
             if complete(ctx, e).await? {
                 run.emit_cached(&[i]);
@@ -368,7 +368,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
                 }
                 Begin::Found(found) => {
                     let digest = found.digest().copied();
-                    let mut e = end(state::DONE, digest, &SharedOutcome::Cached);
+                    let mut e = end(RowState::Done, digest, &SharedOutcome::Cached);
                     e.dependents.clone_from(&ctx.dependents[i]);
                     e.fingerprint = Some(key);
                     let record = adopted_record(node, fingerprint, reason, *found);
@@ -401,7 +401,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
                 duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
                 reason,
             };
-            let mut e = end(state::DONE, Some(digest), &ended);
+            let mut e = end(RowState::Done, Some(digest), &ended);
             e.dependents.clone_from(&ctx.dependents[i]);
             e.fingerprint = key;
             let record = completed_record(node, fingerprint, reason, digest, &bytes, &done);
@@ -420,7 +420,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         Err(failures) => {
             let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
             let mut e = end(
-                state::FAILED,
+                RowState::Failed,
                 None,
                 &SharedOutcome::Failed {
                     attempts: failures.clone(),
@@ -461,7 +461,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     Ok(())
 }
 
-async fn complete(ctx: &Participant, end: End) -> Result<bool, StoreError> {
+async fn complete(ctx: &Participant, end: Completion) -> Result<bool, StoreError> {
     ctx.coordinator
         .complete(ctx.name.clone(), ctx.run.graph.clone(), end)
         .await

@@ -1,10 +1,8 @@
 //! The `TYPEDAG_*` environment variables, which change a runner's defaults without code.
 
-use std::path::PathBuf;
-
 use super::Runner;
-use super::store_choice::EnvStore;
 use crate::error::EnvError;
+use crate::store::{Address, STORE_VAR};
 
 impl Runner {
     pub(super) fn read_env(&mut self, get: impl Fn(&str) -> Option<String>) {
@@ -37,24 +35,10 @@ impl Runner {
                 Err(_) => bad("TYPEDAG_TIMEOUT", &v, dag_duration::EXPECTED),
             }
         }
-        if let Some(v) = get("TYPEDAG_STORE") {
-            let url = v.starts_with("postgres://") || v.starts_with("postgresql://");
-            if v.trim().is_empty() {
-                bad(
-                    "TYPEDAG_STORE",
-                    &v,
-                    "a directory for the store, or a postgres:// address",
-                );
-            } else if url && cfg!(not(feature = "postgres")) {
-                bad(
-                    "TYPEDAG_STORE",
-                    &v,
-                    "a directory: this program was built without typedag's `postgres` feature, so it cannot use a PostgreSQL store (add `features = [\"postgres\"]` to its typedag dependency)",
-                );
-            } else if url {
-                self.env_store = Some(EnvStore::Url(v));
-            } else {
-                self.env_store = Some(EnvStore::Dir(PathBuf::from(v)));
+        if let Some(v) = get(STORE_VAR) {
+            match Address::parse(&v) {
+                Ok(address) => self.default_store = address,
+                Err(e) => bad(STORE_VAR, &v, e.expected()),
             }
         }
         if let Some(v) = get("TYPEDAG_RUN") {
@@ -80,7 +64,6 @@ impl Runner {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
@@ -148,11 +131,14 @@ mod tests {
     #[test]
     fn typedag_store_names_a_directory_or_a_database() {
         let r = runner_with(&[("TYPEDAG_STORE", "/var/cache/x"), ("TYPEDAG_RUN", "n-1")]);
-        assert!(matches!(&r.env_store, Some(EnvStore::Dir(d)) if d == Path::new("/var/cache/x")));
+        assert_eq!(r.default_store, Address::Dir("/var/cache/x".into()));
         assert_eq!(r.shared_run.as_deref(), Some("n-1"));
         let r = runner_with(&[("TYPEDAG_STORE", "postgres://ann@db/x")]);
         if cfg!(feature = "postgres") {
-            assert!(matches!(&r.env_store, Some(EnvStore::Url(u)) if u == "postgres://ann@db/x"));
+            assert_eq!(
+                r.default_store,
+                Address::Postgres("postgres://ann@db/x".into())
+            );
             assert!(r.env_error.is_none());
         } else {
             let text = Error::Env(r.env_error.clone().expect("refused")).to_string();

@@ -144,13 +144,19 @@ impl std::fmt::Display for Explanation {
         )?;
         let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
         for (id, task, state) in &self.nodes {
-            let what = match state {
-                NodeState::Cached => "cached".to_owned(),
-                NodeState::Runs(reason) => format!("runs: {reason}"),
-                NodeState::Waits { on } => format!("cached unless `{on}` changes its output"),
-            };
-            write!(f, "\n  {id:<width$}  {task:<12}  {what}")?;
+            write!(f, "\n  {id:<width$}  {task:<12}  {state}")?;
         }
         Ok(())
+    }
+}
+
+/// The words for a node's state, the same in [`Explanation`] and in `typedag explain`.
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeState::Cached => f.write_str("cached"),
+            NodeState::Runs(reason) => write!(f, "runs: {reason}"),
+            NodeState::Waits { on } => write!(f, "cached unless `{on}` changes its output"),
+        }
     }
 }

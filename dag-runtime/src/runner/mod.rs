@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::explain::{Explanation, NodeState};
-use self::store_choice::{EnvStore, StoreChoice};
+use self::store_choice::StoreChoice;
 use crate::cancel::Cancel;
 use crate::error::{Error, GraphError};
 use crate::event::{Callback, Event, Totals};
@@ -43,14 +43,10 @@ use crate::ids::NodeIds;
 use crate::policy::{Backoff, RunnerDefaults};
 use crate::report::{Partial, Report};
 use crate::resource::{Resource, Resources};
-use crate::store::{MemoryStore, Store};
+use crate::store::{Address, MemoryStore, Store};
 
 /// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 64;
-
-/// The directory of the embedded store unless [`Runner::store`] or `TYPEDAG_STORE` says
-/// otherwise, relative to the working directory.
-pub const DEFAULT_STORE: &str = ".typedag";
 
 /// Runs graphs. Holds the settings of a run; cheap to create, reusable.
 ///
@@ -84,7 +80,8 @@ pub struct Runner {
     ctrl_c: bool,
     callbacks: Vec<Callback>,
     store: StoreChoice,
-    env_store: Option<EnvStore>,
+    /// Where [`StoreChoice::Default`] is: `TYPEDAG_STORE`, else `./.typedag`.
+    default_store: Address,
     resources: Resources,
     /// The type of a resource given twice; reported when the runner runs.
     duplicate_resource: Option<&'static str>,
@@ -109,17 +106,7 @@ impl std::fmt::Debug for Runner {
             .field("callbacks", &self.callbacks.len())
             .field("resources", &self.resources.names())
             .field("distributed", &self.shared_run)
-            .field(
-                "store",
-                &match &self.store {
-                    StoreChoice::Default => match &self.env_store {
-                        Some(EnvStore::Url(url)) => url.clone(),
-                        _ => format!("embedded in {}", self.default_dir().display()),
-                    },
-                    StoreChoice::Given(s) => s.location(),
-                    StoreChoice::Nothing => "none".to_owned(),
-                },
-            )
+            .field("store", &self.store_location())
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +119,7 @@ impl Default for Runner {
 
 impl Runner {
     /// A runner with the defaults: outputs recorded in the embedded store in `./.typedag`
-    /// ([`DEFAULT_STORE`]), at most [`DEFAULT_CONCURRENCY`] tasks at once, no retries unless
+    /// ([`DEFAULT_STORE`](crate::store::DEFAULT_STORE)), at most [`DEFAULT_CONCURRENCY`] tasks at once, no retries unless
     /// a task asks for them, no timeout, keep going after a failure.
     ///
     /// The environment can change these defaults without touching the code; settings made
@@ -142,7 +129,7 @@ impl Runner {
     /// | --- | --- | --- |
     /// | `TYPEDAG_CONCURRENCY` | a whole number ≥ 1 | [`concurrency`](Runner::concurrency) |
     /// | `TYPEDAG_RETRIES` | a whole number | [`retries`](Runner::retries) |
-    /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h` | [`timeout`](Runner::timeout) |
+    /// | `TYPEDAG_TIMEOUT` | a duration: `500ms`, `30s`, `2m`, `1h`, `7d` | [`timeout`](Runner::timeout) |
     /// | `TYPEDAG_FAIL_FAST` | `true` or `false` | [`fail_fast`](Runner::fail_fast) |
     /// | `TYPEDAG_RUN` | a run name | [`distributed`](Runner::distributed) |
     /// | `TYPEDAG_STORE` | a directory, or `postgres://…` | where the embedded store lives, instead of `./.typedag`; or a [`PostgresStore`](crate::store) (feature `postgres`) |
@@ -166,7 +153,7 @@ impl Runner {
             ctrl_c: false,
             callbacks: Vec::new(),
             store: StoreChoice::Default,
-            env_store: None,
+            default_store: Address::default(),
             shared_run: None,
             lease: DEFAULT_LEASE,
             resources: Resources::default(),

@@ -5,16 +5,20 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{
-    Ack, Loaded, Manifest, NodeIds, Snapshot, Stamps, Store, StoreError, StoreFuture, Write,
-    envelope,
-};
+use super::contract::{Ack, Snapshot, Stamps, Store, StoreFuture, Write};
+use super::envelope;
+use super::error::StoreError;
+use super::manifest::Manifest;
+use super::queue::{BATCH, Queued};
+use super::record::Loaded;
+use super::registry::Registry;
 use crate::cache::Digest;
+use crate::ids::NodeIds;
 
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 const OUTPUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("outputs");
@@ -23,14 +27,10 @@ const INFO: TableDefinition<&str, &str> = TableDefinition::new("typedag");
 
 /// The store format this version reads and writes.
 const FORMAT: &str = "typedag-store-1";
-/// The file inside the store directory.
-pub(crate) const FILE: &str = "store.redb";
 /// Outputs up to this size are kept in their record's value (one write instead of two);
 /// larger ones in a table of their own, so that reading the records stays cheap.
 const INLINE_MAX: usize = 4096;
 
-/// Writes committed together at most.
-const BATCH: usize = 4096;
 /// How long a transaction takes in more writes while they keep coming, at most: about what
 /// committing a big burst costs, so that a burst of fast tasks shares one sync while a
 /// `Completed` event never waits much longer than a commit.
@@ -64,15 +64,10 @@ struct Inner {
     dir: PathBuf,
     /// `None` only while closing.
     db: Option<Arc<Database>>,
-    writer: Option<mpsc::Sender<Op>>,
+    writer: Option<mpsc::Sender<Queued>>,
     thread: Option<JoinHandle<()>>,
     /// The first write failure; after it the store takes no more writes.
     broken: Arc<Mutex<Option<String>>>,
-}
-
-struct Op {
-    write: Write,
-    ack: Ack,
 }
 
 impl Drop for Inner {
@@ -88,10 +83,7 @@ impl Drop for Inner {
             }
         }
         self.db.take();
-        let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
-        if open.get(&self.dir).is_some_and(|w| w.strong_count() == 0) {
-            open.remove(&self.dir);
-        }
+        OPEN.release(&self.dir);
     }
 }
 
@@ -103,12 +95,18 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-fn open_stores() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
-    OPEN.get_or_init(Default::default)
-}
+/// The stores open in this process, by canonical directory.
+static OPEN: Registry<PathBuf, Inner> = Registry::new();
 
 impl EmbeddedStore {
+    /// The store's file inside its directory.
+    pub const FILE_NAME: &str = "store.redb";
+
+    /// Where the store in directory `dir` keeps its file: a store is there if the file is.
+    pub fn file_in(dir: impl AsRef<Path>) -> PathBuf {
+        dir.as_ref().join(Self::FILE_NAME)
+    }
+
     /// Opens the store in directory `dir`, creating both if needed.
     ///
     /// # Errors
@@ -121,7 +119,7 @@ impl EmbeddedStore {
         let dir = dir
             .canonicalize()
             .map_err(|e| io("open the store directory", dir, &e))?;
-        let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = OPEN.lock();
         // A handle of this process is closing the file: wait until it has.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while let Some(weak) = open.get(&dir) {
@@ -133,9 +131,9 @@ impl EmbeddedStore {
             }
             drop(open);
             std::thread::sleep(std::time::Duration::from_millis(1));
-            open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
+            open = OPEN.lock();
         }
-        let file = dir.join(FILE);
+        let file = Self::file_in(&dir);
         let db = open_database(&file)?;
         check_format(&db, &file)?;
         let db = Arc::new(db);
@@ -301,7 +299,12 @@ fn check_format(db: &Database, file: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn write_loop(db: &Database, file: &Path, broken: &Mutex<Option<String>>, rx: &mpsc::Receiver<Op>) {
+fn write_loop(
+    db: &Database,
+    file: &Path,
+    broken: &Mutex<Option<String>>,
+    rx: &mpsc::Receiver<Queued>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
         let already = broken.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -352,9 +355,9 @@ struct Tables<'t> {
 /// the burst ends. Every write taken is in `batch`, to acknowledge.
 fn stream(
     db: &Database,
-    first: Op,
-    rx: &mpsc::Receiver<Op>,
-    batch: &mut Vec<Op>,
+    first: Queued,
+    rx: &mpsc::Receiver<Queued>,
+    batch: &mut Vec<Queued>,
 ) -> Result<(), redb::Error> {
     let tx = db.begin_write()?;
     {
@@ -414,8 +417,7 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
             }
         }
         Write::Graph { graph, manifest } => {
-            let body = postcard::to_allocvec(&(manifest.digest(), manifest)).unwrap_or_default();
-            graphs.insert(graph.as_str(), envelope::seal(&body).as_slice())?;
+            graphs.insert(graph.as_str(), manifest.seal().1.as_slice())?;
         }
         Write::Forget { graph, nodes } => {
             let doomed: Vec<String> = match nodes {
@@ -458,16 +460,10 @@ fn manifest_digest(
     read: &redb::ReadTransaction,
     graph: &str,
 ) -> Result<Option<Digest>, redb::Error> {
-    Ok(read.open_table(GRAPHS)?.get(graph)?.and_then(|v| {
-        let body = envelope::open(v.value()).ok()?;
-        postcard::take_from_bytes::<Digest>(body)
-            .ok()
-            .map(|(d, _)| d)
-    }))
-}
-
-fn read_manifest(value: &[u8]) -> Result<(Digest, Manifest), String> {
-    postcard::from_bytes(envelope::open(value)?).map_err(|e| e.to_string())
+    Ok(read
+        .open_table(GRAPHS)?
+        .get(graph)?
+        .and_then(|v| Manifest::open_shape(v.value())))
 }
 
 impl Store for EmbeddedStore {
@@ -556,7 +552,7 @@ impl Store for EmbeddedStore {
         let Some(writer) = &self.inner.writer else {
             return;
         };
-        if let Err(mpsc::SendError(op)) = writer.send(Op { write, ack }) {
+        if let Err(mpsc::SendError(op)) = writer.send(Queued { write, ack }) {
             (op.ack)(Err(StoreError::ReadOnly {
                 path: self.inner.file.clone(),
                 cause: "the writer thread stopped".into(),
@@ -570,10 +566,7 @@ impl Store for EmbeddedStore {
             let mut names: Vec<(String, Option<Manifest>)> = Vec::new();
             for entry in read.open_table(GRAPHS)?.iter()? {
                 let (k, v) = entry?;
-                names.push((
-                    k.value().to_owned(),
-                    read_manifest(v.value()).ok().map(|m| m.1),
-                ));
+                names.push((k.value().to_owned(), Manifest::open(v.value()).ok()));
             }
             // Graphs with records but no saved shape still count.
             let mut last: Option<String> = None;

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Ack, Loaded, Manifest, Record, Snapshot, Store, StoreFuture, Write};
+use super::contract::{Ack, Snapshot, Store, StoreFuture, Write};
+use super::manifest::Manifest;
+use super::record::{Loaded, Record};
 use crate::cache::Digest;
 
 /// Keeps records in memory, shared between clones: run a graph twice with clones of one

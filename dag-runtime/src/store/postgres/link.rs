@@ -12,6 +12,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use crate::store::StoreError;
+#[cfg(test)]
+use crate::store::address::hide_password;
 
 pub(super) type PgError = tokio_postgres::Error;
 
@@ -235,20 +237,6 @@ pub(super) fn location(config: &Config) -> String {
     let at = if user.is_empty() { "" } else { "@" };
     let db = config.get_dbname().unwrap_or(user);
     format!("postgres://{user}{at}{host}:{port}/{db}")
-}
-
-/// The address as given, with any password replaced by `***`.
-pub(super) fn hide_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((auth, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 /// Whether an error is the connection's (or a conflict between transactions), not the

@@ -11,177 +11,38 @@
 //! Outputs are kept by digest (`typedag_outputs`), so that a record overwritten by another
 //! run of the same graph never takes away bytes that a run in flight still reads.
 
+mod complete;
 mod link;
+mod listen;
+mod schema;
 mod shared;
+mod sql;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Config;
 
-use self::link::{Conn, Link, PgError, hide_password};
-use super::{
-    Ack, Loaded, Manifest, Record, Snapshot, Store, StoreError, StoreFuture, Write, envelope,
-};
+use self::link::{Conn, Link, PgError};
+use self::listen::Wakes;
+use self::sql::sql;
+use super::address::hide_password;
+use super::contract::{Ack, Snapshot, Store, StoreFuture, Write};
+use super::envelope;
+use super::error::StoreError;
+use super::manifest::Manifest;
+use super::queue::{BATCH, Queued};
+use super::record::{Loaded, Record};
+use super::registry::Registry;
+use super::shared::Coordinator;
 use crate::cache::Digest;
-
-/// Each schema version, as the statements that reach it from the one before.
-const MIGRATIONS: &[&str] = &[
-    // 1: records, outputs by digest, graph shapes.
-    "CREATE TABLE typedag_records (
-         graph       text  NOT NULL,
-         node        text  NOT NULL,
-         record      bytea NOT NULL,
-         fingerprint bytea NOT NULL,
-         digest      bytea,
-         PRIMARY KEY (graph, node)
-     );
-     CREATE INDEX typedag_records_fingerprint ON typedag_records (fingerprint);
-     CREATE TABLE typedag_outputs (
-         digest bytea PRIMARY KEY,
-         bytes  bytea NOT NULL
-     );
-     CREATE TABLE typedag_graphs (
-         graph    text  PRIMARY KEY,
-         shape    bytea NOT NULL,
-         manifest bytea NOT NULL
-     );",
-    // 2: runs shared by several processes.
-    "CREATE SEQUENCE typedag_tokens;
-     CREATE TABLE typedag_runs (
-         run        text        PRIMARY KEY,
-         graph      text        NOT NULL,
-         shape      bytea       NOT NULL,
-         stopping   boolean     NOT NULL DEFAULT false,
-         started_at timestamptz NOT NULL DEFAULT now()
-     );
-     CREATE TABLE typedag_nodes (
-         run         text     NOT NULL REFERENCES typedag_runs ON DELETE CASCADE,
-         idx         integer  NOT NULL,
-         node        text     NOT NULL,
-         priority    integer  NOT NULL,
-         inputs      integer[] NOT NULL,
-         waiting     integer  NOT NULL,
-         state       smallint NOT NULL,
-         owner       text,
-         token       bigint,
-         lease_until timestamptz,
-         digest      bytea,
-         outcome     bytea,
-         PRIMARY KEY (run, idx)
-     );
-     CREATE INDEX typedag_nodes_ready ON typedag_nodes (run, priority DESC, idx)
-         WHERE state = 1;
-     CREATE INDEX typedag_nodes_claimed ON typedag_nodes (run, lease_until)
-         WHERE state = 2;
-     CREATE TABLE typedag_inflight (
-         fingerprint bytea       PRIMARY KEY,
-         token       bigint      NOT NULL,
-         owner       text        NOT NULL,
-         lease_until timestamptz NOT NULL
-     );
-     -- Records the ends of claimed nodes in one call: each end whose claim still holds
-     -- (its token is the node's) is applied, with its record and output, its dependents
-     -- readied, the nodes it skips marked, its fingerprint let go. Returns, for each end,
-     -- whether its claim held, and the nodes it made ready. Ends come sorted by node, so
-     -- rows lock in one order.
-     CREATE FUNCTION typedag_complete(
-         p_run text, p_graph text,
-         p_idx integer[], p_token bigint[], p_state smallint[], p_digest bytea[],
-         p_outcome bytea[], p_node text[], p_record bytea[], p_key bytea[], p_bytes bytea[],
-         p_fp bytea[], p_stop boolean[],
-         p_dep_of integer[], p_dep integer[],
-         p_skip_of integer[], p_skip integer[], p_skip_outcome bytea[],
-         p_origin text,
-         OUT held boolean[], OUT readied integer[]
-     ) LANGUAGE plpgsql AS $fn$
-     DECLARE
-         live integer[] := '{}';
-         now_state smallint;
-         now_token bigint;
-         e integer;
-         d record;
-     BEGIN
-         held := array_fill(false, ARRAY[coalesce(array_length(p_idx, 1), 0)]);
-         readied := '{}';
-         FOR e IN 1 .. coalesce(array_length(p_idx, 1), 0) LOOP
-             SELECT n.state, n.token INTO now_state, now_token FROM typedag_nodes n
-             WHERE n.run = p_run AND n.idx = p_idx[e] FOR UPDATE;
-             IF now_token = p_token[e] THEN
-                 held[e] := true;
-                 IF now_state = 2 THEN
-                     live := live || e;
-                 END IF;
-             END IF;
-         END LOOP;
-         IF cardinality(live) = 0 THEN
-             RETURN;
-         END IF;
-         INSERT INTO typedag_outputs (digest, bytes)
-         SELECT p_digest[u.k], p_bytes[u.k] FROM unnest(live) AS u(k)
-         WHERE p_bytes[u.k] IS NOT NULL
-         ON CONFLICT (digest) DO NOTHING;
-         INSERT INTO typedag_records (graph, node, record, fingerprint, digest)
-         SELECT p_graph, p_node[u.k], p_record[u.k], p_key[u.k], p_digest[u.k]
-         FROM unnest(live) AS u(k) WHERE p_record[u.k] IS NOT NULL
-         ON CONFLICT (graph, node) DO UPDATE
-         SET record = EXCLUDED.record, fingerprint = EXCLUDED.fingerprint,
-             digest = EXCLUDED.digest;
-         FOREACH e IN ARRAY live LOOP
-             UPDATE typedag_nodes
-             SET state = p_state[e], digest = p_digest[e], outcome = p_outcome[e],
-                 lease_until = NULL
-             WHERE run = p_run AND idx = p_idx[e];
-             IF p_fp[e] IS NOT NULL THEN
-                 DELETE FROM typedag_inflight
-                 WHERE fingerprint = p_fp[e] AND token = p_token[e];
-             END IF;
-         END LOOP;
-         FOR d IN SELECT p_dep[s.k] AS node, count(*)::integer AS c
-                  FROM generate_subscripts(p_dep, 1) AS s(k)
-                  WHERE p_dep_of[s.k] = ANY(live)
-                  GROUP BY p_dep[s.k] ORDER BY 1 LOOP
-             UPDATE typedag_nodes
-             SET waiting = waiting - d.c,
-                 state = CASE WHEN state = 0 AND waiting - d.c <= 0 THEN 1 ELSE state END
-             WHERE run = p_run AND idx = d.node
-             RETURNING state INTO now_state;
-             IF now_state = 1 THEN
-                 readied := readied || d.node;
-             END IF;
-         END LOOP;
-         FOR d IN SELECT p_skip[s.k] AS node, min(s.k) AS first
-                  FROM generate_subscripts(p_skip, 1) AS s(k)
-                  WHERE p_skip_of[s.k] = ANY(live)
-                  GROUP BY p_skip[s.k] ORDER BY 1 LOOP
-             UPDATE typedag_nodes SET state = 5, outcome = p_skip_outcome[d.first]
-             WHERE run = p_run AND idx = d.node AND state = 0;
-         END LOOP;
-         IF EXISTS (SELECT 1 FROM unnest(live) AS u(k) WHERE p_stop[u.k]) THEN
-             UPDATE typedag_runs SET stopping = true WHERE run = p_run;
-         END IF;
-         -- The readied nodes go back to the caller, who claims what it has room for; the
-         -- others hear of them (`p_origin` says whose news it is).
-         PERFORM pg_notify('typedag', p_run || ' ' || p_origin);
-     END
-     $fn$;",
-];
-
-/// Serialises schema changes between processes that connect at the same moment.
-const MIGRATION_LOCK: i64 = 0x7479_7065_6461_6701;
-
-/// Writes committed together at most.
-const BATCH: usize = 4096;
 
 /// How long an operation keeps retrying a lost connection by default.
 const RETRY_FOR: Duration = Duration::from_secs(60);
-
-/// How long [`PostgresStore::connect`] tries to reach the server at first, at most.
-const FIRST_CONNECT: Duration = Duration::from_secs(10);
 
 /// A store in PostgreSQL: the cache of every process that uses the same database, and
 /// the place where processes that share a run ([`Runner::distributed`]) meet.
@@ -219,9 +80,9 @@ struct Inner {
     /// The store's own runtime; shut down without blocking when the last handle goes.
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
-    writer: mpsc::UnboundedSender<Op>,
+    writer: mpsc::UnboundedSender<Queued>,
     /// Completions of shared runs, committed in batches.
-    completer: mpsc::UnboundedSender<shared::Completion>,
+    completer: mpsc::UnboundedSender<complete::Pending>,
     /// Notifications that something changed in a shared run.
     wakes: Arc<Wakes>,
     /// Nodes that this process's completions made ready, by run: claimed first, without
@@ -232,23 +93,12 @@ struct Inner {
 /// Nodes readied by this process's completions, by run.
 pub(super) type Hints = Mutex<HashMap<String, Vec<i32>>>;
 
-/// Counts notifications from other processes, and wakes whoever waits for the next one.
-struct Wakes {
-    count: AtomicU64,
-    notify: Notify,
-    /// Who we are in notifications: our own are not news.
-    origin: String,
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-        let mut open = open_stores().lock().unwrap_or_else(|e| e.into_inner());
-        if open.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
-            open.remove(&self.key);
-        }
+        OPEN.release(&self.key);
     }
 }
 
@@ -260,15 +110,8 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn open_stores() -> &'static Mutex<HashMap<String, Weak<Inner>>> {
-    static OPEN: OnceLock<Mutex<HashMap<String, Weak<Inner>>>> = OnceLock::new();
-    OPEN.get_or_init(Default::default)
-}
-
-struct Op {
-    write: Write,
-    ack: Ack,
-}
+/// The stores open in this process, by address and retry window.
+static OPEN: Registry<String, Inner> = Registry::new();
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
@@ -298,12 +141,7 @@ impl PostgresStore {
             ),
         })?;
         let key = format!("{url}\u{0}{}", retry_for.as_millis());
-        if let Some(inner) = open_stores()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .and_then(Weak::upgrade)
-        {
+        if let Some(inner) = OPEN.get(&key) {
             return Ok(Self { inner });
         }
         let link = Arc::new(Link::new(config, retry_for));
@@ -319,7 +157,7 @@ impl PostgresStore {
         let handle = runtime.handle().clone();
         let migrated = {
             let link = link.clone();
-            handle.spawn(async move { migrate(&link).await })
+            handle.spawn(async move { schema::migrate(&link).await })
         };
         let joined = migrated.await.map_err(|e| StoreError::Other {
             location: link.location.clone(),
@@ -334,17 +172,17 @@ impl PostgresStore {
         let wakes = Arc::new(Wakes {
             count: AtomicU64::new(0),
             notify: Notify::new(),
-            origin: shared::origin(),
+            origin: listen::origin(),
         });
         let hints: Arc<Hints> = Arc::default();
         let (completer, rx) = mpsc::unbounded_channel();
-        handle.spawn(shared::complete_loop(
+        handle.spawn(complete::complete_loop(
             link.clone(),
             rx,
             hints.clone(),
             wakes.origin.clone(),
         ));
-        handle.spawn(shared::listen(link.clone(), Arc::downgrade(&wakes)));
+        handle.spawn(listen::listen(link.clone(), Arc::downgrade(&wakes)));
         let inner = Arc::new(Inner {
             key: key.clone(),
             link,
@@ -355,10 +193,7 @@ impl PostgresStore {
             wakes,
             hints,
         });
-        open_stores()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, Arc::downgrade(&inner));
+        OPEN.insert(key, &inner);
         Ok(Self { inner })
     }
 }
@@ -391,66 +226,9 @@ impl Inner {
     }
 }
 
-/// Creates or upgrades typedag's tables, under a lock that makes concurrent first
-/// connections take turns.
-async fn migrate(link: &Link) -> Result<(), StoreError> {
-    // A server that cannot be reached at all when the program starts is more likely a
-    // wrong address than a restart: say so after a short wait, not the whole window.
-    let deadline = Instant::now() + link.retry_for.min(FIRST_CONNECT);
-    let migrated = link
-        .transact(&mut None, deadline, &(), |c, ()| Box::pin(migrate_once(c)))
-        .await?;
-    migrated.map_err(|found| StoreError::NewerSchema {
-        location: link.location.clone(),
-        found,
-        known: i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX),
-    })
-}
-
-/// `Ok(Err(version))` when the database is newer than this typedag.
-async fn migrate_once(conn: &Conn) -> Result<Result<(), i32>, PgError> {
-    let client = &conn.client;
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS typedag_migrations (
-                 version    integer     PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now(),
-                 typedag    text        NOT NULL
-             )",
-        )
-        .await?;
-    let current: i32 = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM typedag_migrations",
-            &[],
-        )
-        .await?
-        .get(0);
-    let known = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
-    if current > known {
-        return Ok(Err(current));
-    }
-    for (version, sql) in (1..)
-        .zip(MIGRATIONS)
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
-        client.batch_execute(sql).await?;
-        client
-            .execute(
-                "INSERT INTO typedag_migrations (version, typedag) VALUES ($1, $2)",
-                &[&version, &env!("CARGO_PKG_VERSION")],
-            )
-            .await?;
-    }
-    Ok(Ok(()))
-}
-
 /// Commits whatever has queued up in one transaction, then acknowledges it; a lost
 /// connection is reconnected and the whole batch applied again.
-async fn write_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Op>) {
+async fn write_loop(link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<Queued>) {
     let mut conn: Option<Conn> = None;
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -489,14 +267,13 @@ async fn commit(conn: &Conn, batch: &[Write]) -> Result<(), PgError> {
         save(conn, &std::mem::take(&mut saves)).await?;
         match write {
             Write::Graph { graph, manifest } => {
-                let shape = manifest.digest();
-                let body = postcard::to_allocvec(&(shape, manifest)).unwrap_or_default();
+                let (shape, value) = manifest.seal();
                 client
                     .execute(
                         "INSERT INTO typedag_graphs (graph, shape, manifest) VALUES ($1, $2, $3)
                          ON CONFLICT (graph) DO UPDATE
                          SET shape = EXCLUDED.shape, manifest = EXCLUDED.manifest",
-                        &[graph, &shape.as_slice(), &envelope::seal(&body)],
+                        &[graph, &shape.as_slice(), &value],
                     )
                     .await?;
             }
@@ -522,8 +299,11 @@ async fn commit(conn: &Conn, batch: &[Write]) -> Result<(), PgError> {
                 // Its finished shared runs go too; a run in progress stays.
                 client
                     .execute(
-                        "DELETE FROM typedag_runs r WHERE graph = $1 AND NOT EXISTS
-                         (SELECT 1 FROM typedag_nodes n WHERE n.run = r.run AND n.state IN (0, 1, 2))",
+                        sql!(
+                            "DELETE FROM typedag_runs r WHERE graph = $1 AND NOT EXISTS
+                             (SELECT 1 FROM typedag_nodes n
+                              WHERE n.run = r.run AND n.state IN ({Waiting}, {Ready}, {Claimed}))"
+                        ),
                         &[graph],
                     )
                     .await?;
@@ -639,13 +419,6 @@ async fn outputs(conn: &Conn, digests: &[Digest]) -> Result<Vec<Option<Vec<u8>>>
         .collect())
 }
 
-fn read_manifest(value: &[u8]) -> Option<Manifest> {
-    let body = envelope::open(value).ok()?;
-    postcard::from_bytes::<(Digest, Manifest)>(body)
-        .ok()
-        .map(|(_, m)| m)
-}
-
 impl Store for PostgresStore {
     fn location(&self) -> String {
         self.inner.link.location.clone()
@@ -694,7 +467,7 @@ impl Store for PostgresStore {
     }
 
     fn write(&self, write: Write, ack: Ack) {
-        if let Err(mpsc::error::SendError(op)) = self.inner.writer.send(Op { write, ack }) {
+        if let Err(mpsc::error::SendError(op)) = self.inner.writer.send(Queued { write, ack }) {
             (op.ack)(Err(StoreError::Other {
                 location: self.inner.link.location.clone(),
                 message: "the store's writer stopped".into(),
@@ -709,7 +482,7 @@ impl Store for PostgresStore {
                 .query("SELECT graph, manifest FROM typedag_graphs", &[])
                 .await?
                 .into_iter()
-                .map(|row| (row.get(0), read_manifest(row.get(1))))
+                .map(|row| (row.get(0), Manifest::open(row.get(1)).ok()))
                 .collect();
             // Graphs with records but no saved shape still count.
             for row in conn
@@ -728,7 +501,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn coordinator(&self) -> Option<Arc<dyn super::shared::Coordinator>> {
+    fn coordinator(&self) -> Option<Arc<dyn Coordinator>> {
         Some(self.inner.clone())
     }
 }

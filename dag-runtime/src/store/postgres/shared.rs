@@ -1,31 +1,25 @@
-//! Runs shared by several processes: nodes are rows of `typedag_nodes`; a process claims
-//! ready ones with `FOR UPDATE SKIP LOCKED` under a lease that it renews, and completes
-//! them in transactions that store the output and ready the dependents, fenced by the
-//! claim's token. `NOTIFY typedag` wakes idle processes.
+//! Runs shared by several processes, the [`Coordinator`] side: nodes are rows of
+//! `typedag_nodes`; a process claims ready ones with `FOR UPDATE SKIP LOCKED` under a lease
+//! that it renews. Their completions are committed in batches ([`complete`](super::complete));
+//! `NOTIFY typedag` wakes idle processes ([`listen`](super::listen)).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
-use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio::sync::oneshot;
 
-use super::link::{Conn, Link, PgError};
-use super::{BATCH, Hints, Inner, Wakes, outputs, sweep};
+use super::complete::Pending;
+use super::link::{Conn, PgError};
+use super::sql::sql;
+use super::{Inner, outputs, sweep};
 use crate::cache::Digest;
+use crate::store::contract::StoreFuture;
+use crate::store::envelope;
+use crate::store::error::StoreError;
 use crate::store::shared::{
-    Begin, Claim, Coordinator, End, Join, NodeEnd, Progress, RunSummary, state,
+    Begin, Claim, Completion, Coordinator, Join, NodeRow, Progress, RowState, RunSummary,
 };
-use crate::store::{StoreError, StoreFuture, envelope};
-
-/// A completion on its way to the database.
-pub(super) struct Completion {
-    run: String,
-    graph: String,
-    end: End,
-    reply: oneshot::Sender<Result<bool, StoreError>>,
-}
 
 /// The claim statement: ready nodes of run $1 (unless the run is stopping) that match
 /// `$filter`, in `$order`, at most $3, skipping those another process is claiming
@@ -35,7 +29,7 @@ macro_rules! claim_sql {
         concat!(
             "WITH claimed AS (
                  UPDATE typedag_nodes n
-                 SET state = 2, owner = $2, token = nextval('typedag_tokens'),
+                 SET state = {Claimed}, owner = $2, token = nextval('typedag_tokens'),
                      lease_until = now() + $4 * interval '1 millisecond'
                  FROM (SELECT idx FROM typedag_nodes
                        WHERE run = $1
@@ -44,7 +38,7 @@ macro_rules! claim_sql {
             $order,
             " LIMIT $3
                        FOR UPDATE SKIP LOCKED) p
-                 WHERE n.run = $1 AND n.idx = p.idx AND n.state = 1
+                 WHERE n.run = $1 AND n.idx = p.idx AND n.state = {Ready}
                  RETURNING n.idx, n.token, n.inputs)
              SELECT c.idx, c.token,
                     ARRAY(SELECT u.digest
@@ -60,7 +54,7 @@ macro_rules! claim_sql {
 /// of ready nodes is full of entries for nodes claimed since, until a vacuum).
 const CLAIM_HINTED: &str = claim_sql!("AND idx = ANY($5)", "");
 /// Claims among every ready node, best priority first.
-const CLAIM_ANY: &str = claim_sql!("AND state = 1 ", "ORDER BY priority DESC, idx");
+const CLAIM_ANY: &str = claim_sql!("AND state = {Ready} ", "ORDER BY priority DESC, idx");
 
 fn claim_of(row: &tokio_postgres::Row) -> Claim {
     Claim {
@@ -74,24 +68,19 @@ fn claim_of(row: &tokio_postgres::Row) -> Claim {
     }
 }
 
-/// A name for this store in notifications, so that it can tell its own from others'.
-pub(super) fn origin() -> String {
-    crate::store::shared::nonce()[..16].to_owned()
-}
-
 /// Puts back the nodes whose lease ran out (their process died or lost the database), so
 /// that others claim them; their old token no longer completes anything.
 async fn requeue(conn: &Conn, run: &str) -> Result<(), PgError> {
     let requeue = conn
-        .prepare(
+        .prepare(sql!(
             "WITH back AS (
                  UPDATE typedag_nodes
-                 SET state = 1, owner = NULL, token = NULL, lease_until = NULL
-                 WHERE run = $1 AND state = 2 AND lease_until < now()
+                 SET state = {Ready}, owner = NULL, token = NULL, lease_until = NULL
+                 WHERE run = $1 AND state = {Claimed} AND lease_until < now()
                  RETURNING idx)
              SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('typedag', $1) END
-             FROM back",
-        )
+             FROM back"
+        ))
         .await?;
     conn.client.execute(&requeue, &[&run]).await?;
     Ok(())
@@ -143,7 +132,7 @@ impl Coordinator for Inner {
                 };
                 let mut claims = Vec::new();
                 if !hinted.is_empty() {
-                    let by_id = conn.prepare(CLAIM_HINTED).await?;
+                    let by_id = conn.prepare(sql!(CLAIM_HINTED)).await?;
                     let rows = conn
                         .client
                         .query(
@@ -161,7 +150,7 @@ impl Coordinator for Inner {
                 }
                 let room = n.saturating_sub(claims.len());
                 if search && room > 0 {
-                    let any = conn.prepare(CLAIM_ANY).await?;
+                    let any = conn.prepare(sql!(CLAIM_ANY)).await?;
                     let rows = conn
                         .client
                         .query(
@@ -245,12 +234,17 @@ impl Coordinator for Inner {
         })
     }
 
-    fn complete(&self, run: String, graph: String, end: End) -> StoreFuture<'_, bool> {
+    fn complete(
+        &self,
+        run: String,
+        graph: String,
+        completion: Completion,
+    ) -> StoreFuture<'_, bool> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.completer.send(Completion {
+        let sent = self.completer.send(Pending {
             run,
             graph,
-            end,
+            completion,
             reply,
         });
         let location = self.link.location.clone();
@@ -273,11 +267,11 @@ impl Coordinator for Inner {
             let (run, me) = (run.clone(), me.clone());
             async move {
                 let nodes = conn
-                    .prepare(
+                    .prepare(sql!(
                         "UPDATE typedag_nodes
                          SET lease_until = now() + $3 * interval '1 millisecond'
-                         WHERE run = $1 AND owner = $2 AND state = 2",
-                    )
+                         WHERE run = $1 AND owner = $2 AND state = {Claimed}"
+                    ))
                     .await?;
                 let inflight = conn
                     .prepare(
@@ -303,9 +297,11 @@ impl Coordinator for Inner {
             async move {
                 conn.client
                     .execute(
-                        "UPDATE typedag_nodes
-                         SET state = 1, owner = NULL, token = NULL, lease_until = NULL
-                         WHERE run = $1 AND owner = $2 AND state = 2",
+                        sql!(
+                            "UPDATE typedag_nodes
+                             SET state = {Ready}, owner = NULL, token = NULL, lease_until = NULL
+                             WHERE run = $1 AND owner = $2 AND state = {Claimed}"
+                        ),
                         &[&run, &me],
                     )
                     .await?;
@@ -325,12 +321,12 @@ impl Coordinator for Inner {
             let run = run.clone();
             async move {
                 let select = conn
-                    .prepare(
-                        "SELECT count(*) FILTER (WHERE state IN (0, 1, 2)),
-                                count(*) FILTER (WHERE state = 2),
+                    .prepare(sql!(
+                        "SELECT count(*) FILTER (WHERE state IN ({Waiting}, {Ready}, {Claimed})),
+                                count(*) FILTER (WHERE state = {Claimed}),
                                 (SELECT stopping FROM typedag_runs WHERE run = $1)
-                         FROM typedag_nodes WHERE run = $1",
-                    )
+                         FROM typedag_nodes WHERE run = $1"
+                    ))
                     .await?;
                 requeue(&conn, &run).await?;
                 let row = conn.client.query_one(&select, &[&run]).await?;
@@ -343,7 +339,7 @@ impl Coordinator for Inner {
         })
     }
 
-    fn ends(&self, run: String) -> StoreFuture<'_, Vec<NodeEnd>> {
+    fn nodes(&self, run: String) -> StoreFuture<'_, Vec<NodeRow>> {
         self.hints
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -360,9 +356,9 @@ impl Coordinator for Inner {
                     )
                     .await?
                     .into_iter()
-                    .map(|row| NodeEnd {
+                    .map(|row| NodeRow {
                         index: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
-                        state: row.get(1),
+                        state: RowState::from_number(row.get(1)),
                         digest: digest_of(row.get(2)),
                         outcome: row.get(3),
                     })
@@ -376,16 +372,18 @@ impl Coordinator for Inner {
             let rows = conn
                 .client
                 .query(
-                    "SELECT r.run, r.graph, r.stopping,
-                            (extract(epoch FROM r.started_at) * 1000)::bigint,
-                            count(n.idx),
-                            count(*) FILTER (WHERE n.state = 3),
-                            count(*) FILTER (WHERE n.state = 4),
-                            count(*) FILTER (WHERE n.state = 5),
-                            count(*) FILTER (WHERE n.state = 2),
-                            array_agg(DISTINCT n.owner) FILTER (WHERE n.state = 2)
-                     FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
-                     GROUP BY r.run ORDER BY min(r.started_at), r.run",
+                    sql!(
+                        "SELECT r.run, r.graph, r.stopping,
+                                (extract(epoch FROM r.started_at) * 1000)::bigint,
+                                count(n.idx),
+                                count(*) FILTER (WHERE n.state = {Done}),
+                                count(*) FILTER (WHERE n.state = {Failed}),
+                                count(*) FILTER (WHERE n.state = {Skipped}),
+                                count(*) FILTER (WHERE n.state = {Claimed}),
+                                array_agg(DISTINCT n.owner) FILTER (WHERE n.state = {Claimed})
+                         FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
+                         GROUP BY r.run ORDER BY min(r.started_at), r.run"
+                    ),
                     &[],
                 )
                 .await?;
@@ -422,9 +420,12 @@ impl Coordinator for Inner {
                 conn.transaction(async {
                     conn.client
                         .execute(
-                            "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT EXISTS
-                             (SELECT 1 FROM typedag_nodes n
-                              WHERE n.run = r.run AND n.state IN (0, 1, 2))",
+                            sql!(
+                                "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT EXISTS
+                                 (SELECT 1 FROM typedag_nodes n
+                                  WHERE n.run = r.run
+                                    AND n.state IN ({Waiting}, {Ready}, {Claimed}))"
+                            ),
                             &[&runs],
                         )
                         .await?;
@@ -504,14 +505,14 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
         waiting.push(i32::try_from(node.waiting).unwrap_or(i32::MAX));
         let (st, digest, outcome) = match &node.done {
             Some((digest, outcome)) => (
-                state::DONE,
+                RowState::Done,
                 Some(digest.as_slice()),
                 Some(outcome.as_slice()),
             ),
-            None if node.waiting == 0 => (state::READY, None, None),
-            None => (state::WAITING, None, None),
+            None if node.waiting == 0 => (RowState::Ready, None, None),
+            None => (RowState::Waiting, None, None),
         };
-        states.push(st);
+        states.push(st.number());
         digests.push(digest);
         outcomes.push(outcome);
     }
@@ -544,223 +545,4 @@ async fn create(conn: &Conn, join: &Join) -> Result<Result<(), String>, PgError>
         .execute("SELECT pg_notify('typedag', $1)", &[&join.run])
         .await?;
     Ok(Ok(()))
-}
-
-/// Commits completions in batches: one transaction for whatever has queued up.
-pub(super) async fn complete_loop(
-    link: Arc<Link>,
-    mut rx: mpsc::UnboundedReceiver<Completion>,
-    hints: Arc<Hints>,
-    origin: String,
-) {
-    let mut conn: Option<Conn> = None;
-    let mut batch = Vec::new();
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let (ends, replies): (Vec<(String, String, End)>, Vec<_>) = batch
-            .drain(..)
-            .map(|c| ((c.run, c.graph, c.end), c.reply))
-            .unzip();
-        let deadline = Instant::now() + link.retry_for;
-        let work = (ends, origin.clone());
-        let result = link
-            .transact(&mut conn, deadline, &work, |c, (ends, origin)| {
-                Box::pin(apply(c, ends, origin))
-            })
-            .await
-            .map(|(accepted, readied)| {
-                let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
-                for (run, nodes) in readied {
-                    all.entry(run).or_default().extend(nodes);
-                }
-                accepted
-            });
-        for (i, reply) in replies.into_iter().enumerate() {
-            let _ = reply.send(match &result {
-                Ok(accepted) => Ok(accepted[i]),
-                Err(e) => Err(e.clone()),
-            });
-        }
-    }
-}
-
-/// Applies a batch of completions, one call of `typedag_complete` per run; for each,
-/// whether its claim still held. A claim whose node already carries its end (a retried
-/// batch whose first commit went through) counts as held and changes nothing.
-async fn apply(
-    conn: &Conn,
-    ends: &[(String, String, End)],
-    origin: &str,
-) -> Result<(Vec<bool>, Vec<(String, Vec<i32>)>), PgError> {
-    let mut held = vec![false; ends.len()];
-    let mut readied = Vec::new();
-    let mut order: Vec<usize> = (0..ends.len()).collect();
-    // By run, then by node: rows lock in one order, so batches cannot deadlock.
-    order.sort_by(|&a, &b| (&ends[a].0, ends[a].2.index).cmp(&(&ends[b].0, ends[b].2.index)));
-    let call = conn
-        .prepare(
-            "SELECT held, readied FROM typedag_complete($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                                     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-        )
-        .await?;
-    let mut at = 0;
-    while at < order.len() {
-        let run = &ends[order[at]].0;
-        let graph = &ends[order[at]].1;
-        let group: Vec<usize> = order[at..]
-            .iter()
-            .copied()
-            .take_while(|&i| &ends[i].0 == run)
-            .collect();
-        at += group.len();
-        let mut a = Arrays::default();
-        for (pos, &i) in (1i32..).zip(&group) {
-            a.push(pos, &ends[i].2);
-        }
-        let row = conn
-            .client
-            .query_one(
-                &call,
-                &[
-                    run,
-                    graph,
-                    &a.idx,
-                    &a.token,
-                    &a.state,
-                    &a.digest,
-                    &a.outcome,
-                    &a.node,
-                    &a.record,
-                    &a.key,
-                    &a.bytes,
-                    &a.fp,
-                    &a.stop,
-                    &a.dep_of,
-                    &a.dep,
-                    &a.skip_of,
-                    &a.skip,
-                    &a.skip_outcome,
-                    &origin,
-                ],
-            )
-            .await?;
-        let answers: Vec<bool> = row.get(0);
-        for (&i, ok) in group.iter().zip(answers) {
-            held[i] = ok;
-        }
-        readied.push((run.clone(), row.get::<_, Vec<i32>>(1)));
-    }
-    Ok((held, readied))
-}
-
-/// The arguments of `typedag_complete`: one entry per end, and the dependents and skipped
-/// nodes of each, flattened with the (1-based) position of their end.
-#[derive(Default)]
-struct Arrays<'a> {
-    idx: Vec<i32>,
-    token: Vec<i64>,
-    state: Vec<i16>,
-    digest: Vec<Option<&'a [u8]>>,
-    outcome: Vec<&'a [u8]>,
-    node: Vec<Option<&'a str>>,
-    record: Vec<Option<Vec<u8>>>,
-    key: Vec<Option<Vec<u8>>>,
-    bytes: Vec<Option<&'a [u8]>>,
-    fp: Vec<Option<&'a [u8]>>,
-    stop: Vec<bool>,
-    dep_of: Vec<i32>,
-    dep: Vec<i32>,
-    skip_of: Vec<i32>,
-    skip: Vec<i32>,
-    skip_outcome: Vec<&'a [u8]>,
-}
-
-impl<'a> Arrays<'a> {
-    fn push(&mut self, pos: i32, end: &'a End) {
-        let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-        self.idx.push(int(end.index));
-        self.token.push(end.token);
-        self.state.push(end.state);
-        self.digest
-            .push(end.digest.as_ref().map(<[u8; 32]>::as_slice));
-        self.outcome.push(&end.outcome);
-        match &end.save {
-            Some((node, record, bytes)) => {
-                self.node.push(Some(node));
-                self.record.push(Some(envelope::seal_record(record)));
-                self.key.push(Some(record.fingerprint.key().to_vec()));
-                self.bytes.push(bytes.as_deref());
-            }
-            None => {
-                self.node.push(None);
-                self.record.push(None);
-                self.key.push(None);
-                self.bytes.push(None);
-            }
-        }
-        self.fp
-            .push(end.fingerprint.as_ref().map(<[u8; 32]>::as_slice));
-        self.stop.push(end.stop);
-        for &d in &end.dependents {
-            self.dep_of.push(pos);
-            self.dep.push(int(d));
-        }
-        for &s in &end.skip {
-            self.skip_of.push(pos);
-            self.skip.push(int(s));
-            self.skip_outcome.push(&end.skip_outcome);
-        }
-    }
-}
-
-/// Counts `NOTIFY typedag` on a connection of its own, reconnecting when it drops, until
-/// the store is gone.
-pub(super) async fn listen(link: Arc<Link>, wakes: Weak<Wakes>) {
-    let bump = |wakes: &Weak<Wakes>| -> bool {
-        let Some(w) = wakes.upgrade() else {
-            return false;
-        };
-        w.count.fetch_add(1, Ordering::SeqCst);
-        w.notify.notify_waiters();
-        true
-    };
-    loop {
-        if wakes.strong_count() == 0 {
-            return;
-        }
-        if let Ok((client, mut connection)) = link.config.connect(NoTls).await {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let own = wakes
-                .upgrade()
-                .map(|w| format!(" {}", w.origin))
-                .unwrap_or_default();
-            let pump = tokio::spawn(async move {
-                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                while let Some(Ok(message)) = messages.next().await {
-                    let AsyncMessage::Notification(note) = message else {
-                        continue;
-                    };
-                    // Our own completions come back to us as readied nodes: not news.
-                    if !own.is_empty() && note.payload().ends_with(&own) {
-                        continue;
-                    }
-                    if tx.send(()).is_err() {
-                        return;
-                    }
-                }
-            });
-            if client.batch_execute("LISTEN typedag").await.is_ok() {
-                // Whatever happened while we were not listening: look again.
-                if !bump(&wakes) {
-                    return;
-                }
-                while rx.recv().await.is_some() {
-                    if !bump(&wakes) {
-                        return;
-                    }
-                }
-            }
-            pump.abort();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -1,0 +1,240 @@
+//! The protocol of runs shared by several processes: nodes as rows in a [`RowState`],
+//! claimed under a lease, completed in transactions that ready their dependents. A store
+//! that several processes share offers it as a [`Coordinator`] (the PostgreSQL store does);
+//! [`Runner::distributed`](crate::Runner::distributed) drives it.
+
+use std::time::Duration;
+
+use super::contract::StoreFuture;
+use super::record::Record;
+use crate::cache::Digest;
+
+/// A random hex string (from the clock, the thread and the process), to tell processes
+/// and stores apart in a shared database.
+pub(crate) fn nonce() -> String {
+    blake3::hash(
+        format!(
+            "{:?}{:?}{}",
+            std::time::SystemTime::now(),
+            std::thread::current().id(),
+            std::process::id()
+        )
+        .as_bytes(),
+    )
+    .to_hex()
+    .to_string()
+}
+
+/// A node's state in a shared run, as its row keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum RowState {
+    /// Some inputs have not completed.
+    Waiting = 0,
+    /// Every input completed: a process may claim it.
+    Ready = 1,
+    /// A process holds it under a lease.
+    Claimed = 2,
+    /// Completed (ran, or cached).
+    Done = 3,
+    /// Failed for good.
+    Failed = 4,
+    /// Not run: an upstream node failed.
+    Skipped = 5,
+}
+
+impl RowState {
+    /// Every state, in the order of their numbers.
+    pub const ALL: [RowState; 6] = [
+        RowState::Waiting,
+        RowState::Ready,
+        RowState::Claimed,
+        RowState::Done,
+        RowState::Failed,
+        RowState::Skipped,
+    ];
+
+    /// The number a database keeps for it; the numbers are part of the stored format.
+    pub const fn number(self) -> i16 {
+        self as i16
+    }
+
+    /// The state a database's number stands for; `None` for a number no typedag writes.
+    pub fn from_number(number: i16) -> Option<RowState> {
+        Self::ALL.into_iter().find(|s| s.number() == number)
+    }
+}
+
+/// Joins a run, creating it if it is new.
+#[derive(Debug)]
+pub struct Join {
+    /// The run's name, shared by every process that takes part.
+    pub run: String,
+    /// The graph's name.
+    pub graph: String,
+    /// The digest of the graph's shape: every process must run the same graph.
+    pub shape: Digest,
+    /// Every node, in graph order.
+    pub nodes: Vec<JoinNode>,
+}
+
+/// One node of a run being created.
+#[derive(Debug)]
+pub struct JoinNode {
+    /// The node id.
+    pub id: String,
+    /// Its priority.
+    pub priority: i32,
+    /// Its distinct upstream nodes, by position.
+    pub inputs: Vec<u32>,
+    /// How many of them it waits for (the others are done already).
+    pub waiting: u32,
+    /// Its outcome, already known when the run is created (cached nodes).
+    pub done: Option<(Digest, Vec<u8>)>,
+}
+
+/// A node claimed by this process.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The node's position in the graph.
+    pub index: u32,
+    /// The lease token: a completion must carry it.
+    pub token: i64,
+    /// The output digests of its upstream nodes, in [`JoinNode::inputs`] order.
+    pub digests: Vec<Option<Digest>>,
+}
+
+/// How a claimed node ended, to record: what [`Coordinator::complete`] takes.
+#[derive(Debug)]
+pub struct Completion {
+    /// The node's position.
+    pub index: u32,
+    /// The token of the claim.
+    pub token: i64,
+    /// [`RowState::Done`] or [`RowState::Failed`].
+    pub state: RowState,
+    /// Its output's digest, when it completed.
+    pub digest: Option<Digest>,
+    /// The encoded outcome, for every process's report.
+    pub outcome: Vec<u8>,
+    /// The record to keep under (graph, node id), with the output bytes.
+    pub save: Option<(String, Record, Option<Vec<u8>>)>,
+    /// The nodes that read it, once per distinct edge.
+    pub dependents: Vec<u32>,
+    /// Nodes skipped because it failed, with their encoded outcome.
+    pub skip: Vec<u32>,
+    /// The outcome of each skipped node.
+    pub skip_outcome: Vec<u8>,
+    /// Stop the run (fail fast).
+    pub stop: bool,
+    /// The fingerprint this claim computed, to let others waiting for it go on.
+    pub fingerprint: Option<Digest>,
+}
+
+/// What a claimed node may do about the fingerprint it is to compute.
+#[derive(Debug)]
+pub enum Begin {
+    /// Compute it: no one else is.
+    Go,
+    /// Another claim is computing it now: wait and ask again.
+    Busy,
+    /// It was computed already (in another graph, another run): reuse this record.
+    Found(Box<Record>),
+}
+
+/// How far a run is.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Nodes waiting, ready or claimed.
+    pub unfinished: u64,
+    /// Nodes claimed now.
+    pub claimed: u64,
+    /// Whether the run was stopped (fail fast).
+    pub stopping: bool,
+}
+
+/// A node's row as a run ends: what [`Coordinator::nodes`] reads back.
+#[derive(Debug)]
+pub struct NodeRow {
+    /// The node's position.
+    pub index: u32,
+    /// Its state; `None` for a number this typedag does not know.
+    pub state: Option<RowState>,
+    /// Its output digest, if it completed.
+    pub digest: Option<Digest>,
+    /// Its encoded outcome, if it finished.
+    pub outcome: Option<Vec<u8>>,
+}
+
+/// A shared run as `typedag status` shows it.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    /// The run's name.
+    pub run: String,
+    /// Its graph.
+    pub graph: String,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Its nodes.
+    pub nodes: u64,
+    /// Nodes completed (ran or cached).
+    pub done: u64,
+    /// Nodes failed.
+    pub failed: u64,
+    /// Nodes skipped.
+    pub skipped: u64,
+    /// Nodes claimed now.
+    pub claimed: u64,
+    /// The processes holding claims now.
+    pub workers: Vec<String>,
+    /// Whether it was stopped (fail fast).
+    pub stopping: bool,
+}
+
+/// The operations of a shared run. Every method retries lost connections itself.
+pub trait Coordinator: Send + Sync {
+    /// Creates the run, or joins it if it exists with the same shape.
+    fn join(&self, join: Join) -> StoreFuture<'_, ()>;
+    /// Claims up to `n` ready nodes: first those this process's completions readied,
+    /// then, if `search`, any ready node, best priority first.
+    fn claim(
+        &self,
+        run: String,
+        me: String,
+        n: usize,
+        lease: Duration,
+        search: bool,
+    ) -> StoreFuture<'_, Vec<Claim>>;
+    /// Output bytes by digest, checked.
+    fn outputs(&self, digests: Vec<Digest>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
+    /// Asks to compute `fingerprint` under `claim`.
+    fn begin(
+        &self,
+        fingerprint: Digest,
+        token: i64,
+        me: String,
+        lease: Duration,
+    ) -> StoreFuture<'_, Begin>;
+    /// Records how a claimed node ended; `false` if the claim was lost (its lease ran out
+    /// and another process took the node): nothing was written.
+    fn complete(&self, run: String, graph: String, completion: Completion)
+    -> StoreFuture<'_, bool>;
+    /// Extends the leases of every claim this process holds.
+    fn renew(&self, run: String, me: String, lease: Duration) -> StoreFuture<'_, ()>;
+    /// Gives back every claim this process holds (it is stopping).
+    fn release(&self, run: String, me: String) -> StoreFuture<'_, ()>;
+    /// How far the run is.
+    fn progress(&self, run: String) -> StoreFuture<'_, Progress>;
+    /// Every node's row, in graph order.
+    fn nodes(&self, run: String) -> StoreFuture<'_, Vec<NodeRow>>;
+    /// Every run the store knows, oldest first.
+    fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;
+    /// Drops these runs (their nodes' rows; outputs no record uses any more go too),
+    /// unless one is still going.
+    fn forget_runs(&self, runs: Vec<String>) -> StoreFuture<'_, ()>;
+    /// How many wake-ups from other processes have arrived so far.
+    fn wakes(&self) -> u64;
+    /// Returns after a wake-up later than `seen` (a node completed in another process,
+    /// a lease ran out), or after `timeout`.
+    fn wait(&self, seen: u64, timeout: Duration) -> StoreFuture<'_, ()>;
+}
