@@ -69,10 +69,34 @@ pub struct Graph<O = Outputs, P = Outputs> {
     /// A problem found while `dag!` built the graph, reported when it runs.
     pub(crate) error: Option<GraphError>,
     pub(crate) finish: Finish<O>,
-    pub(crate) partial: Box<dyn FnOnce(&mut Outputs) -> P + Send>,
+    pub(crate) partial: PartialFn<P>,
+}
+
+/// A graph as a run takes it: its nodes, without the typed hand-back of its outputs.
+pub(crate) struct Untyped {
+    pub name: String,
+    pub uid: u64,
+    pub nodes: Vec<NodeSpec>,
+    pub ids: NodeIds,
+    pub error: Option<GraphError>,
+}
+
+impl<O, P> Graph<O, P> {
+    /// The nodes, and the two ways to hand back outputs: all of them, or those that are there.
+    pub(crate) fn split(self) -> (Untyped, Finish<O>, PartialFn<P>) {
+        let untyped = Untyped {
+            name: self.name,
+            uid: self.uid,
+            nodes: self.nodes,
+            ids: self.ids,
+            error: self.error,
+        };
+        (untyped, self.finish, self.partial)
+    }
 }
 
 pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
+pub(crate) type PartialFn<P> = Box<dyn FnOnce(&mut Outputs) -> P + Send>;
 
 static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
 

@@ -13,21 +13,22 @@ use super::persist::record;
 use super::schedule::Job;
 use super::state::Run;
 use super::{Runner, distributed};
-use crate::error::{Error, GraphError};
+use crate::error::Error;
 use crate::event::Event;
-use crate::graph::NodeSpec;
-use crate::ids::NodeIds;
+use crate::graph::Untyped;
 use crate::store::{Stamps, StoreError};
 
 impl Runner {
     /// Runs the nodes until every one has finished or the run stopped.
-    pub(super) async fn execute(
-        &self,
-        nodes: Vec<NodeSpec>,
-        ids: NodeIds,
-        error: Option<GraphError>,
-        name: &str,
-    ) -> Result<Arc<Run>, Error> {
+    pub(super) async fn execute(&self, graph: Untyped) -> Result<Arc<Run>, Error> {
+        let Untyped {
+            name,
+            nodes,
+            ids,
+            error,
+            ..
+        } = graph;
+        let name = &name;
         self.check_graph(error.as_ref())?;
         self.check_run(&nodes, name)?;
         let store = self.open_store().await?;

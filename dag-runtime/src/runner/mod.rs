@@ -36,10 +36,9 @@ use std::time::Duration;
 pub use self::explain::{Explanation, NodeState};
 use self::store_choice::StoreChoice;
 use crate::cancel::Cancel;
-use crate::error::{Error, GraphError};
+use crate::error::Error;
 use crate::event::{Callback, Event, Totals};
-use crate::graph::{Graph, NodeSpec, Outputs};
-use crate::ids::NodeIds;
+use crate::graph::{Graph, Outputs, Untyped};
 use crate::policy::{Backoff, RunnerDefaults};
 use crate::report::{Partial, Report};
 use crate::resource::{Resource, Resources};
@@ -332,17 +331,8 @@ impl Runner {
     /// taking writes. To keep the outputs of the nodes that did complete, use
     /// [`run_partial`](Runner::run_partial).
     pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
-        let finish = graph.finish;
-        let ended = self
-            .run_to_end(
-                graph.nodes,
-                graph.ids,
-                graph.error,
-                graph.name,
-                graph.uid,
-                false,
-            )
-            .await?;
+        let (graph, finish, _) = graph.split();
+        let ended = self.run_to_end(graph, false).await?;
         let mut outputs = match ended {
             Ended {
                 report: Some(report),
@@ -392,21 +382,12 @@ impl Runner {
     ///
     /// Fails only when the graph cannot run at all, or the store fails (see [`Error`]).
     pub async fn run_partial<O, P>(&self, graph: Graph<O, P>) -> Result<Partial<P>, Error> {
-        let partial = graph.partial;
+        let (graph, _, partial) = graph.split();
         let Ended {
             mut outputs,
             report,
             ..
-        } = self
-            .run_to_end(
-                graph.nodes,
-                graph.ids,
-                graph.error,
-                graph.name,
-                graph.uid,
-                true,
-            )
-            .await?;
+        } = self.run_to_end(graph, true).await?;
         Ok(Partial {
             outputs: partial(&mut outputs),
             report: report.ok_or_else(|| Error::Internal("a run ended without a report".into()))?,
@@ -415,16 +396,9 @@ impl Runner {
 
     /// Runs a graph's nodes to the end and takes what the run leaves: the kept outputs, and
     /// the report of every node when `always_report` or when some node did not complete.
-    async fn run_to_end(
-        &self,
-        nodes: Vec<NodeSpec>,
-        ids: NodeIds,
-        error: Option<GraphError>,
-        name: String,
-        uid: u64,
-        always_report: bool,
-    ) -> Result<Ended, Error> {
-        let run = self.execute(nodes, ids, error, &name).await?;
+    async fn run_to_end(&self, graph: Untyped, always_report: bool) -> Result<Ended, Error> {
+        let (name, uid) = (graph.name.clone(), graph.uid);
+        let run = self.execute(graph).await?;
         let mut state = run.lock();
         if let Some(e) = state.store_error.take() {
             return Err(e.into());
