@@ -14,10 +14,13 @@ use crate::failure::Failure;
 use crate::policy::Effective;
 use crate::task::{Inputs, Shared, Value};
 
+/// A node that completed: its output, how many attempts it took and how long.
 pub(super) struct Success {
     pub(super) value: Shared,
     pub(super) attempts: u32,
     pub(super) duration: Duration,
+    /// Its output's digest, once encoded; `None` if it has none (`cache = false` without
+    /// serde, or no store).
     pub(super) digest: Option<Digest>,
 }
 

@@ -7,8 +7,11 @@ use crate::failure::Failure;
 use crate::graph::{NodeSpec, Source};
 use crate::task::Shared;
 
+/// One parameter's value, ready for an attempt.
 pub(super) enum Prepared {
+    /// An upstream output or a constant, shared.
     Shared(Shared),
+    /// A list of upstream outputs, collected into the parameter's `Vec` per attempt.
     List(Vec<Shared>, fn(&[Shared]) -> Box<dyn std::any::Any + Send>),
 }
 

@@ -30,6 +30,7 @@ impl Limited {
     }
 }
 
+/// A node in the ready heap.
 #[derive(PartialEq, Eq)]
 pub(super) struct Ready {
     pub(super) priority: i32,

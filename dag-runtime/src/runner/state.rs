@@ -23,12 +23,13 @@ use crate::task::Shared;
 /// One run's immutable plan and its mutable state.
 pub(super) struct Run {
     pub(super) nodes: Vec<NodeSpec>,
-    /// By node, like `nodes`.
+    /// What was worked out about each node before the run started, by node.
     pub(super) plan: Vec<NodePlan>,
     pub(super) dependents: Dependents,
     /// Settings for nodes that set neither themselves nor in their task.
     pub(super) defaults: RunnerDefaults,
     pub(super) graph: String,
+    /// At most this many nodes run at once.
     pub(super) limit: usize,
     pub(super) fail_fast: bool,
     pub(super) cancel: Cancel,
@@ -46,6 +47,8 @@ pub(super) struct Run {
     pub(super) state: Mutex<State>,
 }
 
+/// What changes as a run goes, all under [`Run::state`]'s one lock; by node where a field is
+/// a list.
 pub(super) struct State {
     /// Inputs of each node not yet completed.
     pub(super) waiting: Vec<u32>,
@@ -60,9 +63,13 @@ pub(super) struct State {
     /// (Empty without a store: every node runs, for no other reason.)
     pub(super) to_run: HashMap<usize, (Reason, Option<Fingerprint>), BuildHasherDefault<IdHasher>>,
     pub(super) outcomes: Vec<Option<Outcome>>,
+    /// Nodes whose inputs are all in, best first.
     pub(super) ready: BinaryHeap<Ready>,
+    /// One per task that has a `limit`.
     pub(super) limited: Vec<Limited>,
+    /// Drivers carrying a node now.
     pub(super) running: usize,
+    /// Nodes with no outcome yet.
     pub(super) unfinished: usize,
     /// Store writes not yet acknowledged.
     pub(super) pending: usize,
