@@ -12,7 +12,7 @@ use super::meta::TaskMeta;
 use crate::policy::NodeOptions;
 use crate::task::Shared;
 
-/// A typed handle to a node of a [`Graph`]: pass it as another node's input.
+/// A typed handle to a node of a [`Graph`](super::Graph): pass it as another node's input.
 pub struct Node<T> {
     pub(crate) index: usize,
     pub(crate) graph: u64,
@@ -42,7 +42,7 @@ impl<T> fmt::Debug for Node<T> {
     }
 }
 
-/// A node whose output the run hands back: read it from the [`Outputs`].
+/// A node whose output the run hands back: read it from the [`Outputs`](super::Outputs).
 pub struct Kept<T> {
     pub(crate) node: Node<T>,
 }

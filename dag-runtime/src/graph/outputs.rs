@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::node::{Kept, Node};
 use crate::task::Shared;
 
-/// The outputs a run hands back: those of the nodes marked with [`Graph::keep`].
+/// The outputs a run hands back: those of the nodes marked with [`Graph::keep`](super::Graph::keep).
 #[derive(Default)]
 pub struct Outputs {
     pub(crate) graph: u64,

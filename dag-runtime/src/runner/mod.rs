@@ -214,7 +214,7 @@ impl Runner {
     /// again; the store's cache makes that cheap. `TYPEDAG_RUN` sets it without code.
     ///
     /// The run fails with [`Error::NotShared`] if the store is not shared, and with
-    /// [`GraphError::NotShareable`] if a node's output has no serde (outputs pass between
+    /// [`GraphError::NotShareable`](crate::GraphError::NotShareable) if a node's output has no serde (outputs pass between
     /// processes through the store).
     ///
     /// [`PostgresStore`]: crate::store
