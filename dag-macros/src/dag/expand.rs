@@ -6,6 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::check::{Arg, Checked, Node};
+use super::parse::Dag;
 
 pub fn expand(dag: &Checked) -> TokenStream {
     let graph = format_ident!("__typedag_graph");
@@ -65,6 +66,54 @@ pub fn expand(dag: &Checked) -> TokenStream {
             },
         )
     }}
+}
+
+/// What `dag!` stands for when its statements have a mistake reported beside it: a graph of
+/// the type the statements declare, with an outputs field per node name, so that the lines
+/// using it (`Runner::run(graph)`, `out.node`) add no errors of their own. Never built: the
+/// program does not compile.
+pub fn placeholder(dag: &Dag) -> TokenStream {
+    let mut seen = std::collections::HashSet::new();
+    let nodes: Vec<_> = dag
+        .nodes
+        .iter()
+        .filter(|n| seen.insert(n.name.to_string()))
+        .collect();
+    let fields: Vec<_> = nodes.iter().map(|n| &n.name).collect();
+    let types: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let task = &n.task;
+            quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output)
+        })
+        .collect();
+    let params: Vec<_> = (0..nodes.len())
+        .map(|i| format_ident!("__TypedagOut{}", i))
+        .collect();
+    let outputs = format_ident!("__TypedagOutputs");
+    let partial = format_ident!("__TypedagPartial");
+    quote! {
+        #[derive(Debug)]
+        #[allow(non_snake_case, dead_code)]
+        struct #outputs<#(#params),*> {
+            #(pub #fields: #params,)*
+        }
+
+        #[derive(Debug)]
+        #[allow(non_snake_case, dead_code)]
+        struct #partial<#(#params),*> {
+            #(pub #fields: ::core::option::Option<#params>,)*
+        }
+
+        ::typedag::__private::Graph::new("").with_outputs(
+            |_: &mut ::typedag::__private::Outputs| {
+                ::core::option::Option::None::<#outputs<#(#types),*>>
+            },
+            |_: &mut ::typedag::__private::Outputs| #partial::<#(#types),*> {
+                #(#fields: ::core::option::Option::None,)*
+            },
+        )
+    }
 }
 
 // Locals carry a `__typedag_` prefix and plain call-site hygiene rather than mixed-site:

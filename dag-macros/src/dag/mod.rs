@@ -13,12 +13,16 @@ pub fn expand(input: TokenStream) -> TokenStream {
     };
     match check::check(&parsed) {
         Ok(dag) => expand::expand(&dag),
-        Err(list) => errors(&list),
+        Err(list) => {
+            let errors = list.iter().map(syn::Error::to_compile_error);
+            let graph = expand::placeholder(&parsed);
+            quote::quote!({ #(#errors;)* #graph })
+        }
     }
 }
 
-/// All errors in one block expression: `dag!` stands where an expression is expected, and an
-/// expression of error type keeps rustc from piling more errors on the code that uses it.
+/// Errors that leave no statements to build on, in one block expression: `dag!` stands where
+/// an expression is expected.
 fn errors(list: &[syn::Error]) -> TokenStream {
     let errors = list.iter().map(syn::Error::to_compile_error);
     quote::quote!({ #(#errors;)* })

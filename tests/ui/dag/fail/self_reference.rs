@@ -5,8 +5,12 @@ async fn double(x: &u64) -> u64 {
     x * 2
 }
 
-fn main() {
-    let _ = dag! {
+#[tokio::main]
+async fn main() -> Result<(), typedag::Error> {
+    let graph = dag! {
         a = double(a);
     };
+    let out = Runner::new().run(graph).await?;
+    println!("{}", out.a);
+    Ok(())
 }

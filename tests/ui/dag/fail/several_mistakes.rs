@@ -5,12 +5,16 @@ async fn double(x: &u64) -> u64 {
     x * 2
 }
 
-fn main() {
-    let _ = dag! {
+#[tokio::main]
+async fn main() -> Result<(), typedag::Error> {
+    let graph = dag! {
         a = double(1);
         a = double(2);
         b = double(b);
         c = double(d) with retrys = 2;
         d = double(a);
     };
+    let out = Runner::new().run(graph).await?;
+    println!("{}", out.a);
+    Ok(())
 }
