@@ -2,7 +2,9 @@
 //! in the user's words what is missing and how to fix it. `#[task]` and `dag!` aim their
 //! checks at these traits, so rustc reports our message on the user's token.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,11 +33,34 @@ impl<T: Serialize + DeserializeOwned> Cacheable for T {}
 #[diagnostic::on_unimplemented(
     message = "the output of a task must be `Send + Sync + 'static`, and `{Self}` is not",
     label = "this output is shared between threads",
-    note = "outputs are shared by reference between the tasks that read them, which may run on other threads"
+    note = "outputs are shared by reference between the tasks that read them, which may run on other threads: use `Arc` instead of `Rc`, `Mutex` or `RwLock` instead of `RefCell`, or return plain data and build the rest where it is used"
 )]
-pub trait Output: Send + Sync + 'static {}
+// `Send + Sync` are not supertraits, on purpose: rustc reports a missing supertrait as its
+// own "cannot be sent between threads" errors, one per auto trait, instead of this message.
+// What the runtime needs of them goes through `into_shared`.
+pub trait Output: 'static {
+    /// The output, shared between the tasks that read it.
+    #[doc(hidden)]
+    fn into_shared(self) -> Arc<dyn Any + Send + Sync>
+    where
+        Self: Sized;
+
+    /// The output back from its shared form, if it is of this type and no one else holds it.
+    #[doc(hidden)]
+    fn from_shared(shared: Arc<dyn Any + Send + Sync>) -> Option<Self>
+    where
+        Self: Sized;
+}
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + 'static> Output for T {}
+impl<T: Send + Sync + 'static> Output for T {
+    fn into_shared(self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(self)
+    }
+
+    fn from_shared(shared: Arc<dyn Any + Send + Sync>) -> Option<Self> {
+        Arc::try_unwrap(shared.downcast::<T>().ok()?).ok()
+    }
+}
 
 /// A parameter taken by value receives its own clone of the input.
 #[diagnostic::on_unimplemented(

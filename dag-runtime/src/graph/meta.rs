@@ -4,8 +4,9 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
+use crate::bounds::Output;
 use crate::failure::Failure;
 use crate::ids::IdHasher;
 use crate::policy::TaskOptions;
@@ -69,7 +70,7 @@ fn erased_encode<T: Task>(value: &Shared) -> Result<Vec<u8>, String> {
 
 fn erased_decode<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
     let codec = T::codec().ok_or("the task is not cached")?;
-    (codec.decode)(bytes).map(|v| Arc::new(v) as Shared)
+    (codec.decode)(bytes).map(Output::into_shared)
 }
 
 fn erased_output_type<T: Task>() -> crate::cache::Digest {
@@ -78,5 +79,5 @@ fn erased_output_type<T: Task>() -> crate::cache::Digest {
 
 fn erased_call<T: Task>(inputs: Inputs) -> BoxFuture<Result<Shared, Failure>> {
     let fut = T::call(inputs);
-    Box::pin(async move { fut.await.map(|v| Arc::new(v) as Shared) })
+    Box::pin(async move { fut.await.map(Output::into_shared) })
 }

@@ -1,9 +1,9 @@
 //! The outputs a run hands back, read through the handles of kept nodes.
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::node::{Kept, Node};
+use crate::bounds::Output;
 use crate::task::Shared;
 
 /// The outputs a run hands back: those of the nodes marked with [`Graph::keep`](super::Graph::keep).
@@ -30,18 +30,16 @@ impl Outputs {
     }
 
     /// Takes the output of a kept node out, or `None` if it was taken already.
-    pub fn take<T: Send + Sync + 'static>(&mut self, kept: &Kept<T>) -> Option<T> {
+    pub fn take<T: Output>(&mut self, kept: &Kept<T>) -> Option<T> {
         self.take_node(&kept.node)
     }
 
     #[doc(hidden)]
-    pub fn take_node<T: Send + Sync + 'static>(&mut self, node: &Node<T>) -> Option<T> {
+    pub fn take_node<T: Output>(&mut self, node: &Node<T>) -> Option<T> {
         if node.graph != self.graph {
             return None;
         }
-        let shared = self.values.get_mut(node.index)?.take()?;
-        let typed = shared.downcast::<T>().ok()?;
-        Arc::try_unwrap(typed).ok()
+        T::from_shared(self.values.get_mut(node.index)?.take()?)
     }
 
     fn node_value<T: 'static>(&self, node: &Node<T>) -> Option<&T> {
