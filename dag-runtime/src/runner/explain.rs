@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use super::Runner;
 use super::plan::{fixed_parts, upstream_of};
+use super::{Pending, Runner};
 use crate::cache::{Digest, InputDigest, Reason, Verdict, verdict};
 use crate::error::Error;
-use crate::graph::Graph;
+use crate::error::GraphError;
+use crate::graph::{Graph, NodeSpec};
+use crate::ids::NodeIds;
 
 impl Runner {
     /// Says, without running anything, what a run of `graph` would do with each node: load
@@ -35,23 +37,42 @@ impl Runner {
     /// # }
     /// ```
     pub async fn explain<O, P>(&self, graph: &Graph<O, P>) -> Result<Explanation, Error> {
-        self.check_graph(graph.error.as_ref())?;
+        self.explain_nodes(&graph.name, &graph.nodes, &graph.ids, graph.error.as_ref())
+            .await
+    }
+
+    /// [`explain`](Runner::explain)'s body: not generic, and boxed, so that it is compiled
+    /// once, here, rather than in every crate that calls it.
+    fn explain_nodes<'a>(
+        &'a self,
+        name: &'a str,
+        nodes: &'a [NodeSpec],
+        ids: &'a NodeIds,
+        error: Option<&'a GraphError>,
+    ) -> Pending<'a, Explanation> {
+        Box::pin(self.explain_untyped(name, nodes, ids, error))
+    }
+
+    async fn explain_untyped(
+        &self,
+        name: &str,
+        nodes: &[NodeSpec],
+        ids: &NodeIds,
+        error: Option<&GraphError>,
+    ) -> Result<Explanation, Error> {
+        self.check_graph(error)?;
         let store = self.open_store().await?;
         let stamps = match &store {
-            Some(s) => {
-                s.stamps(&graph.name, Arc::new(graph.ids.clone()))
-                    .await?
-                    .stamps
-            }
+            Some(s) => s.stamps(name, Arc::new(ids.clone())).await?.stamps,
             None => Vec::new(),
         };
-        let n = graph.nodes.len();
+        let n = nodes.len();
         let mut states: Vec<NodeState> = Vec::with_capacity(n);
         // What each node's output digest will be: known (cached), unknown until it runs
         // (by the id of the node that decides), or none at all.
         let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
         let mut scratch = Vec::new();
-        for (i, spec) in graph.nodes.iter().enumerate() {
+        for (i, spec) in nodes.iter().enumerate() {
             let parts = store.as_ref().and_then(|_| fixed_parts(spec));
             let upstream = upstream_of(
                 spec,
@@ -75,9 +96,8 @@ impl Runner {
             digests.push(digest);
         }
         Ok(Explanation {
-            graph: graph.name.clone(),
-            nodes: graph
-                .nodes
+            graph: name.to_owned(),
+            nodes: nodes
                 .iter()
                 .zip(states)
                 .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))

@@ -396,26 +396,36 @@ impl Runner {
 
     /// Runs a graph's nodes to the end and takes what the run leaves: the kept outputs, and
     /// the report of every node when `always_report` or when some node did not complete.
-    async fn run_to_end(&self, graph: Untyped, always_report: bool) -> Result<Ended, Error> {
-        let (name, uid) = (graph.name.clone(), graph.uid);
-        let run = self.execute(graph).await?;
-        let mut state = run.lock();
-        if let Some(e) = state.store_error.take() {
-            return Err(e.into());
-        }
-        let cancelled = state.cancelled;
-        let report = (always_report || cancelled || state.failed).then(|| state.report(&run, name));
-        let outputs = Outputs {
-            graph: uid,
-            values: std::mem::take(&mut state.outputs),
-        };
-        Ok(Ended {
-            outputs,
-            report,
-            cancelled,
+    ///
+    /// Not generic, and boxed: the run's state machines are compiled once, here, instead of
+    /// again in every crate that awaits [`run`](Runner::run) with its own output types.
+    fn run_to_end(&self, graph: Untyped, always_report: bool) -> Pending<'_, Ended> {
+        Box::pin(async move {
+            let (name, uid) = (graph.name.clone(), graph.uid);
+            let run = self.execute(graph).await?;
+            let mut state = run.lock();
+            if let Some(e) = state.store_error.take() {
+                return Err(e.into());
+            }
+            let cancelled = state.cancelled;
+            let report =
+                (always_report || cancelled || state.failed).then(|| state.report(&run, name));
+            let outputs = Outputs {
+                graph: uid,
+                values: std::mem::take(&mut state.outputs),
+            };
+            Ok(Ended {
+                outputs,
+                report,
+                cancelled,
+            })
         })
     }
 }
+
+/// A runner's work in flight, boxed so that generic callers do not compile its body again.
+type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'a>>;
 
 /// What a run that reached its end leaves behind.
 struct Ended {
