@@ -5,7 +5,8 @@ pub use crate::bounds::{Borrowed, Cacheable, Constant, Output, Owned, TaskError}
 pub use crate::failure::Failure;
 pub use crate::graph::args::{Own, Ref, Wired};
 pub use crate::graph::wiring::{
-    IntoInput, Is, Wire, list_source, node_source, type_of_list, type_of_node, value_source,
+    IntoInput, Is, Wire, list_source, node_source, sources, type_of_list, type_of_node,
+    value_source,
 };
 pub use crate::graph::{Graph, Node, Outputs};
 pub use crate::policy::{Backoff, TaskOptions};

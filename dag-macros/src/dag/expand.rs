@@ -24,6 +24,12 @@ pub fn expand(dag: &Checked) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(i, n)| node(dag, i, n, &graph));
+    let checks = dag.nodes.iter().enumerate().flat_map(|(index, n)| {
+        n.args
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, arg)| check(dag, index, i, arg))
+    });
     let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
     let params: Vec<_> = (0..dag.nodes.len())
         .map(|i| format_ident!("__TypedagOut{}", i))
@@ -54,7 +60,10 @@ pub fn expand(dag: &Checked) -> TokenStream {
 
         let mut #graph = ::typedag::__private::Graph::new(#name);
         #(#statements)*
-        #(#graph.keep(#handles);)*
+        // The wiring checks, each on its argument's own tokens: type-checked, never called,
+        // so they cost the program no code.
+        let _ = || { #(#checks)* };
+        #graph.keep_all();
         #graph.with_outputs(
             move |#out: &mut ::typedag::__private::Outputs| {
                 ::core::option::Option::Some(#outputs {
@@ -133,12 +142,17 @@ fn handle_at(n: &Node, span: Span) -> syn::Ident {
     format_ident!("__typedag_node_{}", n.name, span = span)
 }
 
+/// The local holding node `index`'s wiring, whose methods check and convert its arguments.
+fn args_local(index: usize, span: Span) -> syn::Ident {
+    format_ident!("__typedag_args{}", index, span = span)
+}
+
 fn node(dag: &Checked, index: usize, n: &Node, graph: &syn::Ident) -> TokenStream {
     let task = &n.task;
     let id = n.name.to_string();
     let handle = &handle(&dag.nodes[index]);
     let arity = n.args.len();
-    let args = format_ident!("__typedag_args");
+    let args = args_local(index, Span::call_site());
     let wiring = quote_spanned! {task.span()=>
         <#task as ::typedag::__private::Task>::wiring()
     };
@@ -147,53 +161,64 @@ fn node(dag: &Checked, index: usize, n: &Node, graph: &syn::Ident) -> TokenStrea
         .args
         .iter()
         .enumerate()
-        .map(|(i, arg)| source(dag, i, arg));
+        .map(|(i, arg)| source(index, i, arg, dag));
     let settings = crate::options::expand::node_configuration(&n.settings, graph, handle);
     quote! {
-        let #handle = {
-            let #args = #wiring #arity_call;
-            let __typedag_sources = ::typedag::__private::Vec::from([#(#sources),*]);
-            #args.add(&mut #graph, #id, __typedag_sources)
-        };
+        let #args = #wiring #arity_call;
+        let #handle = #args.add(
+            &mut #graph,
+            #id,
+            ::typedag::__private::sources([#(#sources),*]),
+        );
         #settings
     }
 }
 
-fn source(dag: &Checked, i: usize, arg: &Arg) -> TokenStream {
+/// The wiring check of argument `i` of node `index`, when it is a node or a list (a
+/// constant's check is its conversion, in [`source`]).
+fn check(dag: &Checked, index: usize, i: usize, arg: &Arg) -> Option<TokenStream> {
     match arg {
         Arg::Node(j, ident) => {
             let span = ident.span();
-            let args = syn::Ident::new("__typedag_args", span);
+            let args = args_local(index, span);
             let check = format_ident!("node{}", i, span = span);
             let target = &dag.nodes[*j];
             let handle = handle_at(target, span);
             let marker = marker(target, span);
-            quote_spanned! {span=>
-                {
-                    #args.#check::<__typedag_nodes::#marker, _>(::typedag::__private::type_of_node(&#handle));
-                    ::typedag::__private::node_source(&#handle)
-                }
-            }
+            Some(quote_spanned! {span=>
+                #args.#check::<__typedag_nodes::#marker, _>(::typedag::__private::type_of_node(&#handle));
+            })
         }
         Arg::List(items, span) => {
             let span = *span;
-            let args = syn::Ident::new("__typedag_args", span);
+            let args = args_local(index, span);
             let check = format_ident!("list{}", i, span = span);
             let list = items
                 .iter()
                 .map(|(j, ident)| handle_at(&dag.nodes[*j], ident.span()));
-            let local = syn::Ident::new("__typedag_list", span);
-            quote_spanned! {span=>
-                {
-                    let #local = [#(#list),*];
-                    #args.#check(::typedag::__private::type_of_list(&#local));
-                    ::typedag::__private::list_source(#local)
-                }
-            }
+            Some(quote_spanned! {span=>
+                #args.#check(::typedag::__private::type_of_list(&[#(#list),*]));
+            })
+        }
+        Arg::Value(_) => None,
+    }
+}
+
+fn source(index: usize, i: usize, arg: &Arg, dag: &Checked) -> TokenStream {
+    match arg {
+        Arg::Node(j, ident) => {
+            let handle = handle_at(&dag.nodes[*j], ident.span());
+            quote_spanned!(ident.span()=> ::typedag::__private::node_source(&#handle))
+        }
+        Arg::List(items, span) => {
+            let list = items
+                .iter()
+                .map(|(j, ident)| handle_at(&dag.nodes[*j], ident.span()));
+            quote_spanned!(*span=> ::typedag::__private::list_source([#(#list),*]))
         }
         Arg::Value(expr) => {
             let span = expr.span();
-            let args = syn::Ident::new("__typedag_args", span);
+            let args = args_local(index, span);
             let check = format_ident!("value{}", i, span = span);
             // The expression is evaluated before this local exists, so it cannot capture it.
             let value = syn::Ident::new("__typedag_value", span);

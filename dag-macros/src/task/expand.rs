@@ -262,8 +262,10 @@ fn graph_entry(task: &Task, vis: &syn::Visibility) -> TokenStream {
         #vis struct __TypedagArgs;
 
         impl __TypedagArgs {
+            // Not inlined: `dag!` calls it once per node of this task.
+            #[inline(never)]
             #vis fn add<O>(
-                self,
+                &self,
                 graph: &mut ::typedag::__private::Graph<O>,
                 id: &str,
                 sources: ::typedag::__private::Vec<::typedag::__private::Wired>,

@@ -185,6 +185,14 @@ impl<O, P> Graph<O, P> {
         Ok(self.insert::<T>(id, resolved))
     }
 
+    /// Keeps every node's output: a `dag!` hands back all of them.
+    #[doc(hidden)]
+    pub fn keep_all(&mut self) {
+        for node in &mut self.nodes {
+            node.keep = true;
+        }
+    }
+
     #[doc(hidden)]
     pub fn push_node<T: Task>(&mut self, id: &str, sources: Vec<Wired>) -> Node<T::Output> {
         match self.push::<T>(id.to_owned(), sources) {

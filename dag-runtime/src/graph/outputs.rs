@@ -34,7 +34,10 @@ impl Outputs {
         self.take_node(&kept.node)
     }
 
+    /// Not inlined: a `dag!`'s outputs struct calls it once per node, and each inlined copy
+    /// would be compiled on its own.
     #[doc(hidden)]
+    #[inline(never)]
     pub fn take_node<T: Output>(&mut self, node: &Node<T>) -> Option<T> {
         if node.graph != self.graph {
             return None;

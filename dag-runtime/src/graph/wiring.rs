@@ -25,6 +25,14 @@ pub fn type_of_list<T, const N: usize>(_nodes: &[Node<T>; N]) -> PhantomData<Vec
     PhantomData
 }
 
+/// The sources of one `dag!` node's arguments, as the builder takes them. Not inlined: a
+/// `dag!` of a thousand nodes calls it a thousand times, and each inlined copy would be
+/// compiled on its own.
+#[inline(never)]
+pub fn sources<const K: usize>(list: [Wired; K]) -> Vec<Wired> {
+    Vec::from(list)
+}
+
 /// A node input of a `dag!` node.
 pub fn node_source<T>(node: &Node<T>) -> Wired {
     Wired(Ok(Source::Node(node.index)))
