@@ -65,10 +65,8 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let _ = || { #(#checks)* };
         #graph.keep_all();
         #graph.with_outputs(
-            move |#out: &mut ::typedag::__private::Outputs| {
-                ::core::option::Option::Some(#outputs {
-                    #(#fields: #out.take_node(&#handles)?,)*
-                })
+            move |#out: &mut ::typedag::__private::Outputs| #outputs {
+                #(#fields: #out.take_kept(&#handles),)*
             },
             move |#out: &mut ::typedag::__private::Outputs| #partial {
                 #(#fields: #out.take_node(&#handles),)*
@@ -115,8 +113,8 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
         }
 
         ::typedag::__private::Graph::new("").with_outputs(
-            |_: &mut ::typedag::__private::Outputs| {
-                ::core::option::Option::None::<#outputs<#(#types),*>>
+            |_: &mut ::typedag::__private::Outputs| -> #outputs<#(#types),*> {
+                ::core::unreachable!()
             },
             |_: &mut ::typedag::__private::Outputs| #partial::<#(#types),*> {
                 #(#fields: ::core::option::Option::None,)*

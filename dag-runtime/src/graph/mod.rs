@@ -95,7 +95,8 @@ impl<O, P> Graph<O, P> {
     }
 }
 
-pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> Option<O> + Send>;
+/// Hands back a run's outputs, once the runner has checked that every kept one is there.
+pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> O + Send>;
 pub(crate) type PartialFn<P> = Box<dyn FnOnce(&mut Outputs) -> P + Send>;
 
 static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
@@ -110,7 +111,7 @@ impl Graph<Outputs> {
             ids: NodeIds::default(),
             last_task: None,
             error: None,
-            finish: Box::new(|out| Some(std::mem::take(out))),
+            finish: Box::new(std::mem::take),
             partial: Box::new(std::mem::take),
         }
     }
@@ -118,7 +119,7 @@ impl Graph<Outputs> {
     #[doc(hidden)]
     pub fn with_outputs<O, P>(
         self,
-        finish: impl FnOnce(&mut Outputs) -> Option<O> + Send + 'static,
+        finish: impl FnOnce(&mut Outputs) -> O + Send + 'static,
         partial: impl FnOnce(&mut Outputs) -> P + Send + 'static,
     ) -> Graph<O, P> {
         Graph {

@@ -45,6 +45,15 @@ impl Outputs {
         T::from_shared(self.values.get_mut(node.index)?.take()?)
     }
 
+    /// The output of a kept node that the runner checked is there and held by no one else.
+    /// Not inlined, like [`take_node`](Outputs::take_node).
+    #[doc(hidden)]
+    #[inline(never)]
+    pub fn take_kept<T: Output>(&mut self, node: &Node<T>) -> T {
+        self.take_node(node)
+            .expect("typedag: kept outputs are checked before they are handed back")
+    }
+
     fn node_value<T: 'static>(&self, node: &Node<T>) -> Option<&T> {
         if node.graph != self.graph {
             return None;

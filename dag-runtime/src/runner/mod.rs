@@ -333,7 +333,7 @@ impl Runner {
     pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
         let (graph, finish, _) = graph.split();
         let ended = self.run_to_end(graph, false).await?;
-        let mut outputs = match ended {
+        let (mut outputs, complete) = match ended {
             Ended {
                 report: Some(report),
                 cancelled,
@@ -346,11 +346,16 @@ impl Runner {
                     Error::Failed(report)
                 });
             }
-            Ended { outputs, .. } => outputs,
+            Ended {
+                outputs, complete, ..
+            } => (outputs, complete),
         };
-        finish(&mut outputs).ok_or_else(|| {
-            Error::Internal("a kept output was still shared when the run ended".into())
-        })
+        if !complete {
+            return Err(Error::Internal(
+                "a kept output was missing or still shared when the run ended".into(),
+            ));
+        }
+        Ok(finish(&mut outputs))
     }
 
     /// Runs `graph` to the end, failed nodes or not, and hands back the outputs of the nodes
@@ -408,6 +413,12 @@ impl Runner {
                 return Err(e.into());
             }
             let cancelled = state.cancelled;
+            let complete = run.nodes.iter().zip(&state.outputs).all(|(node, value)| {
+                !node.keep
+                    || value
+                        .as_ref()
+                        .is_some_and(|v| std::sync::Arc::strong_count(v) == 1)
+            });
             let report =
                 (always_report || cancelled || state.failed).then(|| state.report(&run, name));
             let outputs = Outputs {
@@ -418,6 +429,7 @@ impl Runner {
                 outputs,
                 report,
                 cancelled,
+                complete,
             })
         })
     }
@@ -434,4 +446,6 @@ struct Ended {
     report: Option<Report>,
     /// The run was cancelled, rather than some node failing.
     cancelled: bool,
+    /// Every kept output is there and held by no one else, ready to be handed back.
+    complete: bool,
 }
