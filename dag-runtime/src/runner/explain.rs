@@ -50,58 +50,50 @@ impl Runner {
         ids: &'a NodeIds,
         error: Option<&'a GraphError>,
     ) -> Pending<'a, Explanation> {
-        Box::pin(self.explain_untyped(name, nodes, ids, error))
-    }
-
-    async fn explain_untyped(
-        &self,
-        name: &str,
-        nodes: &[NodeSpec],
-        ids: &NodeIds,
-        error: Option<&GraphError>,
-    ) -> Result<Explanation, Error> {
-        self.check_graph(error)?;
-        let store = self.open_store().await?;
-        let stamps = match &store {
-            Some(s) => s.stamps(name, Arc::new(ids.clone())).await?.stamps,
-            None => Vec::new(),
-        };
-        let n = nodes.len();
-        let mut states: Vec<NodeState> = Vec::with_capacity(n);
-        // What each node's output digest will be: known (cached), unknown until it runs
-        // (by the id of the node that decides), or none at all.
-        let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
-        let mut scratch = Vec::new();
-        for (i, spec) in nodes.iter().enumerate() {
-            let parts = store.as_ref().and_then(|_| fixed_parts(spec));
-            let upstream = upstream_of(
-                spec,
-                |j| match &digests[j] {
-                    Ok(d) => InputDigest::Known(d),
-                    Err(Some(on)) => InputDigest::Pending(on),
-                    Err(None) => InputDigest::Missing,
-                },
-                &mut scratch,
-            );
-            let record = stamps.get(i).and_then(Option::as_ref);
-            let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
-                Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
-                Verdict::Run(reason, _) if spec.meta.codec.is_some() => {
-                    (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
-                }
-                Verdict::Run(reason, _) => (NodeState::Runs(reason), Err(None)),
-                Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Err(Some(on))),
+        Box::pin(async move {
+            self.check_graph(error)?;
+            let store = self.open_store().await?;
+            let stamps = match &store {
+                Some(s) => s.stamps(name, Arc::new(ids.clone())).await?.stamps,
+                None => Vec::new(),
             };
-            states.push(state);
-            digests.push(digest);
-        }
-        Ok(Explanation {
-            graph: name.to_owned(),
-            nodes: nodes
-                .iter()
-                .zip(states)
-                .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))
-                .collect(),
+            let n = nodes.len();
+            let mut states: Vec<NodeState> = Vec::with_capacity(n);
+            // What each node's output digest will be: known (cached), unknown until it runs
+            // (by the id of the node that decides), or none at all.
+            let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
+            let mut scratch = Vec::new();
+            for (i, spec) in nodes.iter().enumerate() {
+                let parts = store.as_ref().and_then(|_| fixed_parts(spec));
+                let upstream = upstream_of(
+                    spec,
+                    |j| match &digests[j] {
+                        Ok(d) => InputDigest::Known(d),
+                        Err(Some(on)) => InputDigest::Pending(on),
+                        Err(None) => InputDigest::Missing,
+                    },
+                    &mut scratch,
+                );
+                let record = stamps.get(i).and_then(Option::as_ref);
+                let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
+                    Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
+                    Verdict::Run(reason, _) if spec.meta.codec.is_some() => {
+                        (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
+                    }
+                    Verdict::Run(reason, _) => (NodeState::Runs(reason), Err(None)),
+                    Verdict::Waits(on) => (NodeState::Waits { on: on.clone() }, Err(Some(on))),
+                };
+                states.push(state);
+                digests.push(digest);
+            }
+            Ok(Explanation {
+                graph: name.to_owned(),
+                nodes: nodes
+                    .iter()
+                    .zip(states)
+                    .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))
+                    .collect(),
+            })
         })
     }
 }
