@@ -35,7 +35,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
     label = "not a `#[task]`",
     note = "a node calls an `async fn` marked with `#[task]`; add `#[task]` above the function"
 )]
-pub trait Task: Send + Sync + 'static {
+pub trait Task: Sized + Send + Sync + 'static {
     /// What the task produces: the `T` of its `T` or `Result<T, E>` return type.
     type Output: crate::bounds::Output;
 
@@ -65,7 +65,11 @@ pub trait Task: Send + Sync + 'static {
     type Wiring;
 
     #[doc(hidden)]
-    fn wiring() -> Self::Wiring;
+    const WIRING: Self::Wiring;
+
+    /// The task as a row of a `dag!`'s table names it.
+    #[doc(hidden)]
+    const ROW: crate::graph::table::TaskRef = crate::graph::table::TaskRef::of::<Self>();
 
     #[doc(hidden)]
     fn call(inputs: Inputs) -> BoxFuture<Result<Self::Output, Failure>>;

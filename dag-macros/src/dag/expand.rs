@@ -1,5 +1,11 @@
-//! Expands a checked `dag!` into typed builder calls, one block per node, with each
-//! argument's wiring check emitted on the argument's own tokens.
+//! Expands a checked `dag!` into data and checks, so that a large graph costs the build
+//! little more than a table:
+//!
+//! - a constant table of nodes (id, task, where each argument comes from) that the runtime
+//!   adds in one call, with the constants and lists evaluated beside it;
+//! - every wiring check, each on the argument's own tokens, in a closure that is
+//!   type-checked and never called, which also gives the outputs struct its types;
+//! - the outputs struct, declared by the runtime's `outputs!` from one line per node.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -18,61 +24,92 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let marker = marker(n, Span::call_site());
         quote!(pub struct #marker {})
     });
-    let handles: Vec<_> = dag.nodes.iter().map(handle).collect();
-    let statements = dag
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| node(dag, i, n, &graph));
+    let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
+    let outputs = outputs_structs(&fields);
+
+    // At run time: the wiring of the nodes with constants (whose conversion is the check),
+    // the lists, and the sources of both, in node and argument order.
+    let mut runtime_args = Vec::new();
+    let mut lists = Vec::new();
+    let mut given = Vec::new();
+    // In the closure that is type-checked and never run: every other node's wiring, every
+    // handle, every node and list check, and the outputs struct.
+    let mut checked_args = Vec::new();
+    for (index, n) in dag.nodes.iter().enumerate() {
+        let wiring = wiring(index, n);
+        if n.args.iter().any(|a| matches!(a, Arg::Value(_))) {
+            runtime_args.push(wiring);
+        } else {
+            checked_args.push(wiring);
+        }
+        for (i, arg) in n.args.iter().enumerate() {
+            match arg {
+                Arg::Node(..) => {}
+                Arg::List(items, span) => {
+                    let list = list_local(index, i, *span);
+                    let indices = items.iter().map(|(j, _)| j);
+                    lists.push(quote_spanned! {*span=>
+                        let #list = __typedag::ListOf::new(&[#(#indices),*]);
+                    });
+                    given.push(quote!(#list.source()));
+                }
+                Arg::Value(expr) => given.push(value(index, i, expr)),
+            }
+        }
+    }
+    let rows = dag.nodes.iter().map(row);
+    let settings =
+        dag.nodes.iter().enumerate().map(|(index, n)| {
+            crate::options::expand::node_configuration(&n.settings, &graph, index)
+        });
     let checks = dag.nodes.iter().enumerate().flat_map(|(index, n)| {
         n.args
             .iter()
             .enumerate()
             .filter_map(move |(i, arg)| check(dag, index, i, arg))
     });
-    let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
-    let params: Vec<_> = (0..dag.nodes.len())
-        .map(|i| format_ident!("__TypedagOut{}", i))
-        .collect();
-    let out = format_ident!("__typedag_out");
-    let outputs = format_ident!("__TypedagOutputs");
-    let partial = format_ident!("__TypedagPartial");
-
+    let shape = dag.nodes.iter().enumerate().map(|(index, n)| {
+        let field = &n.name;
+        let args = args_local(index, Span::call_site());
+        quote!(#field: #args)
+    });
     quote! {{
+        use ::typedag::__private as __typedag;
+
         #[allow(non_camel_case_types, dead_code, unreachable_pub)]
         mod __typedag_nodes {
             #(#markers)*
         }
 
-        /// The outputs of a `dag!` run, one field per node.
-        #[derive(Debug)]
-        #[allow(non_snake_case)]
-        struct #outputs<#(#params),*> {
-            #(pub #fields: #params,)*
-        }
+        #outputs
 
-        /// The outputs of the nodes that completed, one `Option` field per node.
-        #[derive(Debug)]
-        #[allow(non_snake_case)]
-        struct #partial<#(#params),*> {
-            #(pub #fields: ::core::option::Option<#params>,)*
-        }
-
-        let mut #graph = ::typedag::__private::Graph::new(#name);
-        #(#statements)*
-        // The wiring checks, each on its argument's own tokens: type-checked, never called,
-        // so they cost the program no code.
-        let _ = || { #(#checks)* };
-        #graph.keep_all();
-        #graph.with_outputs(
-            move |#out: &mut ::typedag::__private::Outputs| #outputs {
-                #(#fields: #out.take_kept(&#handles),)*
-            },
-            move |#out: &mut ::typedag::__private::Outputs| #partial {
-                #(#fields: #out.take_node(&#handles),)*
-            },
-        )
+        #(#runtime_args)*
+        #(#lists)*
+        let mut #graph = __typedag::Graph::new(#name);
+        #graph.add_rows(
+            const { &[#(#rows),*] },
+            __typedag::sources([#(#given),*]),
+        );
+        #(#settings)*
+        // The wiring checks, each on its argument's own tokens, and the outputs' types: in
+        // a closure that is type-checked and never called, so they cost the program no code.
+        #graph.typed(|| {
+            #(#checked_args)*
+            #(#checks)*
+            __TypedagOutputs { #(#shape),* }
+        })
     }}
+}
+
+/// The outputs struct of a `dag!`, a field per node, with its partial twin and how both
+/// are taken from a run's outputs: declared by `__typedag::outputs!`, one line per node.
+fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
+    let lines = fields.iter().enumerate().map(|(i, field)| {
+        let param = format_ident!("__TypedagOut{}", i);
+        let index = proc_macro2::Literal::usize_unsuffixed(i);
+        quote!(#field #param #index)
+    });
+    quote!(__typedag::outputs! { #(#lines)* })
 }
 
 /// What `dag!` stands for when its statements have a mistake reported beside it: a graph of
@@ -87,39 +124,17 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
         .filter(|n| seen.insert(n.name.to_string()))
         .collect();
     let fields: Vec<_> = nodes.iter().map(|n| &n.name).collect();
-    let types: Vec<_> = nodes
-        .iter()
-        .map(|n| {
-            let task = &n.task;
-            quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output)
-        })
-        .collect();
-    let params: Vec<_> = (0..nodes.len())
-        .map(|i| format_ident!("__TypedagOut{}", i))
-        .collect();
-    let outputs = format_ident!("__TypedagOutputs");
-    let partial = format_ident!("__TypedagPartial");
+    let types = nodes.iter().map(|n| {
+        let task = &n.task;
+        quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output)
+    });
+    let outputs = outputs_structs(&fields);
     quote! {
-        #[derive(Debug)]
-        #[allow(non_snake_case, dead_code)]
-        struct #outputs<#(#params),*> {
-            #(pub #fields: #params,)*
-        }
+        use ::typedag::__private as __typedag;
 
-        #[derive(Debug)]
-        #[allow(non_snake_case, dead_code)]
-        struct #partial<#(#params),*> {
-            #(pub #fields: ::core::option::Option<#params>,)*
-        }
+        #outputs
 
-        ::typedag::__private::Graph::new("").with_outputs(
-            |_: &mut ::typedag::__private::Outputs| -> #outputs<#(#types),*> {
-                ::core::unreachable!()
-            },
-            |_: &mut ::typedag::__private::Outputs| #partial::<#(#types),*> {
-                #(#fields: ::core::option::Option::None,)*
-            },
-        )
+        __typedag::Graph::new("").typed_as::<__TypedagOutputs<#(#types),*>>()
     }
 }
 
@@ -132,43 +147,56 @@ fn marker(n: &Node, span: Span) -> syn::Ident {
     syn::Ident::new(&n.name.to_string(), span)
 }
 
-fn handle(n: &Node) -> syn::Ident {
-    handle_at(n, Span::call_site())
-}
-
-fn handle_at(n: &Node, span: Span) -> syn::Ident {
-    format_ident!("__typedag_node_{}", n.name, span = span)
-}
-
 /// The local holding node `index`'s wiring, whose methods check and convert its arguments.
 fn args_local(index: usize, span: Span) -> syn::Ident {
     format_ident!("__typedag_args{}", index, span = span)
 }
 
-fn node(dag: &Checked, index: usize, n: &Node, graph: &syn::Ident) -> TokenStream {
+/// The local holding the list given to argument `i` of node `index`.
+fn list_local(index: usize, i: usize, span: Span) -> syn::Ident {
+    format_ident!("__typedag_list{}_{}", index, i, span = span)
+}
+
+/// `let __typedag_args{index} = <task as Task>::WIRING.arity::<K>();`: the node's
+/// wiring, checked for its number of arguments on the call. It also stands for the node in
+/// the wiring checks, and in the outputs struct they build.
+fn wiring(index: usize, n: &Node) -> TokenStream {
     let task = &n.task;
-    let id = n.name.to_string();
-    let handle = &handle(&dag.nodes[index]);
     let arity = n.args.len();
     let args = args_local(index, Span::call_site());
     let wiring = quote_spanned! {task.span()=>
-        <#task as ::typedag::__private::Task>::wiring()
+        <#task as ::typedag::__private::Task>::WIRING
     };
     let arity_call = quote_spanned!(n.call_span=> .arity::<#arity>());
-    let sources = n
-        .args
-        .iter()
-        .enumerate()
-        .map(|(i, arg)| source(index, i, arg, dag));
-    let settings = crate::options::expand::node_configuration(&n.settings, graph, handle);
+    quote!(let #args = #wiring #arity_call;)
+}
+
+/// The node's row of the table: its id, its task, and where each argument comes from.
+fn row(n: &Node) -> TokenStream {
+    let task = &n.task;
+    let id = n.name.to_string();
+    let task_ref = quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW);
+    let slots = n.args.iter().map(|arg| match arg {
+        Arg::Node(j, _) => quote!(#j),
+        Arg::List(..) | Arg::Value(_) => quote!(__typedag::GIVEN),
+    });
+    quote!(__typedag::Row(#id, #task_ref, &[#(#slots),*]))
+}
+
+/// A constant argument, converted to the parameter's type by the method whose bounds check
+/// it, on the constant's own tokens.
+fn value(index: usize, i: usize, expr: &syn::Expr) -> TokenStream {
+    let span = expr.span();
+    let args = args_local(index, span);
+    let check = format_ident!("value{}", i, span = span);
+    // The expression is evaluated before this local exists, so it cannot capture it.
+    let value = syn::Ident::new("__typedag_value", span);
+    let source = quote_spanned!(span=> #args.#check(#value));
     quote! {
-        let #args = #wiring #arity_call;
-        let #handle = #args.add(
-            &mut #graph,
-            #id,
-            ::typedag::__private::sources([#(#sources),*]),
-        );
-        #settings
+        {
+            let #value = #expr;
+            #source
+        }
     }
 }
 
@@ -180,53 +208,25 @@ fn check(dag: &Checked, index: usize, i: usize, arg: &Arg) -> Option<TokenStream
             let span = ident.span();
             let args = args_local(index, span);
             let check = format_ident!("node{}", i, span = span);
-            let target = &dag.nodes[*j];
-            let handle = handle_at(target, span);
-            let marker = marker(target, span);
+            let target = args_local(*j, span);
+            let marker = marker(&dag.nodes[*j], span);
             Some(quote_spanned! {span=>
-                #args.#check::<__typedag_nodes::#marker, _>(::typedag::__private::type_of_node(&#handle));
+                #args.#check::<__typedag_nodes::#marker, _>(&#target);
             })
         }
         Arg::List(items, span) => {
             let span = *span;
             let args = args_local(index, span);
             let check = format_ident!("list{}", i, span = span);
-            let list = items
-                .iter()
-                .map(|(j, ident)| handle_at(&dag.nodes[*j], ident.span()));
+            let local = list_local(index, i, span);
+            let list = items.iter().map(|(j, ident)| {
+                let target = args_local(*j, ident.span());
+                quote_spanned!(ident.span()=> #target.node())
+            });
             Some(quote_spanned! {span=>
-                #args.#check(::typedag::__private::type_of_list(&[#(#list),*]));
+                #args.#check(__typedag::type_of_list(&#local, &[#(#list),*]));
             })
         }
         Arg::Value(_) => None,
-    }
-}
-
-fn source(index: usize, i: usize, arg: &Arg, dag: &Checked) -> TokenStream {
-    match arg {
-        Arg::Node(j, ident) => {
-            let handle = handle_at(&dag.nodes[*j], ident.span());
-            quote_spanned!(ident.span()=> ::typedag::__private::node_source(&#handle))
-        }
-        Arg::List(items, span) => {
-            let list = items
-                .iter()
-                .map(|(j, ident)| handle_at(&dag.nodes[*j], ident.span()));
-            quote_spanned!(*span=> ::typedag::__private::list_source([#(#list),*]))
-        }
-        Arg::Value(expr) => {
-            let span = expr.span();
-            let args = args_local(index, span);
-            let check = format_ident!("value{}", i, span = span);
-            // The expression is evaluated before this local exists, so it cannot capture it.
-            let value = syn::Ident::new("__typedag_value", span);
-            let source = quote_spanned!(span=> #args.#check(#value));
-            quote! {
-                {
-                    let #value = #expr;
-                    #source
-                }
-            }
-        }
     }
 }

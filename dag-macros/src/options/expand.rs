@@ -46,8 +46,8 @@ pub fn task_options(s: &Settings) -> TokenStream {
     }
 }
 
-/// `graph.configure(&node).priority(..)...;` for a node's overrides, or nothing.
-pub fn node_configuration(s: &Settings, graph: &Ident, handle: &Ident) -> TokenStream {
+/// `graph.configure_at(index).priority(..)...;` for a node's overrides, or nothing.
+pub fn node_configuration(s: &Settings, graph: &Ident, index: usize) -> TokenStream {
     let mut calls = Vec::new();
     if let Some(v) = &s.priority {
         let v = v.value;
@@ -68,7 +68,7 @@ pub fn node_configuration(s: &Settings, graph: &Ident, handle: &Ident) -> TokenS
     if calls.is_empty() {
         return TokenStream::new();
     }
-    quote!(#graph.configure(&#handle) #(#calls)*;)
+    quote!(#graph.configure_at(#index) #(#calls)*;)
 }
 
 /// A constant expression of the duration: `Duration::new` is `const`, and seconds plus

@@ -72,6 +72,7 @@ fn task_impl(task: &Task) -> TokenStream {
             type Output = #out_ty;
             type Params = #params_ty;
             type Wiring = __TypedagWiring;
+            const WIRING: __TypedagWiring = __TypedagWiring;
             const NAME: &'static str = #name_str;
             const FINGERPRINT: &'static str = #fingerprint;
 
@@ -84,10 +85,6 @@ fn task_impl(task: &Task) -> TokenStream {
             }
 
             #resources_fn
-
-            fn wiring() -> __TypedagWiring {
-                __TypedagWiring
-            }
 
             fn call(
                 #[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs,
@@ -208,7 +205,7 @@ fn call_body(task: &Task) -> TokenStream {
     }
 }
 
-/// `Task::wiring().arity::<N>()`, which `dag!` calls with the number of arguments written:
+/// `<task as Task>::WIRING.arity::<N>()`, which `dag!` calls with the number of arguments written:
 /// it compiles only for the task's own number of inputs, and otherwise says how many it takes.
 fn arity_check(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStream {
     let name = &task.name;
@@ -252,25 +249,22 @@ fn arity_check(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStre
     }
 }
 
-/// `__TypedagArgs::add`, which puts a node of this task into a graph once its arguments
-/// are wired.
+/// `__TypedagArgs::node`, the typed handle of a node of this task in `dag!`'s wiring
+/// checks (which only need its type: `dag!` adds the node from a table).
 fn graph_entry(task: &Task, vis: &syn::Visibility) -> TokenStream {
-    let name = &task.name;
     let output = &task.output;
     quote! {
         #[doc(hidden)]
+        #[derive(Clone, Copy)]
         #vis struct __TypedagArgs;
 
+        impl ::typedag::__private::Produces for __TypedagArgs {
+            type Output = #output;
+        }
+
         impl __TypedagArgs {
-            // Not inlined: `dag!` calls it once per node of this task.
-            #[inline(never)]
-            #vis fn add<O>(
-                &self,
-                graph: &mut ::typedag::__private::Graph<O>,
-                id: &str,
-                sources: ::typedag::__private::Vec<::typedag::__private::Wired>,
-            ) -> ::typedag::__private::Node<#output> {
-                graph.push_node::<#name>(id, sources)
+            #vis fn node(&self) -> ::typedag::__private::Node<#output> {
+                ::typedag::__private::handle()
             }
         }
     }
@@ -340,9 +334,9 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
         });
         methods.push(quote! {
-            #vis fn #node_fn<N, T>(&self, _: ::core::marker::PhantomData<T>)
+            #vis fn #node_fn<N, A: ::typedag::__private::Produces>(&self, _: &A)
             where
-                ::typedag::__private::Wire: #node_trait<N, T>,
+                ::typedag::__private::Wire: #node_trait<N, A::Output>,
             {
             }
             #vis fn #value_fn<T>(&self, value: T) -> ::typedag::__private::Wired

@@ -5,16 +5,19 @@
 //! - [`meta`]: what every node of one task shares, with the task's types erased.
 //! - [`args`]: the builder's argument types and their compile-time checks.
 //! - [`wiring`]: what `dag!` expansions call to wire one node.
+//! - [`table`]: the table of nodes a `dag!` adds in one call.
 //! - [`outputs`]: what a run hands back.
 
 pub(crate) mod args;
 pub(crate) mod meta;
 pub(crate) mod node;
 pub(crate) mod outputs;
+pub(crate) mod table;
 pub(crate) mod wiring;
 
 use std::any::TypeId;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,7 +25,8 @@ use self::args::{Args, Wired};
 pub(crate) use self::meta::TaskMeta;
 pub use self::node::{Kept, Node};
 pub(crate) use self::node::{NodeSpec, Source};
-pub use self::outputs::Outputs;
+pub use self::outputs::{FromOutputs, Outputs};
+use self::wiring::Shape;
 use crate::error::GraphError;
 use crate::ids::NodeIds;
 use crate::policy::NodeOptions;
@@ -59,7 +63,7 @@ use crate::task::Task;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Graph<O = Outputs, P = Outputs> {
+pub struct Graph<O = Outputs> {
     pub(crate) name: String,
     pub(crate) uid: u64,
     pub(crate) nodes: Vec<NodeSpec>,
@@ -68,8 +72,8 @@ pub struct Graph<O = Outputs, P = Outputs> {
     last_task: Option<(TypeId, &'static TaskMeta)>,
     /// A problem found while `dag!` built the graph, reported when it runs.
     pub(crate) error: Option<GraphError>,
-    pub(crate) finish: Finish<O>,
-    pub(crate) partial: PartialFn<P>,
+    /// What a run hands back: the [`Outputs`], or the struct a `dag!` declares.
+    outputs: PhantomData<fn() -> O>,
 }
 
 /// A graph as a run takes it: its nodes, without the typed hand-back of its outputs.
@@ -81,23 +85,18 @@ pub(crate) struct Untyped {
     pub error: Option<GraphError>,
 }
 
-impl<O, P> Graph<O, P> {
-    /// The nodes, and the two ways to hand back outputs: all of them, or those that are there.
-    pub(crate) fn split(self) -> (Untyped, Finish<O>, PartialFn<P>) {
-        let untyped = Untyped {
+impl<O> Graph<O> {
+    /// The nodes, as a run takes them.
+    pub(crate) fn untyped(self) -> Untyped {
+        Untyped {
             name: self.name,
             uid: self.uid,
             nodes: self.nodes,
             ids: self.ids,
             error: self.error,
-        };
-        (untyped, self.finish, self.partial)
+        }
     }
 }
-
-/// Hands back a run's outputs, once the runner has checked that every kept one is there.
-pub(crate) type Finish<O> = Box<dyn FnOnce(&mut Outputs) -> O + Send>;
-pub(crate) type PartialFn<P> = Box<dyn FnOnce(&mut Outputs) -> P + Send>;
 
 static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
 
@@ -111,17 +110,22 @@ impl Graph<Outputs> {
             ids: NodeIds::default(),
             last_task: None,
             error: None,
-            finish: Box::new(std::mem::take),
-            partial: Box::new(std::mem::take),
+            outputs: PhantomData,
         }
     }
 
+    /// The graph, handing back the outputs struct of the [`Shape`] that `shape` returns.
+    /// `shape` is never called: it holds the wiring checks of a `dag!`, type-checked and
+    /// compiled to nothing.
     #[doc(hidden)]
-    pub fn with_outputs<O, P>(
-        self,
-        finish: impl FnOnce(&mut Outputs) -> O + Send + 'static,
-        partial: impl FnOnce(&mut Outputs) -> P + Send + 'static,
-    ) -> Graph<O, P> {
+    pub fn typed<S: Shape>(self, shape: impl FnOnce() -> S) -> Graph<S::Outputs> {
+        let _ = shape;
+        self.typed_as()
+    }
+
+    /// The graph, handing back outputs of type `O`.
+    #[doc(hidden)]
+    pub fn typed_as<O>(self) -> Graph<O> {
         Graph {
             name: self.name,
             uid: self.uid,
@@ -129,13 +133,12 @@ impl Graph<Outputs> {
             ids: self.ids,
             last_task: self.last_task,
             error: self.error,
-            finish: Box::new(finish),
-            partial: Box::new(partial),
+            outputs: PhantomData,
         }
     }
 }
 
-impl<O, P> Graph<O, P> {
+impl<O> Graph<O> {
     /// Adds a node with id `id` that runs task `T` on `inputs`, one per parameter, as a
     /// tuple: a [`Node`] (its output flows in), a list of nodes (for a `Vec<_>`
     /// parameter), or a plain value (a constant input).
@@ -150,8 +153,7 @@ impl<O, P> Graph<O, P> {
         self.push::<T>(id.into(), sources)
     }
 
-    #[doc(hidden)]
-    pub fn push<T: Task>(
+    fn push<T: Task>(
         &mut self,
         id: String,
         sources: Vec<Wired>,
@@ -184,31 +186,6 @@ impl<O, P> Graph<O, P> {
             }
         }
         Ok(self.insert::<T>(id, resolved))
-    }
-
-    /// Keeps every node's output: a `dag!` hands back all of them.
-    #[doc(hidden)]
-    pub fn keep_all(&mut self) {
-        for node in &mut self.nodes {
-            node.keep = true;
-        }
-    }
-
-    #[doc(hidden)]
-    pub fn push_node<T: Task>(&mut self, id: &str, sources: Vec<Wired>) -> Node<T::Output> {
-        match self.push::<T>(id.to_owned(), sources) {
-            Ok(node) => node,
-            Err(e) => {
-                // Unreachable from `dag!`, which checks names at compile time; report it at run.
-                self.error.get_or_insert(e);
-                let id: Arc<str> = id.into();
-                self.ids
-                    .map_mut()
-                    .entry(id.clone())
-                    .or_insert(self.nodes.len());
-                self.insert::<T>(id, Vec::new())
-            }
-        }
     }
 
     fn insert<T: Task>(&mut self, id: Arc<str>, sources: Vec<Source>) -> Node<T::Output> {
@@ -283,7 +260,7 @@ impl<O, P> Graph<O, P> {
     }
 }
 
-impl<O, P> fmt::Debug for Graph<O, P> {
+impl<O> fmt::Debug for Graph<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Graph")
             .field("name", &self.name)

@@ -31,26 +31,27 @@ impl Outputs {
 
     /// Takes the output of a kept node out, or `None` if it was taken already.
     pub fn take<T: Output>(&mut self, kept: &Kept<T>) -> Option<T> {
-        self.take_node(&kept.node)
-    }
-
-    /// Not inlined: a `dag!`'s outputs struct calls it once per node, and each inlined copy
-    /// would be compiled on its own.
-    #[doc(hidden)]
-    #[inline(never)]
-    pub fn take_node<T: Output>(&mut self, node: &Node<T>) -> Option<T> {
-        if node.graph != self.graph {
+        if kept.node.graph != self.graph {
             return None;
         }
-        T::from_shared(self.values.get_mut(node.index)?.take()?)
+        self.take_at(kept.node.index)
     }
 
-    /// The output of a kept node that the runner checked is there and held by no one else.
-    /// Not inlined, like [`take_node`](Outputs::take_node).
+    /// The output of node `index`, if it completed and is held by no one else. Not inlined:
+    /// a `dag!`'s outputs struct calls it once per node, and each inlined copy would be
+    /// compiled on its own.
     #[doc(hidden)]
     #[inline(never)]
-    pub fn take_kept<T: Output>(&mut self, node: &Node<T>) -> T {
-        self.take_node(node)
+    pub fn take_at<T: Output>(&mut self, index: usize) -> Option<T> {
+        T::from_shared(self.values.get_mut(index)?.take()?)
+    }
+
+    /// The output of node `index`, which the runner checked is there and held by no one
+    /// else. Not inlined, like [`take_at`](Outputs::take_at).
+    #[doc(hidden)]
+    #[inline(never)]
+    pub fn take_kept_at<T: Output>(&mut self, index: usize) -> T {
+        self.take_at(index)
             .expect("typedag: kept outputs are checked before they are handed back")
     }
 
@@ -67,4 +68,98 @@ impl fmt::Debug for Outputs {
         let kept = self.values.iter().filter(|v| v.is_some()).count();
         write!(f, "Outputs({kept} kept)")
     }
+}
+
+/// What a run hands back, made from the kept outputs: the [`Outputs`] themselves, or the
+/// struct a `dag!` declares, with a field per node.
+#[doc(hidden)]
+pub trait FromOutputs: Sized {
+    /// What [`run_partial`](crate::Runner::run_partial) hands back: the outputs of the nodes
+    /// that completed.
+    type Partial;
+
+    /// All kept outputs, which the runner checked are there.
+    fn take(outputs: &mut Outputs) -> Self;
+
+    /// The kept outputs that are there.
+    fn take_partial(outputs: &mut Outputs) -> Self::Partial;
+}
+
+impl FromOutputs for Outputs {
+    type Partial = Outputs;
+
+    fn take(outputs: &mut Outputs) -> Self {
+        std::mem::take(outputs)
+    }
+
+    fn take_partial(outputs: &mut Outputs) -> Self::Partial {
+        std::mem::take(outputs)
+    }
+}
+
+/// Declares a `dag!`'s outputs struct (a field per node, each of its own type parameter), the
+/// struct of a partial run (an `Option` per node), and how both are taken from a run's
+/// outputs, by node index. `dag!` writes one line per node (`field Param index`); the rest is
+/// written here, so the compiler expands it instead of the procedural macro building every
+/// token.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __dag_outputs {
+    ($($field:ident $param:ident $index:literal)*) => {
+        /// The outputs of a `dag!` run, one field per node.
+        #[allow(non_snake_case, dead_code)]
+        struct __TypedagOutputs<$($param),*> {
+            $(pub $field: $param,)*
+        }
+
+        /// The outputs of the nodes that completed, one `Option` field per node.
+        #[allow(non_snake_case, dead_code)]
+        struct __TypedagPartial<$($param),*> {
+            $(pub $field: $crate::__private::Option<$param>,)*
+        }
+
+        // Written out rather than derived: the derived `fmt` coerces every field to
+        // `&dyn Debug` in one array, which costs a large graph's build more than this.
+        impl<$($param: $crate::__private::Debug),*> $crate::__private::Debug
+            for __TypedagOutputs<$($param),*>
+        {
+            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
+                let mut s = f.debug_struct("Outputs");
+                $(s.field(stringify!($field), &self.$field);)*
+                s.finish()
+            }
+        }
+
+        impl<$($param: $crate::__private::Debug),*> $crate::__private::Debug
+            for __TypedagPartial<$($param),*>
+        {
+            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
+                let mut s = f.debug_struct("Partial");
+                $(s.field(stringify!($field), &self.$field);)*
+                s.finish()
+            }
+        }
+
+        // The same struct with each node's wiring in its field, as the wiring checks build
+        // it: its outputs are the struct with each wiring's output.
+        impl<$($param: $crate::__private::Produces),*> $crate::__private::Shape
+            for __TypedagOutputs<$($param),*>
+        {
+            type Outputs = __TypedagOutputs<$($param::Output),*>;
+        }
+
+        impl<$($param: $crate::__private::Output),*> $crate::__private::FromOutputs
+            for __TypedagOutputs<$($param),*>
+        {
+            type Partial = __TypedagPartial<$($param),*>;
+
+            fn take(outputs: &mut $crate::__private::Outputs) -> Self {
+                __TypedagOutputs { $($field: outputs.take_kept_at($index),)* }
+            }
+
+            fn take_partial(outputs: &mut $crate::__private::Outputs) -> Self::Partial {
+                __TypedagPartial { $($field: outputs.take_at($index),)* }
+            }
+        }
+    };
 }

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 
 use super::args::Wired;
 use super::node::{Node, Source};
+use super::table::ListOf;
 use crate::bounds::Constant;
 
 /// The receiver of the per-parameter wiring traits `#[task]` generates.
@@ -15,27 +16,40 @@ pub struct Wire;
 pub trait Is<T> {}
 impl<T> Is<T> for T {}
 
-/// The output type of a node, for a wiring check that names it.
-pub fn type_of_node<T>(_node: &Node<T>) -> PhantomData<T> {
+/// What a node of a task produces, read off the wiring `#[task]` generates: `dag!`'s
+/// checks take a node's wiring as the node, and its outputs struct is built from them.
+pub trait Produces {
+    /// The task's output.
+    type Output;
+}
+
+/// The shape of a `dag!`'s outputs struct, built in its wiring checks from each node's
+/// wiring: the same struct, with each field the output of its node.
+pub trait Shape {
+    /// The outputs struct.
+    type Outputs;
+}
+
+/// The type a list of nodes arrives as: `Vec` of their output, which is also the element
+/// type of the list's runtime source.
+pub fn type_of_list<T, const N: usize>(
+    _list: &ListOf<T>,
+    _nodes: &[Node<T>; N],
+) -> PhantomData<Vec<T>> {
     PhantomData
 }
 
-/// The type a list of nodes arrives as: `Vec` of their output.
-pub fn type_of_list<T, const N: usize>(_nodes: &[Node<T>; N]) -> PhantomData<Vec<T>> {
-    PhantomData
+/// The handle of a node in the wiring checks of a `dag!`, which are type-checked and never
+/// run: only its type matters.
+pub fn handle<T>() -> Node<T> {
+    Node::new(usize::MAX, 0)
 }
 
-/// The sources of one `dag!` node's arguments, as the builder takes them. Not inlined: a
-/// `dag!` of a thousand nodes calls it a thousand times, and each inlined copy would be
-/// compiled on its own.
+/// The sources of the arguments of a `dag!` that need code (constants and lists), as the
+/// table takes them. Not inlined: each inlined copy would be compiled on its own.
 #[inline(never)]
 pub fn sources<const K: usize>(list: [Wired; K]) -> Vec<Wired> {
     Vec::from(list)
-}
-
-/// A node input of a `dag!` node.
-pub fn node_source<T>(node: &Node<T>) -> Wired {
-    Wired(Ok(Source::Node(node.index)))
 }
 
 /// How a constant written in `dag!` becomes the parameter's type: as is, or `&str` into the
@@ -68,12 +82,4 @@ impl IntoInput<std::path::PathBuf> for &std::path::Path {
 /// A constant input of a `dag!` node.
 pub fn value_source<T: Constant>(value: T) -> Wired {
     Wired(Ok(Source::constant(value)))
-}
-
-/// A list input of a `dag!` node.
-pub fn list_source<T: Clone + Send + Sync + 'static, const N: usize>(nodes: [Node<T>; N]) -> Wired {
-    Wired(Ok(Source::List(
-        nodes.iter().map(|n| n.index).collect(),
-        super::node::collect_list::<T>,
-    )))
 }

@@ -36,7 +36,7 @@ impl Runner {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn explain<O, P>(&self, graph: &Graph<O, P>) -> Result<Explanation, Error> {
+    pub async fn explain<O>(&self, graph: &Graph<O>) -> Result<Explanation, Error> {
         self.explain_nodes(&graph.name, &graph.nodes, &graph.ids, graph.error.as_ref())
             .await
     }

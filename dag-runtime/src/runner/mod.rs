@@ -38,7 +38,7 @@ use self::store_choice::StoreChoice;
 use crate::cancel::Cancel;
 use crate::error::Error;
 use crate::event::{Callback, Event, Totals};
-use crate::graph::{Graph, Outputs, Untyped};
+use crate::graph::{FromOutputs, Graph, Outputs, Untyped};
 use crate::policy::{Backoff, RunnerDefaults};
 use crate::report::{Partial, Report};
 use crate::resource::{Resource, Resources};
@@ -330,9 +330,8 @@ impl Runner {
     /// report of every node; with [`Error::Store`] if the store cannot be opened or stops
     /// taking writes. To keep the outputs of the nodes that did complete, use
     /// [`run_partial`](Runner::run_partial).
-    pub async fn run<O, P>(&self, graph: Graph<O, P>) -> Result<O, Error> {
-        let (graph, finish, _) = graph.split();
-        let ended = self.run_to_end(graph, false).await?;
+    pub async fn run<O: FromOutputs>(&self, graph: Graph<O>) -> Result<O, Error> {
+        let ended = self.run_to_end(graph.untyped(), false).await?;
         let (mut outputs, complete) = match ended {
             Ended {
                 report: Some(report),
@@ -355,7 +354,7 @@ impl Runner {
                 "a kept output was missing or still shared when the run ended".into(),
             ));
         }
-        Ok(finish(&mut outputs))
+        Ok(O::take(&mut outputs))
     }
 
     /// Runs `graph` to the end, failed nodes or not, and hands back the outputs of the nodes
@@ -386,15 +385,17 @@ impl Runner {
     /// ```
     ///
     /// Fails only when the graph cannot run at all, or the store fails (see [`Error`]).
-    pub async fn run_partial<O, P>(&self, graph: Graph<O, P>) -> Result<Partial<P>, Error> {
-        let (graph, _, partial) = graph.split();
+    pub async fn run_partial<O: FromOutputs>(
+        &self,
+        graph: Graph<O>,
+    ) -> Result<Partial<O::Partial>, Error> {
         let Ended {
             mut outputs,
             report,
             ..
-        } = self.run_to_end(graph, true).await?;
+        } = self.run_to_end(graph.untyped(), true).await?;
         Ok(Partial {
-            outputs: partial(&mut outputs),
+            outputs: O::take_partial(&mut outputs),
             report: report.ok_or_else(|| Error::Internal("a run ended without a report".into()))?,
         })
     }
