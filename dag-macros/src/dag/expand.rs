@@ -211,7 +211,7 @@ fn check(dag: &Checked, index: usize, i: usize, arg: &Arg) -> Option<TokenStream
             let target = args_local(*j, span);
             let marker = marker(&dag.nodes[*j], span);
             Some(quote_spanned! {span=>
-                #args.#check::<__typedag_nodes::#marker, _>(&#target);
+                #args.#check(__typedag_nodes::#marker {}, &#target);
             })
         }
         Arg::List(items, span) => {

@@ -334,7 +334,7 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
         });
         methods.push(quote! {
-            #vis fn #node_fn<N, A: ::typedag::__private::Produces>(&self, _: &A)
+            #vis fn #node_fn<N, A: ::typedag::__private::Produces>(&self, _: N, _: &A)
             where
                 ::typedag::__private::Wire: #node_trait<N, A::Output>,
             {
