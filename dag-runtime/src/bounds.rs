@@ -50,6 +50,18 @@ pub trait Output: 'static {
     fn from_shared(shared: Arc<dyn Any + Send + Sync>) -> Option<Self>
     where
         Self: Sized;
+
+    /// `Some(output)`, shared: the field of a node that may not run.
+    #[doc(hidden)]
+    fn some_shared(self) -> Arc<dyn Any + Send + Sync>
+    where
+        Self: Sized;
+
+    /// `None` of this type, shared: the field of a node that did not run.
+    #[doc(hidden)]
+    fn none_shared() -> Arc<dyn Any + Send + Sync>
+    where
+        Self: Sized;
 }
 #[diagnostic::do_not_recommend]
 impl<T: Send + Sync + 'static> Output for T {
@@ -59,6 +71,14 @@ impl<T: Send + Sync + 'static> Output for T {
 
     fn from_shared(shared: Arc<dyn Any + Send + Sync>) -> Option<Self> {
         Arc::try_unwrap(shared.downcast::<T>().ok()?).ok()
+    }
+
+    fn some_shared(self) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(Some(self))
+    }
+
+    fn none_shared() -> Arc<dyn Any + Send + Sync> {
+        Arc::new(None::<T>)
     }
 }
 

@@ -102,6 +102,18 @@ pub enum GraphError {
         task: &'static str,
     },
 
+    /// In a distributed run, a node that runs under a condition, which distributed runs do
+    /// not evaluate yet.
+    #[error(
+        "node `{node}` of graph `{graph}` runs under a condition (`if`), which distributed runs do not support yet: run the graph in one process, or build it without the condition"
+    )]
+    ConditionNotShared {
+        /// The graph's name.
+        graph: String,
+        /// The node.
+        node: String,
+    },
+
     /// A constant input whose `Serialize` impl failed.
     #[error(
         "constant input {param} of node `{node}` in graph `{graph}` could not be serialized for its fingerprint: {message}"

@@ -76,6 +76,16 @@ pub enum Event<'a> {
         /// The failed node.
         because: &'a str,
     },
+    /// The node will not run: its condition does not hold, or it reads a node that did not
+    /// run. Not a failure.
+    NotRun {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// Why: "`big` is false", or "it reads `alert`, which did not run".
+        condition: &'a str,
+    },
     /// In a distributed run: this process's claim on the node ran out before its result
     /// was recorded (the process was too slow, or cut off from the database), and another
     /// process took the node over. The result computed here was dropped.
@@ -104,6 +114,7 @@ impl Event<'_> {
             | Event::Completed { node, .. }
             | Event::Failed { node, .. }
             | Event::Skipped { node, .. }
+            | Event::NotRun { node, .. }
             | Event::Lost { node, .. }
             | Event::Cancelled { node, .. } => node,
         }
@@ -128,12 +139,14 @@ pub struct Totals {
     pub skipped: usize,
     /// Nodes cancelled.
     pub cancelled: usize,
+    /// Nodes that did not run because their condition did not hold.
+    pub not_run: usize,
 }
 
 impl Totals {
     /// Nodes that reached a final state.
     pub fn finished(&self) -> usize {
-        self.completed + self.cached + self.failed + self.skipped + self.cancelled
+        self.completed + self.cached + self.failed + self.skipped + self.cancelled + self.not_run
     }
 }
 
@@ -149,6 +162,7 @@ pub(crate) struct Events {
     failed: AtomicUsize,
     skipped: AtomicUsize,
     cancelled: AtomicUsize,
+    not_run: AtomicUsize,
 }
 
 impl Events {
@@ -162,6 +176,7 @@ impl Events {
             failed: AtomicUsize::new(0),
             skipped: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
+            not_run: AtomicUsize::new(0),
         }
     }
 
@@ -198,6 +213,9 @@ impl Events {
             Event::Skipped { .. } => {
                 add(&self.skipped);
             }
+            Event::NotRun { .. } => {
+                add(&self.not_run);
+            }
             Event::Cancelled { .. } => {
                 add(&self.cancelled);
             }
@@ -211,6 +229,7 @@ impl Events {
             failed: load(&self.failed),
             skipped: load(&self.skipped),
             cancelled: load(&self.cancelled),
+            not_run: load(&self.not_run),
         };
         for callback in &self.callbacks {
             callback(event, &totals);

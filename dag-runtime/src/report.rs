@@ -65,6 +65,12 @@ pub enum Outcome {
     },
     /// Not run, or stopped, because the run was cancelled or stopped early.
     Cancelled,
+    /// Not run because its condition did not hold (`if big` when `big` is false), or because
+    /// it reads the output of a node that did not run. Not a failure.
+    NotRun {
+        /// Why: "`big` is false", or "it reads `alert`, which did not run".
+        condition: String,
+    },
 }
 
 impl Outcome {
@@ -100,11 +106,20 @@ impl Report {
             .filter(|n| matches!(n.outcome, Outcome::Failed { .. }))
     }
 
-    /// Whether every node completed or was cached.
+    /// Whether every node completed, was cached, or did not have to run (its condition did
+    /// not hold).
     pub fn is_success(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| matches!(n.outcome, Outcome::Ran { .. } | Outcome::Cached))
+        self.nodes.iter().all(|n| {
+            matches!(
+                n.outcome,
+                Outcome::Ran { .. } | Outcome::Cached | Outcome::NotRun { .. }
+            )
+        })
+    }
+
+    /// How many nodes did not run because their condition did not hold.
+    pub fn not_run(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::NotRun { .. }))
     }
 
     /// How many nodes ran.
@@ -135,6 +150,10 @@ impl fmt::Display for Report {
             self.graph,
             self.nodes.len()
         )?;
+        let not_run = self.not_run();
+        if not_run > 0 {
+            write!(f, "; {not_run} not run, their condition not holding")?;
+        }
         for node in self.failed() {
             if let Outcome::Failed { attempts } = &node.outcome {
                 let last = attempts

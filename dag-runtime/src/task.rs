@@ -64,6 +64,11 @@ pub trait Task: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     type Wiring;
 
+    /// For each parameter, whether it is an `Option<&T>` or `Option<T>`: it receives `None`
+    /// when the node feeding it did not run because its condition did not hold.
+    #[doc(hidden)]
+    const OPTIONAL: &'static [bool] = &[];
+
     #[doc(hidden)]
     const WIRING: Self::Wiring;
 
@@ -111,6 +116,8 @@ pub struct Inputs {
 pub(crate) enum Value {
     Shared(Shared),
     Owned(Option<Box<dyn Any + Send>>),
+    /// The node feeding an `Option` parameter did not run: its condition did not hold.
+    Absent,
 }
 
 impl Inputs {
@@ -132,20 +139,32 @@ impl Inputs {
 
     /// Borrows parameter `i`.
     pub fn borrow<T: crate::bounds::Borrowed>(&self, i: usize) -> &T {
-        let found = match &self.values[i] {
+        self.borrow_opt(i)
+            .expect("typedag: input type checked at compile time")
+    }
+
+    /// Borrows `Option` parameter `i`: `None` if the node feeding it did not run.
+    pub fn borrow_opt<T: crate::bounds::Borrowed>(&self, i: usize) -> Option<&T> {
+        match &self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>(),
             Value::Owned(v) => v.as_ref().and_then(|b| b.downcast_ref::<T>()),
-        };
-        found.expect("typedag: input type checked at compile time")
+            Value::Absent => None,
+        }
     }
 
     /// Takes parameter `i` by value: a fresh list is moved, a shared output is cloned.
     pub fn take<T: crate::bounds::Owned>(&mut self, i: usize) -> T {
+        self.take_opt(i)
+            .expect("typedag: input type checked at compile time")
+    }
+
+    /// Takes `Option` parameter `i` by value: `None` if the node feeding it did not run.
+    pub fn take_opt<T: crate::bounds::Owned>(&mut self, i: usize) -> Option<T> {
         match &mut self.values[i] {
             Value::Shared(v) => v.downcast_ref::<T>().cloned(),
             Value::Owned(v) => v.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b),
+            Value::Absent => None,
         }
-        .expect("typedag: input type checked at compile time")
     }
 }
 

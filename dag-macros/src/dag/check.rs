@@ -20,6 +20,8 @@ pub struct Node {
     pub task: Path,
     pub call_span: Span,
     pub args: Vec<Arg>,
+    /// `if c` / `if !c`: whether `c` must be true, the node, and its name as written.
+    pub condition: Option<(bool, usize, Ident)>,
     pub settings: Settings,
 }
 
@@ -73,12 +75,29 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
                 },
             }
         }
+        let condition = stmt.condition.as_ref().and_then(|(holds, expr)| {
+            match names.node(expr) {
+                Some((to, ident)) => reference(dag, &names, i, to, ident, &mut errors)
+                    .map(|j| (*holds, j, ident.clone())),
+                None => {
+                    errors.push(syn::Error::new(
+                        expr.span(),
+                        format!(
+                            "a condition is a node of this `dag!` whose output is `bool`, and `{}` is not a node: write `if flag;` with `flag = task(...);` declared above",
+                            crate::pretty::tokens(expr)
+                        ),
+                    ));
+                    None
+                }
+            }
+        });
         let settings = options::check(&stmt.settings, Place::Node, &mut errors);
         nodes.push(Node {
             name: stmt.name.clone(),
             task: stmt.task.clone(),
             call_span: stmt.call_span,
             args,
+            condition,
             settings,
         });
     }
@@ -181,6 +200,11 @@ fn path(dag: &Dag, names: &Names, start: usize, goal: usize) -> Option<Vec<Strin
                 Expr::Array(a) => a.elems.iter().for_each(&mut push),
                 other => push(other),
             }
+        }
+        if let Some((_, cond)) = &stmt.condition
+            && let Some((i, _)) = names.node(cond)
+        {
+            out.push(i);
         }
         out
     }

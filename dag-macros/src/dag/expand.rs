@@ -62,16 +62,19 @@ pub fn expand(dag: &Checked) -> TokenStream {
         dag.nodes.iter().enumerate().map(|(index, n)| {
             crate::options::expand::node_configuration(&n.settings, &graph, index)
         });
-    let checks = dag.nodes.iter().enumerate().flat_map(|(index, n)| {
-        n.args
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, arg)| check(dag, index, i, arg))
-    });
+    let handles = dag
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, n)| node_handle(dag, index, n));
     let shape = dag.nodes.iter().enumerate().map(|(index, n)| {
         let field = &n.name;
-        let args = args_local(index, Span::call_site());
-        quote!(#field: #args)
+        let handle = handle_local(index, Span::call_site());
+        quote!(#field: #handle)
+    });
+    let conditions = dag.nodes.iter().enumerate().filter_map(|(index, n)| {
+        let (holds, j, _) = n.condition.as_ref()?;
+        Some(quote!(__typedag::Conditional(#index, #j, #holds)))
     });
     quote! {{
         use ::typedag::__private as __typedag;
@@ -89,13 +92,14 @@ pub fn expand(dag: &Checked) -> TokenStream {
         #graph.add_rows(
             const { &[#(#rows),*] },
             __typedag::sources([#(#given),*]),
+            &[#(#conditions),*],
         );
         #(#settings)*
         // The wiring checks, each on its argument's own tokens, and the outputs' types: in
         // a closure that is type-checked and never called, so they cost the program no code.
         #graph.typed(|| {
             #(#checked_args)*
-            #(#checks)*
+            #(#handles)*
             __TypedagOutputs { #(#shape),* }
         })
     }}
@@ -200,33 +204,66 @@ fn value(index: usize, i: usize, expr: &syn::Expr) -> TokenStream {
     }
 }
 
-/// The wiring check of argument `i` of node `index`, when it is a node or a list (a
-/// constant's check is its conversion, in [`source`]).
-fn check(dag: &Checked, index: usize, i: usize, arg: &Arg) -> Option<TokenStream> {
-    match arg {
-        Arg::Node(j, ident) => {
-            let span = ident.span();
-            let args = args_local(index, span);
-            let check = format_ident!("node{}", i, span = span);
-            let target = args_local(*j, span);
-            let marker = marker(&dag.nodes[*j], span);
-            Some(quote_spanned! {span=>
-                #args.#check(__typedag_nodes::#marker {}, &#target);
-            })
+/// The local holding node `index`'s handle in the wiring checks: its output type, and
+/// whether it may not run.
+fn handle_local(index: usize, span: Span) -> syn::Ident {
+    format_ident!("__typedag_node{}", index, span = span)
+}
+
+/// `let __typedag_node{index} = handle_of(&args, maybe);`: every wiring check of the node's
+/// arguments and condition, each on its own tokens, folded into whether it may not run.
+fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
+    let mut statements = Vec::new();
+    let mut reasons = Vec::new();
+    for (i, arg) in n.args.iter().enumerate() {
+        match arg {
+            Arg::Node(j, ident) => {
+                let span = ident.span();
+                let args = args_local(index, span);
+                let check = format_ident!("node{}", i, span = span);
+                let target = handle_local(*j, span);
+                let marker = marker(&dag.nodes[*j], span);
+                reasons.push(quote_spanned! {span=>
+                    #args.#check(__typedag_nodes::#marker {}, &#target)
+                });
+            }
+            Arg::List(items, span) => {
+                let span = *span;
+                let args = args_local(index, span);
+                let check = format_ident!("list{}", i, span = span);
+                let local = list_local(index, i, span);
+                let targets: Vec<_> = items
+                    .iter()
+                    .map(|(j, ident)| handle_local(*j, ident.span()))
+                    .collect();
+                statements.push(quote_spanned! {span=>
+                    #args.#check(__typedag::type_of_list(&#local, &[#(__typedag::type_of(&#targets)),*]));
+                });
+                reasons.extend(
+                    targets
+                        .iter()
+                        .map(|t| quote_spanned!(span=> __typedag::maybe_of(&#t))),
+                );
+            }
+            Arg::Value(_) => {}
         }
-        Arg::List(items, span) => {
-            let span = *span;
-            let args = args_local(index, span);
-            let check = format_ident!("list{}", i, span = span);
-            let local = list_local(index, i, span);
-            let list = items.iter().map(|(j, ident)| {
-                let target = args_local(*j, ident.span());
-                quote_spanned!(ident.span()=> #target.node())
-            });
-            Some(quote_spanned! {span=>
-                #args.#check(__typedag::type_of_list(&#local, &[#(#list),*]));
-            })
-        }
-        Arg::Value(_) => None,
+    }
+    if let Some((_, j, ident)) = &n.condition {
+        let span = ident.span();
+        let target = handle_local(*j, span);
+        let marker = marker(&dag.nodes[*j], span);
+        reasons.push(quote_spanned! {span=>
+            __typedag::condition(__typedag_nodes::#marker {}, &#target)
+        });
+    }
+    let maybe = reasons
+        .into_iter()
+        .reduce(|a, b| quote!(__typedag::or(#a, #b)))
+        .unwrap_or_else(|| quote!(__typedag::No));
+    let handle = handle_local(index, Span::call_site());
+    let args = args_local(index, Span::call_site());
+    quote! {
+        #(#statements)*
+        let #handle = __typedag::handle_of(&#args, #maybe);
     }
 }

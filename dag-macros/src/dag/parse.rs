@@ -1,4 +1,4 @@
-//! Syntax only: `name = "graph";` then `node = task(args...) with key = value, ...;`.
+//! Syntax only: `name = "graph";` then `node = task(args...) [if [!]cond] [with key = value, ...];`.
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
@@ -17,6 +17,8 @@ pub struct Statement {
     pub task: Path,
     pub call_span: Span,
     pub args: Vec<Expr>,
+    /// `if c` (`true`) or `if !c` (`false`), with what is written for `c`.
+    pub condition: Option<(bool, Expr)>,
     pub settings: Vec<Raw>,
 }
 
@@ -79,10 +81,17 @@ impl Parse for Statement {
         let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?
             .into_iter()
             .collect();
+        let mut condition = None;
+        if input.peek(Token![if]) {
+            condition = Some(parse_condition(input)?);
+        }
         let mut settings = Vec::new();
         if input.peek(Ident) && input.fork().parse::<Ident>().is_ok_and(|i| i == "with") {
             input.parse::<Ident>()?;
             settings = options::parse_list_until_semi(input)?;
+        }
+        if condition.is_none() && input.peek(Token![if]) {
+            condition = Some(parse_condition(input)?);
         }
         input.parse::<Token![;]>().map_err(|e| {
             syn::Error::new(
@@ -95,7 +104,24 @@ impl Parse for Statement {
             task,
             call_span: paren.span.join(),
             args,
+            condition,
             settings,
         })
     }
+}
+
+/// `if c` or `if !c`, where `c` should be a node (checked later, with the names).
+fn parse_condition(input: ParseStream) -> syn::Result<(bool, Expr)> {
+    input.parse::<Token![if]>()?;
+    let holds = !input.peek(Token![!]);
+    if !holds {
+        input.parse::<Token![!]>()?;
+    }
+    let cond = Expr::parse_without_eager_brace(input).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected a node after `if`: a node runs `if flag;` or `if !flag;`, where `flag` is a node of output `bool` declared above",
+        )
+    })?;
+    Ok((holds, cond))
 }

@@ -35,6 +35,9 @@ pub struct Param {
     /// The type the input must have: `T` for both `&T` and `T`.
     pub input: Type,
     pub by_ref: bool,
+    /// `Option<&T>`: `None` when the node feeding it did not run (its condition did not
+    /// hold); `input` and `by_ref` describe the `&T` inside.
+    pub optional: bool,
     /// For `&str`, `&[T]`...: the method that borrows the view from the owned input.
     pub view: Option<&'static str>,
     /// As written, for messages.
@@ -201,15 +204,46 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
         }
     };
     let written = crate::pretty::tokens(&pt.ty);
-    let (input, by_ref) = match &*pt.ty {
+    if let Some(inner) = option_of_ref(&pt.ty) {
+        let mut p = param_of(name, inner, written)?;
+        p.optional = true;
+        return Ok(p);
+    }
+    param_of(name, &pt.ty, written)
+}
+
+/// `&T` of a parameter written `Option<&T>`.
+fn option_of_ref(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first() {
+        Some(syn::GenericArgument::Type(inner @ Type::Reference(_))) if args.args.len() == 1 => {
+            Some(inner)
+        }
+        _ => None,
+    }
+}
+
+fn param_of(name: Ident, ty: &Type, written: String) -> syn::Result<Param> {
+    let pt_ty = ty;
+    let (input, by_ref) = match pt_ty {
         // `&'static str` and the like are plain values, not borrows of an upstream output.
         Type::Reference(r) if r.lifetime.as_ref().is_some_and(|l| l.ident == "static") => {
-            ((*pt.ty).clone(), false)
+            (pt_ty.clone(), false)
         }
         Type::Reference(r) => {
             if r.mutability.is_some() {
                 return Err(syn::Error::new(
-                    pt.ty.span(),
+                    pt_ty.span(),
                     format!(
                         "parameter `{name}` cannot be `&mut`: an upstream output is shared by every task that reads it; take `{}` to get your own copy",
                         crate::pretty::tokens(&r.elem)
@@ -221,6 +255,7 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
                     name,
                     input: owned,
                     by_ref: true,
+                    optional: false,
                     view: Some(view),
                     written,
                     shown,
@@ -228,7 +263,7 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
             }
             if let Type::TraitObject(_) = &*r.elem {
                 return Err(syn::Error::new(
-                    pt.ty.span(),
+                    pt_ty.span(),
                     format!(
                         "parameter `{name}` cannot borrow a trait object: a task's input is another task's output, which has a concrete type"
                     ),
@@ -238,7 +273,7 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
         }
         Type::ImplTrait(_) => {
             return Err(syn::Error::new(
-                pt.ty.span(),
+                pt_ty.span(),
                 format!(
                     "parameter `{name}` cannot be `impl Trait`: a task is not generic; name the concrete type"
                 ),
@@ -251,6 +286,7 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
         name,
         input,
         by_ref,
+        optional: false,
         view: None,
         written,
         shown,

@@ -60,6 +60,12 @@ fn task_impl(task: &Task) -> TokenStream {
     // Spanned on the return type, so an output that cannot be shared is reported there.
     let out_ty = quote_spanned!(task.return_span=> #output);
     let params_ty = params_type(task);
+    let optional = if task.params.iter().any(|p| p.optional) {
+        let flags = task.params.iter().map(|p| p.optional);
+        quote!(const OPTIONAL: &'static [bool] = &[#(#flags),*];)
+    } else {
+        quote!()
+    };
     let fingerprint = &task.fingerprint;
     let options = crate::options::expand::task_options(&task.settings);
     let codec = codec(task);
@@ -73,6 +79,7 @@ fn task_impl(task: &Task) -> TokenStream {
             type Params = #params_ty;
             type Wiring = __TypedagWiring;
             const WIRING: __TypedagWiring = __TypedagWiring;
+            #optional
             const NAME: &'static str = #name_str;
             const FINGERPRINT: &'static str = #fingerprint;
 
@@ -162,7 +169,13 @@ fn call_body(task: &Task) -> TokenStream {
     for (i, (p, local)) in task.params.iter().zip(&locals).enumerate() {
         let ty = &p.input;
         let span = p.input.span();
-        if let Some(view) = p.view {
+        if p.optional {
+            let view = p.view.map(|v| {
+                let v = syn::Ident::new(v, span);
+                quote_spanned!(span=> .map(|v| v.#v()))
+            });
+            borrows.push(quote_spanned!(span=> let #local = #inputs.borrow_opt::<#ty>(#i) #view;));
+        } else if let Some(view) = p.view {
             let view = syn::Ident::new(view, span);
             borrows.push(quote_spanned!(span=> let #local = #inputs.borrow::<#ty>(#i).#view();));
         } else if p.by_ref {
@@ -303,6 +316,13 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         let list_label =
             format!("a list of nodes arrives as a `Vec` of their outputs; expected `{shown}`");
         let note = format!("the task is `{signature}`");
+        // What the node's output contributes to whether this node may not run: nothing for
+        // an `Option<&T>`, which receives `None`; otherwise, whatever it may not.
+        let maybe = if p.optional {
+            quote!(::typedag::__private::No)
+        } else {
+            quote!(M)
+        };
         items.push(quote! {
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
@@ -334,10 +354,15 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             impl<T: ::typedag::__private::Is<#input>> #list_trait<T> for ::typedag::__private::Wire {}
         });
         methods.push(quote! {
-            #vis fn #node_fn<N, A: ::typedag::__private::Produces>(&self, _: N, _: &A)
+            #vis fn #node_fn<N, T, M: ::typedag::__private::Maybe>(
+                &self,
+                _: N,
+                _: &::typedag::__private::Handle<T, M>,
+            ) -> #maybe
             where
-                ::typedag::__private::Wire: #node_trait<N, A::Output>,
+                ::typedag::__private::Wire: #node_trait<N, T>,
             {
+                ::typedag::__private::Maybe::new()
             }
             #vis fn #value_fn<T>(&self, value: T) -> ::typedag::__private::Wired
             where

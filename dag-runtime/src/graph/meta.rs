@@ -23,6 +23,13 @@ pub(crate) struct TaskMeta {
     pub call: fn(Inputs) -> BoxFuture<Result<Shared, Failure>>,
     /// The resources the task takes.
     pub resources: Vec<crate::resource::Need>,
+    /// For each parameter, whether it takes an `Option`.
+    pub optional: &'static [bool],
+    /// The output as `Some(output)`, for the field of a node that may not run; `None` if
+    /// someone else still holds it.
+    pub some: fn(Shared) -> Option<Shared>,
+    /// `None` of the output's type, for the field of a node that did not run.
+    pub none: fn() -> Shared,
 }
 
 impl TaskMeta {
@@ -47,6 +54,9 @@ impl TaskMeta {
                 task_options: T::options(),
                 call: erased_call::<T>,
                 resources: T::resources(),
+                optional: T::OPTIONAL,
+                some: erased_some::<T>,
+                none: erased_none::<T>,
             }))
         })
     }
@@ -80,4 +90,12 @@ fn erased_output_type<T: Task>() -> crate::cache::Digest {
 fn erased_call<T: Task>(inputs: Inputs) -> BoxFuture<Result<Shared, Failure>> {
     let fut = T::call(inputs);
     Box::pin(async move { fut.await.map(Output::into_shared) })
+}
+
+fn erased_some<T: Task>(value: Shared) -> Option<Shared> {
+    Some(T::Output::from_shared(value)?.some_shared())
+}
+
+fn erased_none<T: Task>() -> Shared {
+    T::Output::none_shared()
 }

@@ -72,6 +72,8 @@ pub struct Graph<O = Outputs> {
     last_task: Option<(TypeId, &'static TaskMeta)>,
     /// A problem found while `dag!` built the graph, reported when it runs.
     pub(crate) error: Option<GraphError>,
+    /// Built by `dag!`: the output of a node that may not run is handed back as an `Option`.
+    pub(crate) optional_fields: bool,
     /// What a run hands back: the [`Outputs`], or the struct a `dag!` declares.
     outputs: PhantomData<fn() -> O>,
 }
@@ -83,6 +85,7 @@ pub(crate) struct Untyped {
     pub nodes: Vec<NodeSpec>,
     pub ids: NodeIds,
     pub error: Option<GraphError>,
+    pub optional_fields: bool,
 }
 
 impl<O> Graph<O> {
@@ -94,6 +97,7 @@ impl<O> Graph<O> {
             nodes: self.nodes,
             ids: self.ids,
             error: self.error,
+            optional_fields: self.optional_fields,
         }
     }
 }
@@ -110,6 +114,7 @@ impl Graph<Outputs> {
             ids: NodeIds::default(),
             last_task: None,
             error: None,
+            optional_fields: false,
             outputs: PhantomData,
         }
     }
@@ -133,6 +138,7 @@ impl Graph<Outputs> {
             ids: self.ids,
             last_task: self.last_task,
             error: self.error,
+            optional_fields: self.optional_fields,
             outputs: PhantomData,
         }
     }
@@ -150,6 +156,25 @@ impl<O> Graph<O> {
         inputs: impl Args<T::Params>,
     ) -> Result<Node<T::Output>, GraphError> {
         let sources = inputs.sources(self.uid);
+        self.push::<T>(id.into(), sources)
+    }
+
+    /// Adds a node like [`add`](Graph::add) that runs only if `condition`'s output is
+    /// `holds`: `true` for `dag!`'s `if c`, `false` for `if !c`. When it does not hold, the
+    /// node is reported as not run, which is not a failure, and it has no output: read it
+    /// with [`Outputs::try_get`]. A node that takes its output runs only if it ran, unless
+    /// the parameter is an `Option<&T>` or `Option<T>`, which then receives `None`.
+    pub fn add_if<T: Task>(
+        &mut self,
+        id: impl Into<String>,
+        inputs: impl Args<T::Params>,
+        condition: &Node<bool>,
+        holds: bool,
+    ) -> Result<Node<T::Output>, GraphError> {
+        let mut sources = inputs.sources(self.uid);
+        let decides = Source::node(condition.graph, condition.index, self.uid)
+            .map(|_| Source::Condition(condition.index, holds));
+        sources.push(Wired(decides));
         self.push::<T>(id.into(), sources)
     }
 
@@ -200,12 +225,14 @@ impl<O> Graph<O> {
                 meta
             }
         };
+        let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
         self.nodes.push(NodeSpec {
             id,
             meta,
             options: NodeOptions::default(),
             sources,
             keep: false,
+            maybe,
         });
         Node::new(index, self.uid)
     }

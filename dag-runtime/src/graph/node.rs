@@ -67,6 +67,9 @@ pub(crate) struct NodeSpec {
     pub options: NodeOptions,
     pub sources: Vec<Source>,
     pub keep: bool,
+    /// Whether the node may not run for want of a condition (its own, or that of a node it
+    /// reads through a parameter that is not an `Option`): its output is then an `Option`.
+    pub maybe: bool,
 }
 
 /// Where one parameter's value comes from.
@@ -74,6 +77,9 @@ pub(crate) enum Source {
     Node(usize),
     Const(ConstInput),
     List(Vec<usize>, fn(&[Shared]) -> Box<dyn Any + Send>),
+    /// The node runs only if this node's `bool` output is the given value. After the
+    /// parameters: the task never sees it.
+    Condition(usize, bool),
 }
 
 pub(crate) struct ConstInput {
@@ -128,6 +134,32 @@ pub(crate) fn collect_list<T: Clone + Send + 'static>(values: &[Shared]) -> Box<
 }
 
 impl NodeSpec {
+    /// Whether a node with these sources, of a task whose parameters are `optional` or not,
+    /// may not run for want of a condition, given which nodes above may not (`maybe`).
+    pub(crate) fn may_not_run(
+        sources: &[Source],
+        optional: &[bool],
+        maybe: impl Fn(usize) -> bool,
+    ) -> bool {
+        sources
+            .iter()
+            .enumerate()
+            .any(|(param, source)| match source {
+                Source::Condition(..) => true,
+                Source::Node(j) => !optional.get(param).copied().unwrap_or(false) && maybe(*j),
+                Source::List(list, _) => list.iter().any(|&j| maybe(j)),
+                Source::Const(_) => false,
+            })
+    }
+
+    /// The condition the node runs under, if it has one: the node and the value it needs.
+    pub(crate) fn condition(&self) -> Option<(usize, bool)> {
+        self.sources.iter().find_map(|s| match s {
+            Source::Condition(j, holds) => Some((*j, *holds)),
+            _ => None,
+        })
+    }
+
     /// Each upstream node read, with the parameter that reads it, in argument order.
     pub(crate) fn upstream(&self) -> Upstreams<'_> {
         Upstreams {
@@ -153,7 +185,7 @@ impl Iterator for Upstreams<'_> {
             let source = self.sources.get(self.param)?;
             let param = self.param;
             match source {
-                Source::Node(j) => {
+                Source::Node(j) | Source::Condition(j, _) => {
                     self.param += 1;
                     return Some((param, *j));
                 }

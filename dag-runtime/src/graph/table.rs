@@ -26,6 +26,11 @@ pub struct Row(pub &'static str, pub TaskRef, pub &'static [usize]);
 #[doc(hidden)]
 pub const GIVEN: usize = usize::MAX;
 
+/// A node of a `dag!` that runs only under a condition: the node, the node whose `bool`
+/// output decides, and the value it must have. Listed in node order.
+#[doc(hidden)]
+pub struct Conditional(pub usize, pub usize, pub bool);
+
 /// A task, as a row names it.
 #[doc(hidden)]
 #[derive(Clone, Copy)]
@@ -62,8 +67,15 @@ impl Graph {
     /// Adds a `dag!`'s nodes, keeping every output: the rows in order, each `Given` slot
     /// taking the next of `given`.
     #[doc(hidden)]
-    pub fn add_rows(&mut self, rows: &'static [Row], given: Vec<Wired>) {
+    pub fn add_rows(
+        &mut self,
+        rows: &'static [Row],
+        given: Vec<Wired>,
+        conditions: &[Conditional],
+    ) {
+        let mut conditions = conditions.iter().peekable();
         self.nodes.reserve(rows.len());
+        self.optional_fields = true;
         let mut given = given.into_iter();
         let mut last: Option<(TaskRef, &'static TaskMeta)> = None;
         for Row(id, task, slots) in rows {
@@ -77,7 +89,7 @@ impl Graph {
                     meta
                 }
             };
-            let sources = slots
+            let mut sources: Vec<Source> = slots
                 .iter()
                 .map(|&slot| match slot {
                     GIVEN => match given.next() {
@@ -88,8 +100,11 @@ impl Graph {
                     j => Source::Node(j),
                 })
                 .collect();
-            let id: Arc<str> = (*id).into();
             let index = self.nodes.len();
+            if let Some(c) = conditions.next_if(|c| c.0 == index) {
+                sources.push(Source::Condition(c.1, c.2));
+            }
+            let id: Arc<str> = (*id).into();
             let entry = self.ids.map_mut().entry(id.clone());
             if let std::collections::hash_map::Entry::Vacant(free) = entry {
                 free.insert(index);
@@ -100,12 +115,14 @@ impl Graph {
                     id: id.to_string(),
                 });
             }
+            let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
             self.nodes.push(NodeSpec {
                 id,
                 meta,
                 options: NodeOptions::default(),
                 sources,
                 keep: true,
+                maybe,
             });
         }
     }

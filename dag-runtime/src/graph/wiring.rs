@@ -23,6 +23,84 @@ pub trait Produces {
     type Output;
 }
 
+/// Whether a node may not run (its condition, or a node it reads through a parameter that
+/// is not an `Option`, not holding), at the type level: [`Yes`] or [`No`]. Its field in
+/// the outputs struct is then `Option<T>`.
+pub trait Maybe {
+    /// Whether a node may not run when one of two reasons may hold.
+    type Or<B: Maybe>: Maybe;
+    /// The field of a node whose output is `T`.
+    type Field<T>;
+    /// The value, for checks that return one.
+    fn new() -> Self;
+}
+
+/// A node that may not run.
+pub struct Yes;
+
+/// A node that always runs when its inputs do.
+pub struct No;
+
+impl Maybe for Yes {
+    type Or<B: Maybe> = Yes;
+    type Field<T> = Option<T>;
+    fn new() -> Self {
+        Yes
+    }
+}
+
+impl Maybe for No {
+    type Or<B: Maybe> = B;
+    type Field<T> = T;
+    fn new() -> Self {
+        No
+    }
+}
+
+/// Either reason.
+pub fn or<A: Maybe, B: Maybe>(_: A, _: B) -> A::Or<B> {
+    Maybe::new()
+}
+
+/// A node in the wiring checks of a `dag!`: its output type, and whether it may not run.
+pub struct Handle<T, M>(PhantomData<fn() -> (T, M)>);
+
+impl<T, M: Maybe> Produces for Handle<T, M> {
+    type Output = M::Field<T>;
+}
+
+/// The handle of the node whose wiring is `args` (whose output it names), and which may not
+/// run as `maybe` says.
+pub fn handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<A::Output, M> {
+    Handle(PhantomData)
+}
+
+/// Whether a node of `handle` may not run, as the value its reader folds in.
+pub fn maybe_of<T, M: Maybe>(_handle: &Handle<T, M>) -> M {
+    M::new()
+}
+
+/// The output type of a node, for a list of nodes.
+pub fn type_of<T, M>(_handle: &Handle<T, M>) -> Node<T> {
+    Node::new(usize::MAX, 0)
+}
+
+/// A condition must be a node whose output is `bool`.
+#[diagnostic::on_unimplemented(
+    message = "the condition `{N}` is a node whose output is `{Self}`, not `bool`",
+    label = "a condition is a node whose output is `bool`",
+    note = "write `if node` with a node of output `bool` declared above; to test another output, add a task that returns the `bool`"
+)]
+pub trait Condition<N> {}
+#[diagnostic::do_not_recommend]
+impl<N> Condition<N> for bool {}
+
+/// A node's condition, `if c` or `if !c`: the node `c` (named `N` in messages) must have
+/// a `bool` output, and the node may then not run.
+pub fn condition<N, T: Condition<N>, M>(_name: N, _condition: &Handle<T, M>) -> Yes {
+    Yes
+}
+
 /// The shape of a `dag!`'s outputs struct, built in its wiring checks from each node's
 /// wiring: the same struct, with each field the output of its node.
 pub trait Shape {

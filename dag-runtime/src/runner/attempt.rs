@@ -53,6 +53,7 @@ pub(super) async fn attempt(
                 .map(|p| match p {
                     Prepared::Shared(v) => Value::Shared(v.clone()),
                     Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
+                    Prepared::Absent => Value::Absent,
                 })
                 .collect(),
             run.resources.clone(),

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::attempt::attempt;
-use super::inputs::{Prepared, assemble};
+use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
 use super::state::Run;
@@ -89,6 +89,13 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
+        if node.condition().is_some() {
+            return Err(GraphError::ConditionNotShared {
+                graph: run.graph.clone(),
+                node: node.id.to_string(),
+            }
+            .into());
+        }
         if node.meta.codec.is_none() {
             return Err(GraphError::NotShareable {
                 graph: run.graph.clone(),
@@ -517,6 +524,12 @@ async fn inputs(
         values.insert(j, value);
     }
     let spec = &run.nodes[i];
-    assemble(spec, spec.upstream().map(|(_, j)| values.get(&j).cloned()))
-        .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
+    assemble(
+        spec,
+        spec.upstream().map(|(_, j)| match values.get(&j) {
+            Some(v) => Held::Value(v.clone()),
+            None => Held::Stored,
+        }),
+    )
+    .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
 }

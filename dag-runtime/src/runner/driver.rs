@@ -162,9 +162,11 @@ impl Runner {
                 }
             }
             let ended = state.ended();
+            let not_run = std::mem::take(&mut state.not_run);
             drop(state);
             ended.send();
             run.emit_cached(&cached);
+            run.emit_not_run(&not_run);
             for job in extra {
                 tokio::spawn(drive(run.clone(), job, alive.clone()));
             }
@@ -247,7 +249,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             Some(Ok(done)) => Some((index, done.duration, done.attempts)),
             _ => None,
         };
-        let (next, extra, skipped, cached, done) = {
+        let (next, extra, skipped, cached, not_run, done) = {
             let mut state = run.lock();
             if write.is_some() {
                 state.pending += 1;
@@ -265,7 +267,8 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 state.running += 1;
                 extra.push(more);
             }
-            (next, extra, skipped, cached, state.ended())
+            let not_run = std::mem::take(&mut state.not_run);
+            (next, extra, skipped, cached, not_run, state.ended())
         };
         if let Some(write) = write {
             // Counted as pending above, under the same lock as the node's end.
@@ -279,6 +282,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             });
         }
         run.emit_cached(&cached);
+        run.emit_not_run(&not_run);
         for more in extra {
             tokio::spawn(drive(run.clone(), more, alive.clone()));
         }

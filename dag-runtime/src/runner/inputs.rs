@@ -13,19 +13,41 @@ pub(super) enum Prepared {
     Shared(Shared),
     /// A list of upstream outputs, collected into the parameter's `Vec` per attempt.
     List(Vec<Shared>, fn(&[Shared]) -> Box<dyn std::any::Any + Send>),
+    /// Nothing: the `Option` parameter's node did not run, or the node's condition (which
+    /// the task does not read).
+    Absent,
+}
+
+/// An upstream node's output as a job finds it.
+pub(super) enum Held {
+    /// In memory.
+    Value(Shared),
+    /// In the store, to load.
+    Stored,
+    /// Not needed: the node did not run, or it is only the job's condition.
+    Unneeded,
 }
 
 /// Loads the stored outputs a job needs, then its inputs.
 pub(super) async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prepared>, Failure> {
-    let upstream: Vec<usize> = run.nodes[index].upstream().map(|(_, j)| j).collect();
-    let mut held = Vec::with_capacity(upstream.len());
-    for j in upstream {
+    let spec = &run.nodes[index];
+    let needed: Vec<Option<usize>> = {
+        let state = run.lock();
+        spec.upstream()
+            .map(|(param, j)| state.needs(spec, param, j).then_some(j))
+            .collect()
+    };
+    let mut held = Vec::with_capacity(needed.len());
+    for j in needed {
         // Held until the inputs are prepared, so a concurrent release cannot free it.
-        held.push(run.load_output(j).await.map_err(Failure::fatal)?);
+        held.push(match j {
+            Some(j) => Held::Value(run.load_output(j).await.map_err(Failure::fatal)?),
+            None => Held::Unneeded,
+        });
     }
     // Built from what is held, not from the shared table: readers that finished meanwhile
     // may have freed an output there.
-    assemble(&run.nodes[index], held.into_iter().map(Some))
+    assemble(spec, held.into_iter())
         .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))
 }
 
@@ -33,16 +55,24 @@ pub(super) async fn load_inputs(run: &Arc<Run>, index: usize) -> Result<Vec<Prep
 /// one is missing.
 pub(super) fn assemble(
     spec: &NodeSpec,
-    mut upstream: impl Iterator<Item = Option<Shared>>,
+    mut upstream: impl Iterator<Item = Held>,
 ) -> Option<Vec<Prepared>> {
     spec.sources
         .iter()
         .map(|source| match source {
-            Source::Node(_) => upstream.next().flatten().map(Prepared::Shared),
+            Source::Node(_) => match upstream.next()? {
+                Held::Value(v) => Some(Prepared::Shared(v)),
+                Held::Unneeded => Some(Prepared::Absent),
+                Held::Stored => None,
+            },
+            Source::Condition(..) => upstream.next().map(|_| Prepared::Absent),
             Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
             Source::List(list, collect) => list
                 .iter()
-                .map(|_| upstream.next().flatten())
+                .map(|_| match upstream.next()? {
+                    Held::Value(v) => Some(v),
+                    Held::Stored | Held::Unneeded => None,
+                })
                 .collect::<Option<Vec<_>>>()
                 .map(|values| Prepared::List(values, *collect)),
         })

@@ -408,18 +408,28 @@ impl Runner {
     fn run_to_end(&self, graph: Untyped, always_report: bool) -> Pending<'_, Ended> {
         Box::pin(async move {
             let (name, uid) = (graph.name.clone(), graph.uid);
+            let optional_fields = graph.optional_fields;
             let run = self.execute(graph).await?;
             let mut state = run.lock();
             if let Some(e) = state.store_error.take() {
                 return Err(e.into());
             }
+            if optional_fields {
+                state.wrap_optional_outputs(&run);
+            }
             let cancelled = state.cancelled;
-            let complete = run.nodes.iter().zip(&state.outputs).all(|(node, value)| {
-                !node.keep
-                    || value
-                        .as_ref()
-                        .is_some_and(|v| std::sync::Arc::strong_count(v) == 1)
-            });
+            let complete = run
+                .nodes
+                .iter()
+                .zip(&state.outputs)
+                .zip(&state.outcomes)
+                .all(|((node, value), outcome)| {
+                    !node.keep
+                        || matches!(outcome, Some(crate::report::Outcome::NotRun { .. }))
+                        || value
+                            .as_ref()
+                            .is_some_and(|v| std::sync::Arc::strong_count(v) == 1)
+                });
             let report =
                 (always_report || cancelled || state.failed).then(|| state.report(&run, name));
             let outputs = Outputs {

@@ -6,11 +6,12 @@
 //! carries on with the best ready node itself (see [`driver`](super::driver)).
 
 use super::attempt::Success;
-use super::inputs::{Prepared, assemble};
+use super::inputs::{Held, Prepared, assemble};
 use super::plan::upstream_of;
 use super::state::{Completion, Run, State};
 use crate::cache::{Fingerprint, InputDigest, Reason, Verdict, verdict};
 use crate::failure::Failure;
+use crate::graph::{NodeSpec, Source};
 use crate::report::Outcome;
 
 /// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
@@ -63,18 +64,34 @@ impl State {
     /// A node whose inputs have all completed: loaded from the store if its record still
     /// answers for it (and then its dependents in turn), queued to run otherwise.
     pub(super) fn become_ready(&mut self, run: &Run, start: usize, cached: &mut Vec<usize>) {
-        if run.store.is_none() {
-            self.ready.push(Ready {
-                priority: run.plan[start].priority,
-                index: start,
-            });
-            return;
-        }
-        // Allocates only when a cached node readies others.
+        // Allocates only when a cached node, or one that does not run, readies others.
         let mut stack = Vec::new();
         let mut next = Some(start);
         while let Some(i) = next.take().or_else(|| stack.pop()) {
             let node = &run.nodes[i];
+            if let Some(why) = self.unmet(run, i) {
+                self.outcomes[i] = Some(Outcome::NotRun {
+                    condition: why.clone(),
+                });
+                self.digests[i] = Some(not_run_digest());
+                self.unfinished -= 1;
+                self.release_inputs(run, i);
+                self.not_run.push((i, why));
+                for &d in run.dependents.of(i) {
+                    self.waiting[d] -= 1;
+                    if self.waiting[d] == 0 && self.outcomes[d].is_none() {
+                        stack.push(d);
+                    }
+                }
+                continue;
+            }
+            if run.store.is_none() {
+                self.ready.push(Ready {
+                    priority: run.plan[i].priority,
+                    index: i,
+                });
+                continue;
+            }
             let verdict = if run.store.is_none() {
                 Verdict::Run(Reason::NoStore, None)
             } else {
@@ -152,7 +169,73 @@ impl State {
     /// The node's inputs, or `None` if some are in the store and must be loaded first.
     pub(super) fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
         let spec = &run.nodes[index];
-        assemble(spec, spec.upstream().map(|(_, j)| self.outputs[j].clone()))
+        assemble(
+            spec,
+            spec.upstream().map(|(param, j)| {
+                if !self.needs(spec, param, j) {
+                    Held::Unneeded
+                } else {
+                    match &self.outputs[j] {
+                        Some(v) => Held::Value(v.clone()),
+                        None => Held::Stored,
+                    }
+                }
+            }),
+        )
+    }
+
+    /// Whether a job of `spec` reads upstream node `j` through source `param`: not when it
+    /// is the condition, nor when `j` did not run (an `Option` parameter gets `None`).
+    pub(super) fn needs(&self, spec: &NodeSpec, param: usize, j: usize) -> bool {
+        !matches!(spec.sources[param], Source::Condition(..))
+            && !matches!(self.outcomes[j], Some(Outcome::NotRun { .. }))
+    }
+
+    /// Why node `i`, whose inputs have all finished, does not run, if it does not: its
+    /// condition does not hold, or it reads a node that did not run through a parameter that
+    /// is not an `Option`.
+    fn unmet(&self, run: &Run, i: usize) -> Option<String> {
+        let spec = &run.nodes[i];
+        if !spec.maybe {
+            return None;
+        }
+        for (param, j) in spec.upstream() {
+            let upstream = &run.nodes[j].id;
+            let not_run = matches!(self.outcomes[j], Some(Outcome::NotRun { .. }));
+            match spec.sources[param] {
+                Source::Condition(_, holds) => {
+                    if not_run {
+                        return Some(format!("its condition `{upstream}` did not run"));
+                    }
+                    match self.condition_value(j) {
+                        Some(value) if value == holds => {}
+                        Some(value) => return Some(format!("`{upstream}` is {value}")),
+                        None => {
+                            return Some(format!(
+                                "the output of its condition `{upstream}` is not a `bool`"
+                            ));
+                        }
+                    }
+                }
+                _ if not_run && !spec.meta.optional.get(param).copied().unwrap_or(false) => {
+                    return Some(format!("it reads `{upstream}`, which did not run"));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The `bool` output of condition node `j`: in memory, or told by its digest when it
+    /// is in the store.
+    fn condition_value(&self, j: usize) -> Option<bool> {
+        if let Some(v) = &self.outputs[j] {
+            return v.downcast_ref::<bool>().copied();
+        }
+        let digest = self.digests[j]?;
+        [true, false]
+            .into_iter()
+            .find(|&b| digest == *blake3::hash(&[u8::from(b)]).as_bytes())
     }
 
     /// Records a node's end. Returns the nodes skipped and the nodes cached because of it.
@@ -249,4 +332,10 @@ impl State {
             Completion::none()
         }
     }
+}
+
+/// The digest a node that did not run stands for in its dependents' fingerprints (those
+/// that read it through an `Option` parameter, and get `None`).
+pub(super) fn not_run_digest() -> crate::cache::Digest {
+    *blake3::hash(b"typedag.not-run.v1").as_bytes()
 }

@@ -75,6 +75,8 @@ pub(super) struct State {
     pub(super) pending: usize,
     /// Reused for hashing each node's upstream digests.
     pub(super) scratch: Vec<u8>,
+    /// Nodes settled as not run (with why) since the events were last sent.
+    pub(super) not_run: Vec<(usize, String)>,
     pub(super) store_error: Option<StoreError>,
     pub(super) failed: bool,
     pub(super) cancelled: bool,
@@ -124,6 +126,7 @@ impl Run {
             unfinished: n,
             pending: 0,
             scratch: Vec::with_capacity(256),
+            not_run: Vec::new(),
             store_error: None,
             failed: false,
             cancelled: false,
@@ -160,6 +163,17 @@ impl Run {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends the events of nodes settled as not run.
+    pub(super) fn emit_not_run(&self, not_run: &[(usize, String)]) {
+        for (i, condition) in not_run {
+            self.events.emit(&Event::NotRun {
+                node: &self.nodes[*i].id,
+                task: self.nodes[*i].meta.task,
+                condition,
+            });
+        }
+    }
+
     pub(super) fn emit_cached(&self, cached: &[usize]) {
         if self.events.on() {
             for &i in cached {
@@ -173,6 +187,22 @@ impl Run {
 }
 
 impl State {
+    /// For a `dag!` graph: the output of each kept node that may not run, as the `Option`
+    /// its field is: `Some` of what it produced, or `None` if it did not run.
+    pub(super) fn wrap_optional_outputs(&mut self, run: &Run) {
+        for (i, node) in run.nodes.iter().enumerate() {
+            if !(node.keep && node.maybe) {
+                continue;
+            }
+            let value = self.outputs[i].take();
+            self.outputs[i] = match (&self.outcomes[i], value) {
+                (Some(Outcome::NotRun { .. }), _) => Some((node.meta.none)()),
+                (_, Some(v)) => (node.meta.some)(v),
+                (_, None) => None,
+            };
+        }
+    }
+
     pub(super) fn report(&mut self, run: &Run, graph: String) -> Report {
         let nodes = run
             .nodes
