@@ -184,3 +184,34 @@ async fn the_builder_adds_a_node_under_a_condition() {
     assert_eq!(out.get(&calm), "archived 30");
     assert_eq!(out.get(&digest), "30: quiet");
 }
+
+#[tokio::test]
+async fn explain_says_which_nodes_will_not_run() {
+    let _serial = SERIAL.lock().await;
+    let runner = Runner::new().store(MemoryStore::new());
+    let fresh = runner.explain(&branch!(5)).await.unwrap();
+    assert_eq!(
+        fresh.node("alert"),
+        Some(&NodeState::RunsIf {
+            on: "big".into(),
+            holds: true
+        })
+    );
+    runner.run(branch!(5)).await.unwrap();
+    let plan = runner.explain(&branch!(5)).await.unwrap();
+    assert_eq!(
+        plan.node("alert"),
+        Some(&NodeState::NotRun {
+            condition: "`big` is false".into()
+        })
+    );
+    assert_eq!(
+        plan.node("loud"),
+        Some(&NodeState::NotRun {
+            condition: "it reads `alert`, which does not run".into()
+        })
+    );
+    assert_eq!(plan.node("calm"), Some(&NodeState::Cached));
+    assert_eq!(plan.node("digest"), Some(&NodeState::Cached));
+    assert!(plan.to_string().contains("2 not run"), "{plan}");
+}

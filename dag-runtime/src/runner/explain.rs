@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use super::plan::{fixed_parts, upstream_of};
+use super::schedule::not_run_digest;
 use super::{Pending, Runner};
 use crate::cache::{Digest, InputDigest, Reason, Verdict, verdict};
 use crate::error::Error;
 use crate::error::GraphError;
-use crate::graph::{Graph, NodeSpec};
+use crate::graph::{Graph, NodeSpec, Source};
 use crate::ids::NodeIds;
 
 impl Runner {
@@ -64,6 +65,16 @@ impl Runner {
             let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
             let mut scratch = Vec::new();
             for (i, spec) in nodes.iter().enumerate() {
+                if let Some(state) = unmet(spec, nodes, &states, &digests) {
+                    let settled = matches!(state, NodeState::NotRun { .. });
+                    states.push(state);
+                    digests.push(if settled {
+                        Ok(not_run_digest())
+                    } else {
+                        Err(Some(spec.id.to_string()))
+                    });
+                    continue;
+                }
                 let parts = store.as_ref().and_then(|_| fixed_parts(spec));
                 let upstream = upstream_of(
                     spec,
@@ -119,6 +130,20 @@ pub enum NodeState {
         /// The nearest upstream node that decides.
         on: String,
     },
+    /// It does not run: its condition does not hold, by the stored output of the node that
+    /// decides, or it reads a node that does not run.
+    NotRun {
+        /// Why: "`big` is false", or "it reads `alert`, which does not run".
+        condition: String,
+    },
+    /// It runs only if its condition holds, which is known once the node `on`, which runs,
+    /// has its output.
+    RunsIf {
+        /// The condition node.
+        on: String,
+        /// The value it must have.
+        holds: bool,
+    },
 }
 
 impl Explanation {
@@ -152,8 +177,12 @@ impl std::fmt::Display for Explanation {
             self.graph,
             self.count(|s| matches!(s, NodeState::Cached)),
             self.count(|s| matches!(s, NodeState::Runs(_))),
-            self.count(|s| matches!(s, NodeState::Waits { .. })),
+            self.count(|s| matches!(s, NodeState::Waits { .. } | NodeState::RunsIf { .. })),
         )?;
+        let not_run = self.count(|s| matches!(s, NodeState::NotRun { .. }));
+        if not_run > 0 {
+            write!(f, ", {not_run} not run, their condition not holding")?;
+        }
         let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
         for (id, task, state) in &self.nodes {
             write!(f, "\n  {id:<width$}  {task:<12}  {state}")?;
@@ -169,6 +198,63 @@ impl std::fmt::Display for NodeState {
             NodeState::Cached => f.write_str("cached"),
             NodeState::Runs(reason) => write!(f, "runs: {reason}"),
             NodeState::Waits { on } => write!(f, "cached unless `{on}` changes its output"),
+            NodeState::NotRun { condition } => write!(f, "not run: {condition}"),
+            NodeState::RunsIf { on, holds } => write!(f, "runs only if `{on}` turns out {holds}"),
         }
     }
+}
+
+/// What `explain` says of a node that may not run, when its condition (or a node it reads)
+/// settles it: not run, or running only if a condition still to be computed holds. `None`
+/// when the node is judged like any other.
+fn unmet(
+    spec: &NodeSpec,
+    nodes: &[NodeSpec],
+    states: &[NodeState],
+    digests: &[Result<Digest, Option<String>>],
+) -> Option<NodeState> {
+    if !spec.maybe {
+        return None;
+    }
+    let mut pending = None;
+    for (param, j) in spec.upstream() {
+        let upstream = &nodes[j].id;
+        let not_run = matches!(states[j], NodeState::NotRun { .. });
+        match spec.sources[param] {
+            Source::Condition(_, holds) => {
+                if not_run {
+                    return Some(NodeState::NotRun {
+                        condition: format!("its condition `{upstream}` does not run"),
+                    });
+                }
+                match &digests[j] {
+                    Ok(d) => {
+                        let value = [true, false]
+                            .into_iter()
+                            .find(|&b| d == blake3::hash(&[u8::from(b)]).as_bytes());
+                        if let Some(value) = value
+                            && value != holds
+                        {
+                            return Some(NodeState::NotRun {
+                                condition: format!("`{upstream}` is {value}"),
+                            });
+                        }
+                    }
+                    Err(_) => {
+                        pending = Some(NodeState::RunsIf {
+                            on: upstream.to_string(),
+                            holds,
+                        });
+                    }
+                }
+            }
+            _ if not_run && !spec.meta.optional.get(param).copied().unwrap_or(false) => {
+                return Some(NodeState::NotRun {
+                    condition: format!("it reads `{upstream}`, which does not run"),
+                });
+            }
+            _ => {}
+        }
+    }
+    pending
 }
