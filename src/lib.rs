@@ -133,7 +133,7 @@ pub mod prelude {
     pub use dag_runtime::PostgresStore;
     pub use dag_runtime::{
         Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, MemoryStore, Node, NodeState,
-        Outcome, Outputs, Reason, Res, Runner, Task, Totals,
+        Outcome, Outputs, Reason, Res, Runner, Task, Totals, each,
     };
 }
 

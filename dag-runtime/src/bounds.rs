@@ -62,6 +62,19 @@ pub trait Output: 'static {
     fn none_shared() -> Arc<dyn Any + Send + Sync>
     where
         Self: Sized;
+
+    /// The `Vec` of the outputs of a map node's items, in order, shared; `None` if one is
+    /// of another type or held by someone else.
+    #[doc(hidden)]
+    fn collect_shared(items: Vec<Arc<dyn Any + Send + Sync>>) -> Option<Arc<dyn Any + Send + Sync>>
+    where
+        Self: Sized;
+
+    /// A `Vec` of outputs, shared.
+    #[doc(hidden)]
+    fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync>
+    where
+        Self: Sized;
 }
 #[diagnostic::do_not_recommend]
 impl<T: Send + Sync + 'static> Output for T {
@@ -79,6 +92,20 @@ impl<T: Send + Sync + 'static> Output for T {
 
     fn none_shared() -> Arc<dyn Any + Send + Sync> {
         Arc::new(None::<T>)
+    }
+
+    fn collect_shared(
+        items: Vec<Arc<dyn Any + Send + Sync>>,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let list = items
+            .into_iter()
+            .map(Self::from_shared)
+            .collect::<Option<Vec<T>>>()?;
+        Some(Arc::new(list))
+    }
+
+    fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync> {
+        Arc::new(list)
     }
 }
 

@@ -102,10 +102,27 @@ pub enum GraphError {
         task: &'static str,
     },
 
-    /// In a distributed run, a node that runs under a condition, which distributed runs do
-    /// not evaluate yet.
+    /// A builder node with the wrong number of [`each`](crate::each) inputs: `Graph::map`
+    /// takes exactly one, `Graph::add` and `Graph::add_if` none.
     #[error(
-        "node `{node}` of graph `{graph}` runs under a condition (`if`), which distributed runs do not support yet: run the graph in one process, or build it without the condition"
+        "node `{node}` of graph `{graph}` has {found} `each` inputs: {}",
+        if *map { "`Graph::map` takes exactly one, the list whose items the task runs on" } else { "a node with an `each` input is added with `Graph::map`, which runs the task once per item" }
+    )]
+    Each {
+        /// The graph's name.
+        graph: String,
+        /// The node being added.
+        node: String,
+        /// How many `each` inputs it has.
+        found: usize,
+        /// Whether it was added with `Graph::map`.
+        map: bool,
+    },
+
+    /// In a distributed run, a node that runs under a condition or over a list's items,
+    /// which distributed runs do not support yet.
+    #[error(
+        "node `{node}` of graph `{graph}` runs under a condition (`if`) or once per item (`each`), which distributed runs do not support yet: run the graph in one process"
     )]
     ConditionNotShared {
         /// The graph's name.

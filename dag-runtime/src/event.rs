@@ -76,6 +76,16 @@ pub enum Event<'a> {
         /// The failed node.
         because: &'a str,
     },
+    /// A map node has its list: `items` children, each reported with events of its own
+    /// under the name `node[i]`, count as work from now on.
+    Mapped {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// Items in the list.
+        items: usize,
+    },
     /// The node will not run: its condition does not hold, or it reads a node that did not
     /// run. Not a failure.
     NotRun {
@@ -115,6 +125,7 @@ impl Event<'_> {
             | Event::Failed { node, .. }
             | Event::Skipped { node, .. }
             | Event::NotRun { node, .. }
+            | Event::Mapped { node, .. }
             | Event::Lost { node, .. }
             | Event::Cancelled { node, .. } => node,
         }
@@ -163,6 +174,8 @@ pub(crate) struct Events {
     skipped: AtomicUsize,
     cancelled: AtomicUsize,
     not_run: AtomicUsize,
+    /// Items of map nodes, which count as work once their node has its list.
+    items: AtomicUsize,
 }
 
 impl Events {
@@ -177,6 +190,7 @@ impl Events {
             skipped: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
             not_run: AtomicUsize::new(0),
+            items: AtomicUsize::new(0),
         }
     }
 
@@ -216,13 +230,16 @@ impl Events {
             Event::NotRun { .. } => {
                 add(&self.not_run);
             }
+            Event::Mapped { items, .. } => {
+                self.items.fetch_add(*items, Ordering::Relaxed);
+            }
             Event::Cancelled { .. } => {
                 add(&self.cancelled);
             }
         }
         let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
         let totals = Totals {
-            total: self.total,
+            total: self.total + load(&self.items),
             running: load(&self.running),
             completed: load(&self.completed),
             cached: load(&self.cached),

@@ -35,7 +35,7 @@ pub use error::{EnvError, Error, GraphError, ResourceError};
 pub use event::{Event, Totals};
 pub use failure::{Failure, FailureKind};
 pub use graph::args::{Arg, Args};
-pub use graph::{FromOutputs, Graph, Kept, Node, Outputs};
+pub use graph::{Each, FromOutputs, Graph, Kept, Node, Outputs, each};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};

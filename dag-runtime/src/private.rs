@@ -5,10 +5,11 @@ pub use crate::__dag_outputs as outputs;
 pub use crate::bounds::{Borrowed, Cacheable, Constant, Output, Owned, TaskError};
 pub use crate::failure::Failure;
 pub use crate::graph::args::{Own, Ref, Wired};
+pub use crate::graph::map::{EachOf, Item};
 pub use crate::graph::table::{Conditional, GIVEN, ListOf, Row, TaskRef};
 pub use crate::graph::wiring::{
     Condition, Handle, IntoInput, Is, Maybe, No, Produces, Shape, Wire, Yes, condition, handle,
-    handle_of, maybe_of, or, sources, type_of, type_of_list, value_source,
+    handle_of, map_handle_of, maybe_of, or, sources, type_of, type_of_list, value_source,
 };
 pub use crate::graph::{FromOutputs, Graph, Node, Outputs};
 pub use crate::policy::{Backoff, TaskOptions};

@@ -36,6 +36,34 @@ pub struct NodeReport {
     pub task: &'static str,
     /// What happened.
     pub outcome: Outcome,
+    /// For a map node that got as far as its items: how many there were, and what became
+    /// of them.
+    pub items: Option<Items>,
+}
+
+/// What became of a map node's items in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Items {
+    /// Items in the list.
+    pub total: usize,
+    /// Items that ran (failed ones included).
+    pub ran: usize,
+    /// Items loaded from the store.
+    pub cached: usize,
+    /// Items that failed for good.
+    pub failed: usize,
+}
+
+impl fmt::Display for Items {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.total == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} item{s}: {} ran, {} cached, {} failed",
+            self.total, self.ran, self.cached, self.failed
+        )
+    }
 }
 
 /// What happened to one node.
@@ -153,6 +181,15 @@ impl fmt::Display for Report {
         let not_run = self.not_run();
         if not_run > 0 {
             write!(f, "; {not_run} not run, their condition not holding")?;
+        }
+        for node in &self.nodes {
+            if let Some(items) = &node.items {
+                write!(
+                    f,
+                    "\n  map node `{}` (task `{}`): {items}",
+                    node.id, node.task
+                )?;
+            }
         }
         for node in self.failed() {
             if let Outcome::Failed { attempts } = &node.outcome {

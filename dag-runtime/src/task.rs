@@ -86,6 +86,8 @@ pub struct Codec<T> {
     pub encode: fn(&T) -> Result<Vec<u8>, String>,
     /// Bytes to output.
     pub decode: fn(&[u8]) -> Result<T, String>,
+    /// Bytes of a `Vec` of outputs (a map node's) to the `Vec`.
+    pub decode_list: fn(&[u8]) -> Result<Vec<T>, String>,
     /// A digest of the output type's shape, part of every fingerprint.
     pub output_type: fn() -> [u8; 32],
 }
@@ -118,6 +120,12 @@ pub(crate) enum Value {
     Owned(Option<Box<dyn Any + Send>>),
     /// The node feeding an `Option` parameter did not run: its condition did not hold.
     Absent,
+    /// Item `i` of a map node's list.
+    Item(
+        Shared,
+        usize,
+        fn(&crate::graph::map::AnyItem, usize) -> Option<&crate::graph::map::AnyItem>,
+    ),
 }
 
 impl Inputs {
@@ -149,6 +157,7 @@ impl Inputs {
             Value::Shared(v) => v.downcast_ref::<T>(),
             Value::Owned(v) => v.as_ref().and_then(|b| b.downcast_ref::<T>()),
             Value::Absent => None,
+            Value::Item(list, i, get) => get(&**list, *i).and_then(|v| v.downcast_ref::<T>()),
         }
     }
 
@@ -164,6 +173,9 @@ impl Inputs {
             Value::Shared(v) => v.downcast_ref::<T>().cloned(),
             Value::Owned(v) => v.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b),
             Value::Absent => None,
+            Value::Item(list, i, get) => get(&**list, *i)
+                .and_then(|v| v.downcast_ref::<T>())
+                .cloned(),
         }
     }
 }
@@ -173,6 +185,7 @@ pub fn codec<T: Cacheable + 'static>() -> Codec<T> {
     Codec {
         encode: |v| postcard::to_allocvec(v).map_err(|e| e.to_string()),
         decode: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
+        decode_list: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
         output_type: crate::cache::type_digest::<T>,
     }
 }

@@ -30,6 +30,8 @@ pub enum Arg {
     Node(usize, Ident),
     /// `[a, b, c]`: nodes declared above.
     List(Vec<(usize, Ident)>, Span),
+    /// `each a`: the task runs once per item of node `a`'s `Vec` output.
+    Each(usize, Ident),
     /// Any other expression: a constant input.
     Value(Expr),
 }
@@ -41,7 +43,36 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
     let mut nodes = Vec::new();
     for (i, stmt) in dag.nodes.iter().enumerate() {
         let mut args = Vec::new();
-        for expr in &stmt.args {
+        let mut mapped: Option<&Ident> = None;
+        for (expr, each) in stmt.args.iter().zip(&stmt.each) {
+            if let Some(keyword) = each {
+                if let Some(first) = mapped {
+                    errors.push(syn::Error::new(
+                        keyword.span(),
+                        format!(
+                            "a node maps over one list: `{}` already has `each` on an earlier argument (`{first}` there); pass this one whole, or map in two steps",
+                            stmt.name
+                        ),
+                    ));
+                    continue;
+                }
+                match names.node(expr) {
+                    Some((to, ident)) => {
+                        mapped = Some(keyword);
+                        if let Some(j) = reference(dag, &names, i, to, ident, &mut errors) {
+                            args.push(Arg::Each(j, ident.clone()));
+                        }
+                    }
+                    None => errors.push(syn::Error::new(
+                        expr.span(),
+                        format!(
+                            "`each` takes a node of this `dag!` whose output is a `Vec`, and `{}` is not a node: to run a task on each item of a constant list, make the list a node (`items = list(...);`), then `each items`",
+                            crate::pretty::tokens(expr)
+                        ),
+                    )),
+                }
+                continue;
+            }
             match names.node(expr) {
                 Some((to, ident)) => {
                     if let Some(j) = reference(dag, &names, i, to, ident, &mut errors) {

@@ -53,6 +53,14 @@ pub fn expand(dag: &Checked) -> TokenStream {
                     });
                     given.push(quote!(#list.source()));
                 }
+                Arg::Each(j, ident) => {
+                    let span = ident.span();
+                    let local = each_local(index, i, span);
+                    lists.push(quote_spanned! {span=>
+                        let #local = __typedag::EachOf::new(#j);
+                    });
+                    given.push(quote_spanned!(span=> #local.source()));
+                }
                 Arg::Value(expr) => given.push(value(index, i, expr)),
             }
         }
@@ -130,7 +138,14 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
     let fields: Vec<_> = nodes.iter().map(|n| &n.name).collect();
     let types = nodes.iter().map(|n| {
         let task = &n.task;
-        quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output)
+        let mut ty = quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output);
+        if n.each.iter().any(Option::is_some) {
+            ty = quote!(::std::vec::Vec<#ty>);
+        }
+        if n.condition.is_some() {
+            ty = quote!(::core::option::Option<#ty>);
+        }
+        ty
     });
     let outputs = outputs_structs(&fields);
     quote! {
@@ -154,6 +169,11 @@ fn marker(n: &Node, span: Span) -> syn::Ident {
 /// The local holding node `index`'s wiring, whose methods check and convert its arguments.
 fn args_local(index: usize, span: Span) -> syn::Ident {
     format_ident!("__typedag_args{}", index, span = span)
+}
+
+/// The local holding the `each` argument `i` of node `index`.
+fn each_local(index: usize, i: usize, span: Span) -> syn::Ident {
+    format_ident!("__typedag_each{}_{}", index, i, span = span)
 }
 
 /// The local holding the list given to argument `i` of node `index`.
@@ -182,7 +202,7 @@ fn row(n: &Node) -> TokenStream {
     let task_ref = quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW);
     let slots = n.args.iter().map(|arg| match arg {
         Arg::Node(j, _) => quote!(#j),
-        Arg::List(..) | Arg::Value(_) => quote!(__typedag::GIVEN),
+        Arg::List(..) | Arg::Each(..) | Arg::Value(_) => quote!(__typedag::GIVEN),
     });
     quote!(__typedag::Row(#id, #task_ref, &[#(#slots),*]))
 }
@@ -245,6 +265,17 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                         .map(|t| quote_spanned!(span=> __typedag::maybe_of(&#t))),
                 );
             }
+            Arg::Each(j, ident) => {
+                let span = ident.span();
+                let args = args_local(index, span);
+                let check = format_ident!("each{}", i, span = span);
+                let target = handle_local(*j, span);
+                let local = each_local(index, i, span);
+                let marker = marker(&dag.nodes[*j], span);
+                reasons.push(quote_spanned! {span=>
+                    #args.#check(__typedag_nodes::#marker {}, &#target, &#local)
+                });
+            }
             Arg::Value(_) => {}
         }
     }
@@ -262,8 +293,14 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
         .unwrap_or_else(|| quote!(__typedag::No));
     let handle = handle_local(index, Span::call_site());
     let args = args_local(index, Span::call_site());
+    // A map node's output is the `Vec` of its task's.
+    let handle_of = if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {
+        quote!(__typedag::map_handle_of)
+    } else {
+        quote!(__typedag::handle_of)
+    };
     quote! {
         #(#statements)*
-        let #handle = __typedag::handle_of(&#args, #maybe);
+        let #handle = #handle_of(&#args, #maybe);
     }
 }

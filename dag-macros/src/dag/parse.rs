@@ -17,6 +17,8 @@ pub struct Statement {
     pub task: Path,
     pub call_span: Span,
     pub args: Vec<Expr>,
+    /// The `each` keyword before an argument, by the argument's position.
+    pub each: Vec<Option<Ident>>,
     /// `if c` (`true`) or `if !c` (`false`), with what is written for `c`.
     pub condition: Option<(bool, Expr)>,
     pub settings: Vec<Raw>,
@@ -78,9 +80,12 @@ impl Parse for Statement {
         }
         let content;
         let paren = syn::parenthesized!(content in input);
-        let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?
+        let (each, args): (Vec<_>, Vec<_>) =
+            Punctuated::<(Option<Ident>, Expr), Token![,]>::parse_terminated_with(
+                &content, argument,
+            )?
             .into_iter()
-            .collect();
+            .unzip();
         let mut condition = None;
         if input.peek(Token![if]) {
             condition = Some(parse_condition(input)?);
@@ -104,10 +109,32 @@ impl Parse for Statement {
             task,
             call_span: paren.span.join(),
             args,
+            each,
             condition,
             settings,
         })
     }
+}
+
+/// One argument: an expression, after `each` when the task runs once per item of it.
+fn argument(input: ParseStream) -> syn::Result<(Option<Ident>, Expr)> {
+    let fork = input.fork();
+    let each = match fork.parse::<Ident>() {
+        // `each` is the keyword when what follows starts an expression of its own: a name, a
+        // literal or a bracketed group. Otherwise (`each`, `each.len()`) it is a variable.
+        Ok(word)
+            if word == "each"
+                && (fork.peek(Ident)
+                    || fork.peek(syn::Lit)
+                    || fork.peek(syn::token::Paren)
+                    || fork.peek(syn::token::Bracket)
+                    || fork.peek(syn::token::Brace)) =>
+        {
+            Some(input.parse::<Ident>()?)
+        }
+        _ => None,
+    };
+    Ok((each, input.parse()?))
 }
 
 /// `if c` or `if !c`, where `c` should be a node (checked later, with the names).

@@ -298,6 +298,7 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         let node_trait = format_ident!("__typedag_{}_node{}", task.name, i);
         let value_trait = format_ident!("__typedag_{}_value{}", task.name, i);
         let list_trait = format_ident!("__typedag_{}_list{}", task.name, i);
+
         let node_fn = format_ident!("node{}", i);
         let value_fn = format_ident!("value{}", i);
         let list_fn = format_ident!("list{}", i);
@@ -315,6 +316,12 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         );
         let list_label =
             format!("a list of nodes arrives as a `Vec` of their outputs; expected `{shown}`");
+        let each_trait = format_ident!("__typedag_{}_each{}", task.name, i);
+        let each_fn = format_ident!("each{}", i);
+        let each_msg = format!(
+            "`each {{N}}`: parameter `{param}` of task `{name}` takes one `{written}` per item, so `{{N}}` must give a `Vec<{shown}>`, and it gives `{{L}}`"
+        );
+        let each_label = format!("expected a node of output `Vec<{shown}>`");
         let note = format!("the task is `{signature}`");
         // What the node's output contributes to whether this node may not run: nothing for
         // an `Option<&T>`, which receives `None`; otherwise, whatever it may not.
@@ -346,6 +353,13 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
                 }
             }
 
+            #[diagnostic::on_unimplemented(message = #each_msg, label = #each_label, note = #note)]
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #vis trait #each_trait<N, L> {}
+            #[diagnostic::do_not_recommend]
+            impl<N, X: ::typedag::__private::Is<#input>> #each_trait<N, ::std::vec::Vec<X>> for ::typedag::__private::Wire {}
+
             #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
@@ -370,6 +384,17 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
                 <::typedag::__private::Wire as #value_trait<T>>::Param: ::typedag::__private::Constant,
             {
                 ::typedag::__private::value_source(<::typedag::__private::Wire as #value_trait<T>>::convert(value))
+            }
+            #vis fn #each_fn<N, L, M: ::typedag::__private::Maybe>(
+                &self,
+                _: N,
+                _: &::typedag::__private::Handle<L, M>,
+                _: &::typedag::__private::EachOf<#input>,
+            ) -> M
+            where
+                ::typedag::__private::Wire: #each_trait<N, L>,
+            {
+                ::typedag::__private::Maybe::new()
             }
             #vis fn #list_fn<T>(&self, _: ::core::marker::PhantomData<T>)
             where

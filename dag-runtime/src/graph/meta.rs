@@ -30,6 +30,8 @@ pub(crate) struct TaskMeta {
     pub some: fn(Shared) -> Option<Shared>,
     /// `None` of the output's type, for the field of a node that did not run.
     pub none: fn() -> Shared,
+    /// The `Vec` of a map node's item outputs, in order.
+    pub collect: fn(Vec<Shared>) -> Option<Shared>,
 }
 
 impl TaskMeta {
@@ -49,6 +51,7 @@ impl TaskMeta {
                 codec: T::codec().map(|_| ErasedCodec {
                     encode: erased_encode::<T>,
                     decode: erased_decode::<T>,
+                    decode_list: erased_decode_list::<T>,
                     output_type: erased_output_type::<T>,
                 }),
                 task_options: T::options(),
@@ -57,6 +60,7 @@ impl TaskMeta {
                 optional: T::OPTIONAL,
                 some: erased_some::<T>,
                 none: erased_none::<T>,
+                collect: T::Output::collect_shared,
             }))
         })
     }
@@ -67,6 +71,8 @@ impl TaskMeta {
 pub(crate) struct ErasedCodec {
     pub encode: fn(&Shared) -> Result<Vec<u8>, String>,
     pub decode: fn(&[u8]) -> Result<Shared, String>,
+    /// A map node's output: the `Vec` of the task's outputs.
+    pub decode_list: fn(&[u8]) -> Result<Shared, String>,
     pub output_type: fn() -> crate::cache::Digest,
 }
 
@@ -98,4 +104,9 @@ fn erased_some<T: Task>(value: Shared) -> Option<Shared> {
 
 fn erased_none<T: Task>() -> Shared {
     T::Output::none_shared()
+}
+
+fn erased_decode_list<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    Ok(T::Output::list_shared((codec.decode_list)(bytes)?))
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`Graph`] (here): the nodes in declaration order, and the builder's methods.
 //! - [`node`]: the typed handle, the erased spec the runner reads, and its inputs' sources.
+//! - [`map`]: map nodes (`each`): reading a list's items with their type erased.
 //! - [`meta`]: what every node of one task shares, with the task's types erased.
 //! - [`args`]: the builder's argument types and their compile-time checks.
 //! - [`wiring`]: what `dag!` expansions call to wire one node.
@@ -9,6 +10,7 @@
 //! - [`outputs`]: what a run hands back.
 
 pub(crate) mod args;
+pub(crate) mod map;
 pub(crate) mod meta;
 pub(crate) mod node;
 pub(crate) mod outputs;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::args::{Args, Wired};
+pub use self::map::{Each, each};
 pub(crate) use self::meta::TaskMeta;
 pub use self::node::{Kept, Node};
 pub(crate) use self::node::{NodeSpec, Source};
@@ -156,7 +159,48 @@ impl<O> Graph<O> {
         inputs: impl Args<T::Params>,
     ) -> Result<Node<T::Output>, GraphError> {
         let sources = inputs.sources(self.uid);
-        self.push::<T>(id.into(), sources)
+        self.push::<T>(id.into(), sources, false)
+            .map(|index| Node::new(index, self.uid))
+    }
+
+    /// Adds a map node: task `T` runs once per item of the list given with [`each`] (exactly
+    /// one input is), the other inputs reaching every item unchanged. Its output is the
+    /// `Vec` of the results, in item order.
+    ///
+    /// Each item is a child of the node with its own attempts, retries, timeout and events,
+    /// and its own record keyed by the item's bytes, not its position: a rerun after items
+    /// were inserted, removed or reordered runs only the new ones. A failed item fails the
+    /// node once the others have finished and are stored; the next run runs only the items
+    /// that failed.
+    ///
+    /// ```
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn list() -> Vec<u64> { vec![1, 2, 3] }
+    ///
+    /// #[task]
+    /// async fn square(x: &u64) -> u64 { x * x }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let mut graph = Graph::new("squares");
+    /// let xs = graph.add::<list>("xs", ())?;
+    /// let squares = graph.map::<square>("squares", (each(xs),))?;
+    /// let squares = graph.keep(squares);
+    /// let out = Runner::in_memory().run(graph).await?;
+    /// assert_eq!(out.get(&squares), &[1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<T: Task>(
+        &mut self,
+        id: impl Into<String>,
+        inputs: impl Args<T::Params>,
+    ) -> Result<Node<Vec<T::Output>>, GraphError> {
+        let sources = inputs.sources(self.uid);
+        self.push::<T>(id.into(), sources, true)
+            .map(|index| Node::new(index, self.uid))
     }
 
     /// Adds a node like [`add`](Graph::add) that runs only if `condition`'s output is
@@ -175,14 +219,29 @@ impl<O> Graph<O> {
         let decides = Source::node(condition.graph, condition.index, self.uid)
             .map(|_| Source::Condition(condition.index, holds));
         sources.push(Wired(decides));
-        self.push::<T>(id.into(), sources)
+        self.push::<T>(id.into(), sources, false)
+            .map(|index| Node::new(index, self.uid))
     }
 
+    /// Adds a node of task `T`, a map node when `map`: its index.
     fn push<T: Task>(
         &mut self,
         id: String,
         sources: Vec<Wired>,
-    ) -> Result<Node<T::Output>, GraphError> {
+        map: bool,
+    ) -> Result<usize, GraphError> {
+        let mapped = sources
+            .iter()
+            .filter(|w| matches!(w.0, Ok(Source::Each(..))))
+            .count();
+        if mapped != usize::from(map) {
+            return Err(GraphError::Each {
+                graph: self.name.clone(),
+                node: id,
+                found: mapped,
+                map,
+            });
+        }
         let id: Arc<str> = id.into();
         let index = self.nodes.len();
         match self.ids.map_mut().entry(id.clone()) {
@@ -213,7 +272,7 @@ impl<O> Graph<O> {
         Ok(self.insert::<T>(id, resolved))
     }
 
-    fn insert<T: Task>(&mut self, id: Arc<str>, sources: Vec<Source>) -> Node<T::Output> {
+    fn insert<T: Task>(&mut self, id: Arc<str>, sources: Vec<Source>) -> usize {
         let index = self.nodes.len();
         // Nodes of one task usually come in a row: ask the process-wide table only when the
         // task changes.
@@ -234,7 +293,7 @@ impl<O> Graph<O> {
             keep: false,
             maybe,
         });
-        Node::new(index, self.uid)
+        index
     }
 
     /// Per-node settings that override the task's: priority, retries, backoff, timeout.

@@ -80,6 +80,8 @@ pub(crate) enum Source {
     /// The node runs only if this node's `bool` output is the given value. After the
     /// parameters: the task never sees it.
     Condition(usize, bool),
+    /// A map node's parameter: one item at a time of this node's `Vec` output.
+    Each(usize, super::map::ItemFns),
 }
 
 pub(crate) struct ConstInput {
@@ -147,8 +149,21 @@ impl NodeSpec {
             .any(|(param, source)| match source {
                 Source::Condition(..) => true,
                 Source::Node(j) => !optional.get(param).copied().unwrap_or(false) && maybe(*j),
+                Source::Each(j, _) => maybe(*j),
                 Source::List(list, _) => list.iter().any(|&j| maybe(j)),
                 Source::Const(_) => false,
+            })
+    }
+
+    /// A map node's mapped parameter: its position, the node whose `Vec` it maps over, and
+    /// how to read its items.
+    pub(crate) fn each(&self) -> Option<(usize, usize, super::map::ItemFns)> {
+        self.sources
+            .iter()
+            .enumerate()
+            .find_map(|(param, s)| match s {
+                Source::Each(j, items) => Some((param, *j, *items)),
+                _ => None,
             })
     }
 
@@ -185,7 +200,7 @@ impl Iterator for Upstreams<'_> {
             let source = self.sources.get(self.param)?;
             let param = self.param;
             match source {
-                Source::Node(j) | Source::Condition(j, _) => {
+                Source::Node(j) | Source::Condition(j, _) | Source::Each(j, _) => {
                     self.param += 1;
                     return Some((param, *j));
                 }

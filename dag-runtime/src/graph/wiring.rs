@@ -75,6 +75,11 @@ pub fn handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<A::Outpu
     Handle(PhantomData)
 }
 
+/// The handle of a map node whose wiring is `args`: its output is the `Vec` of the task's.
+pub fn map_handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<Vec<A::Output>, M> {
+    Handle(PhantomData)
+}
+
 /// Whether a node of `handle` may not run, as the value its reader folds in.
 pub fn maybe_of<T, M: Maybe>(_handle: &Handle<T, M>) -> M {
     M::new()

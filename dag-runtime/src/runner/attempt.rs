@@ -28,6 +28,7 @@ pub(super) struct Success {
 pub(super) async fn attempt(
     run: &Run,
     index: usize,
+    label: &str,
     prepared: Vec<Prepared>,
     reason: Reason,
 ) -> Result<Success, Vec<Failure>> {
@@ -36,7 +37,7 @@ pub(super) async fn attempt(
     let node = &run.nodes[index];
     let policy = &Effective::merge(&node.options, &node.meta.task_options, &run.defaults);
     let mut failures = Vec::new();
-    let (id, task) = (&*node.id, node.meta.task);
+    let (id, task) = (label, node.meta.task);
     loop {
         let number = u32::try_from(failures.len())
             .unwrap_or(u32::MAX)
@@ -54,6 +55,7 @@ pub(super) async fn attempt(
                     Prepared::Shared(v) => Value::Shared(v.clone()),
                     Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
                     Prepared::Absent => Value::Absent,
+                    Prepared::Item(list, i, get) => Value::Item(list.clone(), *i, *get),
                 })
                 .collect(),
             run.resources.clone(),

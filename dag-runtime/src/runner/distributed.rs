@@ -89,7 +89,7 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
-        if node.condition().is_some() {
+        if node.condition().is_some() || node.each().is_some() {
             return Err(GraphError::ConditionNotShared {
                 graph: run.graph.clone(),
                 node: node.id.to_string(),
@@ -393,7 +393,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         None => inputs(ctx, i, &digests).await,
     };
     let result = match prepared {
-        Ok(prepared) => attempt(run, i, prepared, reason).await,
+        Ok(prepared) => attempt(run, i, &run.nodes[i].id, prepared, reason).await,
         Err(failure) => Err(vec![failure]),
     };
     let encoded = result.and_then(|done| match encode_output(node, &done.value) {

@@ -12,7 +12,7 @@ use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
 use super::state::Run;
-use super::{Runner, distributed};
+use super::{Runner, distributed, map};
 use crate::error::Error;
 use crate::event::Event;
 use crate::graph::Untyped;
@@ -205,26 +205,18 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             Some(inputs) => Ok(inputs),
             None => load_inputs(&run, index).await,
         };
-        let result = match inputs {
-            Err(failure) => Some(Err(vec![failure])),
-            Ok(inputs) => {
-                if !run.cancellable {
-                    Some(attempt(&run, index, inputs, job.reason).await)
-                } else if run.cancel.is_cancelled() {
-                    None
-                } else {
-                    let attempt = std::pin::pin!(attempt(&run, index, inputs, job.reason));
-                    let cancelled = std::pin::pin!(run.cancel.cancelled());
-                    match futures::future::select(attempt, cancelled).await {
-                        futures::future::Either::Left((result, _)) => Some(result),
-                        futures::future::Either::Right(_) => None,
-                    }
-                }
+        let node = &run.nodes[index];
+        let (result, write) = match inputs {
+            Ok(inputs) if node.each().is_some() => {
+                map::run_map(&run, index, inputs, job.reason, job.fingerprint.take()).await
+            }
+            inputs => {
+                let result = run_node(&run, index, inputs, job.reason).await;
+                record(&run, node, job.fingerprint.take(), job.reason, result)
             }
         };
-        let node = &run.nodes[index];
         let (id, task) = (&*node.id, node.meta.task);
-        let (result, write) = record(&run, node, job.fingerprint.take(), job.reason, result);
+
         match &result {
             Some(Ok(done)) if write.is_none() => run.events.emit(&Event::Completed {
                 node: id,
@@ -301,6 +293,33 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 drop(alive);
                 return;
             }
+        }
+    }
+}
+
+/// One node's attempts on its inputs, raced against the run's cancellation: `None` if it
+/// was cancelled.
+async fn run_node(
+    run: &Run,
+    index: usize,
+    inputs: Result<Vec<super::inputs::Prepared>, crate::failure::Failure>,
+    reason: crate::cache::Reason,
+) -> Option<Result<super::attempt::Success, Vec<crate::failure::Failure>>> {
+    let inputs = match inputs {
+        Err(failure) => return Some(Err(vec![failure])),
+        Ok(inputs) => inputs,
+    };
+    let id = &run.nodes[index].id;
+    if !run.cancellable {
+        Some(attempt(run, index, id, inputs, reason).await)
+    } else if run.cancel.is_cancelled() {
+        None
+    } else {
+        let attempt = std::pin::pin!(attempt(run, index, id, inputs, reason));
+        let cancelled = std::pin::pin!(run.cancel.cancelled());
+        match futures::future::select(attempt, cancelled).await {
+            futures::future::Either::Left((result, _)) => Some(result),
+            futures::future::Either::Right(_) => None,
         }
     }
 }

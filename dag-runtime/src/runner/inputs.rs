@@ -16,6 +16,12 @@ pub(super) enum Prepared {
     /// Nothing: the `Option` parameter's node did not run, or the node's condition (which
     /// the task does not read).
     Absent,
+    /// Item `i` of a map node's list.
+    Item(
+        Shared,
+        usize,
+        fn(&crate::graph::map::AnyItem, usize) -> Option<&crate::graph::map::AnyItem>,
+    ),
 }
 
 /// An upstream node's output as a job finds it.
@@ -60,7 +66,7 @@ pub(super) fn assemble(
     spec.sources
         .iter()
         .map(|source| match source {
-            Source::Node(_) => match upstream.next()? {
+            Source::Node(_) | Source::Each(..) => match upstream.next()? {
                 Held::Value(v) => Some(Prepared::Shared(v)),
                 Held::Unneeded => Some(Prepared::Absent),
                 Held::Stored => None,
@@ -95,10 +101,14 @@ impl Run {
         else {
             return Err(format!("the output of node `{}` is not at hand", node.id));
         };
+        // A map node's output is the `Vec` of its task's outputs.
+        let decode = if node.each().is_some() {
+            codec.decode_list
+        } else {
+            codec.decode
+        };
         let loaded = match store.output(&self.graph, &node.id, &digest).await {
-            Ok(Some(bytes)) => {
-                (codec.decode)(&bytes).map_err(|e| format!("cannot be decoded: {e}"))
-            }
+            Ok(Some(bytes)) => decode(&bytes).map_err(|e| format!("cannot be decoded: {e}")),
             Ok(None) => Err("is missing or does not match its digest".to_owned()),
             Err(e) => Err(e.to_string()),
         };

@@ -198,6 +198,37 @@ impl Run {
         }
     }
 
+    /// Hands `write` to the store, counted as pending until it is acknowledged, and calls
+    /// `durable` once it is.
+    pub(super) fn send_then(
+        self: &Arc<Self>,
+        write: Write,
+        durable: impl FnOnce(&Run) + Send + 'static,
+    ) {
+        let Some(store) = &self.store else { return };
+        self.lock().pending += 1;
+        let run = self.clone();
+        store.write(
+            write,
+            Box::new(move |result| {
+                if result.is_ok() {
+                    durable(&run);
+                }
+                let done = {
+                    let mut state = run.lock();
+                    state.pending -= 1;
+                    if let Err(e) = result {
+                        state.store_error.get_or_insert(e);
+                        state.stopping = true;
+                    }
+                    state.ended()
+                };
+                drop(run);
+                done.send();
+            }),
+        );
+    }
+
     /// [`send`](Run::send) for a write already counted in `State::pending`.
     pub(super) fn send_counted(
         self: &Arc<Self>,

@@ -77,6 +77,8 @@ pub(super) struct State {
     pub(super) scratch: Vec<u8>,
     /// Nodes settled as not run (with why) since the events were last sent.
     pub(super) not_run: Vec<(usize, String)>,
+    /// What became of each map node's items, once it has them.
+    pub(super) items: HashMap<usize, crate::report::Items, BuildHasherDefault<IdHasher>>,
     pub(super) store_error: Option<StoreError>,
     pub(super) failed: bool,
     pub(super) cancelled: bool,
@@ -127,6 +129,7 @@ impl Run {
             pending: 0,
             scratch: Vec::with_capacity(256),
             not_run: Vec::new(),
+            items: HashMap::default(),
             store_error: None,
             failed: false,
             cancelled: false,
@@ -208,10 +211,12 @@ impl State {
             .nodes
             .iter()
             .zip(self.outcomes.iter_mut())
-            .map(|(node, outcome)| NodeReport {
+            .enumerate()
+            .map(|(i, (node, outcome))| NodeReport {
                 id: node.id.to_string(),
                 task: node.meta.task,
                 outcome: outcome.take().unwrap_or(Outcome::Cancelled),
+                items: self.items.get(&i).copied(),
             })
             .collect();
         Report { graph, nodes }

@@ -1,0 +1,125 @@
+//! Map nodes: a task called once per item of another node's `Vec<T>` output (`each` in
+//! `dag!`, [`each`] in the builder), the node's output the `Vec` of the results in order.
+//! Here: how a run reads the items with `T` erased, and the builder's `each` input.
+
+use std::any::Any;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+use super::args::{Arg, Own, Ref, Wired};
+use super::node::{Node, Source};
+
+/// An item of a map node's list, with its type erased.
+pub(crate) type AnyItem = dyn Any + Send + Sync;
+
+/// How a run reads the items of a `Vec<T>` output, with `T` erased.
+#[derive(Clone, Copy)]
+pub(crate) struct ItemFns {
+    /// How many items the output has.
+    pub len: fn(&AnyItem) -> usize,
+    /// Item `i`.
+    pub get: fn(&AnyItem, usize) -> Option<&AnyItem>,
+    /// Item `i`'s postcard bytes: what its record is keyed by.
+    pub encode: fn(&AnyItem, usize) -> Result<Vec<u8>, String>,
+}
+
+impl ItemFns {
+    pub(crate) fn of<T: Serialize + Send + Sync + 'static>() -> Self {
+        ItemFns {
+            len: |list| list.downcast_ref::<Vec<T>>().map_or(0, Vec::len),
+            get: |list, i| {
+                let item: &T = list.downcast_ref::<Vec<T>>()?.get(i)?;
+                Some(item)
+            },
+            encode: |list, i| {
+                let item = list
+                    .downcast_ref::<Vec<T>>()
+                    .and_then(|l| l.get(i))
+                    .ok_or("typedag: no such item")?;
+                postcard::to_allocvec(item).map_err(|e| e.to_string())
+            },
+        }
+    }
+}
+
+/// An input of [`Graph::map`](super::Graph::map): the task runs once per item of `node`'s
+/// `Vec<T>` output, the parameter receiving one item.
+pub struct Each<T> {
+    node: Node<Vec<T>>,
+}
+
+/// Feeds a task one item at a time of `node`'s `Vec<T>` output, in
+/// [`Graph::map`](super::Graph::map).
+pub fn each<T>(node: impl Into<EachOfNode<T>>) -> Each<T> {
+    Each {
+        node: node.into().0,
+    }
+}
+
+/// A node, or a reference to one, that [`each`] takes.
+#[doc(hidden)]
+pub struct EachOfNode<T>(Node<Vec<T>>);
+
+impl<T> From<Node<Vec<T>>> for EachOfNode<T> {
+    fn from(node: Node<Vec<T>>) -> Self {
+        EachOfNode(node)
+    }
+}
+
+impl<T> From<&Node<Vec<T>>> for EachOfNode<T> {
+    fn from(node: &Node<Vec<T>>) -> Self {
+        EachOfNode(*node)
+    }
+}
+
+/// The items a map node is keyed by are hashed, so they must be `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`each` over a `Vec<{Self}>`: an item must be `Serialize + Send + Sync + 'static`",
+    label = "each item's record is keyed by its bytes",
+    note = "derive `serde::Serialize` for the item type (typedag re-exports serde as `typedag::serde`)"
+)]
+pub trait Item: Serialize + Send + Sync + 'static {}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + Send + Sync + 'static> Item for T {}
+
+impl<T: Item> Arg<Ref<T>> for Each<T> {
+    fn source(self, graph: u64) -> Wired {
+        each_source(self.node, graph)
+    }
+}
+
+impl<T: Item + Clone> Arg<Own<T>> for Each<T> {
+    fn source(self, graph: u64) -> Wired {
+        each_source(self.node, graph)
+    }
+}
+
+fn each_source<T: Item>(node: Node<Vec<T>>, graph: u64) -> Wired {
+    Wired(
+        Source::node(node.graph, node.index, graph)
+            .map(|_| Source::Each(node.index, ItemFns::of::<T>())),
+    )
+}
+
+/// The `each` argument of a `dag!` node, by the index of the node it maps over; its item
+/// type is inferred from the wiring check that reads it
+/// (see [`type_of_each`](super::wiring::type_of_each)).
+#[doc(hidden)]
+pub struct EachOf<T> {
+    node: usize,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T: Item> EachOf<T> {
+    pub fn new(node: usize) -> Self {
+        EachOf {
+            node,
+            _item: PhantomData,
+        }
+    }
+
+    pub fn source(&self) -> Wired {
+        Wired(Ok(Source::Each(self.node, ItemFns::of::<T>())))
+    }
+}

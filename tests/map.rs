@@ -1,0 +1,281 @@
+//! Map nodes: `each` in `dag!` and `Graph::map` in the builder. Each item is a child with
+//! its own record keyed by the item's bytes, not its position: inserting, removing or
+//! reordering items runs no other; a failed item fails the node once the others are stored,
+//! and the next run runs only the failed ones.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use typedag::prelude::*;
+
+/// How often each item ran, by item: the tests read only their own items, each made of a
+/// prefix of their own, so they can run at once.
+static RAN: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+fn ran(item: &str) {
+    *RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(item.to_owned())
+        .or_default() += 1;
+}
+
+/// How often each item with this prefix ran so far.
+fn runs(prefix: &str) -> HashMap<String, usize> {
+    RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+fn ran_since(before: &HashMap<String, usize>, prefix: &str) -> Vec<String> {
+    let mut items: Vec<String> = runs(prefix)
+        .into_iter()
+        .filter(|(k, v)| before.get(k).copied().unwrap_or(0) < *v)
+        .map(|(k, _)| k)
+        .collect();
+    items.sort();
+    items
+}
+
+#[task]
+async fn files(names: Vec<String>) -> Vec<String> {
+    names
+}
+
+#[task]
+async fn parse(name: &str, suffix: String) -> Result<String, String> {
+    ran(name);
+    if name.contains("broken") {
+        return Err(format!("cannot parse {name}"));
+    }
+    Ok(format!("{name}{suffix}"))
+}
+
+#[task]
+async fn size(page: String) -> usize {
+    page.len()
+}
+
+#[task]
+async fn combine(pages: &[String]) -> String {
+    pages.join(",")
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+macro_rules! pipeline {
+    ($names:expr) => {
+        dag! {
+            name = "map";
+            list  = files($names);
+            pages = parse(each list, "!".to_owned());
+            sizes = size(each pages);
+            all   = combine(pages);
+        }
+    };
+}
+
+#[tokio::test]
+async fn each_runs_the_task_per_item_and_the_output_is_the_vec_in_order() {
+    let out = Runner::in_memory()
+        .run(pipeline!(names(&["order-b", "order-a", "order-c"])))
+        .await
+        .unwrap();
+    let pages: Vec<String> = out.pages;
+    let sizes: Vec<usize> = out.sizes;
+    assert_eq!(pages, ["order-b!", "order-a!", "order-c!"]);
+    assert_eq!(sizes, [8, 8, 8]);
+    assert_eq!(out.all, "order-b!,order-a!,order-c!");
+
+    let empty = Runner::in_memory()
+        .run(pipeline!(Vec::new()))
+        .await
+        .unwrap();
+    assert!(empty.pages.is_empty());
+    assert!(empty.sizes.is_empty());
+    assert_eq!(empty.all, "");
+}
+
+#[tokio::test]
+async fn items_are_cached_by_their_bytes_not_their_position() {
+    let runner = Runner::new().store(MemoryStore::new());
+    let p = "key-";
+    let first = runner
+        .run(pipeline!(names(&["key-a", "key-b", "key-c"])))
+        .await
+        .unwrap();
+    assert_eq!(first.all, "key-a!,key-b!,key-c!");
+
+    // Insert one, drop one, reorder: only the new item runs.
+    let before = runs(p);
+    let second = runner
+        .run_partial(pipeline!(names(&["key-c", "key-new", "key-a"])))
+        .await
+        .unwrap();
+    assert_eq!(ran_since(&before, p), ["key-new"]);
+    let items = second.report.node("pages").unwrap().items.unwrap();
+    assert_eq!((items.total, items.ran, items.cached), (3, 1, 2));
+    assert_eq!(
+        second.outputs.pages.unwrap(),
+        ["key-c!", "key-new!", "key-a!"]
+    );
+
+    // The same list again: the map node itself is cached, no item is even looked at.
+    let before = runs(p);
+    let third = runner
+        .run_partial(pipeline!(names(&["key-c", "key-new", "key-a"])))
+        .await
+        .unwrap();
+    assert!(ran_since(&before, p).is_empty());
+    assert_eq!(third.report.ran(), 0);
+    assert_eq!(third.outputs.all.unwrap(), "key-c!,key-new!,key-a!");
+}
+
+#[tokio::test]
+async fn the_other_inputs_reach_every_item_and_changing_one_runs_every_item() {
+    let runner = Runner::new().store(MemoryStore::new());
+    let p = "other-";
+    let g = |suffix: &str| {
+        let suffix = suffix.to_owned();
+        dag! {
+            name = "other";
+            list  = files(names(&["other-a", "other-b"]));
+            pages = parse(each list, suffix);
+        }
+    };
+    assert_eq!(
+        runner.run(g("?")).await.unwrap().pages,
+        ["other-a?", "other-b?"]
+    );
+    let before = runs(p);
+    assert_eq!(
+        runner.run(g("?")).await.unwrap().pages,
+        ["other-a?", "other-b?"]
+    );
+    assert!(ran_since(&before, p).is_empty());
+    assert_eq!(
+        runner.run(g("#")).await.unwrap().pages,
+        ["other-a#", "other-b#"]
+    );
+    assert_eq!(ran_since(&before, p), ["other-a", "other-b"]);
+}
+
+#[tokio::test]
+async fn a_failed_item_fails_the_node_after_the_others_are_stored_and_only_it_runs_again() {
+    let store = MemoryStore::new();
+    let runner = Runner::new().store(store.clone());
+    let p = "fail-";
+    let items = names(&["fail-a", "fail-broken", "fail-c"]);
+    let before = runs(p);
+    let first = runner.run_partial(pipeline!(items.clone())).await.unwrap();
+    let report = &first.report;
+    assert!(!report.is_success());
+    let error = report.node("pages").unwrap().outcome.error().unwrap();
+    assert!(
+        error.message().contains("1 of 3 items failed")
+            && error.message().contains("item 1: cannot parse fail-broken"),
+        "{error}"
+    );
+    assert!(matches!(
+        report.node("all").unwrap().outcome,
+        Outcome::Skipped { .. }
+    ));
+    assert_eq!(first.outputs.pages, None);
+    assert_eq!(ran_since(&before, p), ["fail-a", "fail-broken", "fail-c"]);
+
+    let before = runs(p);
+    let second = runner.run_partial(pipeline!(items)).await.unwrap();
+    assert_eq!(
+        ran_since(&before, p),
+        ["fail-broken"],
+        "only the failed item runs"
+    );
+    let items = second.report.node("pages").unwrap().items.unwrap();
+    assert_eq!((items.ran, items.cached, items.failed), (1, 2, 1));
+}
+
+#[tokio::test]
+async fn events_name_each_item_and_count_items_as_work() {
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let last = std::sync::Arc::new(Mutex::new(None));
+    let (s, l) = (seen.clone(), last.clone());
+    let runner = Runner::in_memory().on_event(move |event, totals| {
+        match event {
+            Event::Completed { node, .. } => s.lock().unwrap().push(node.to_string()),
+            Event::Mapped { node, items, .. } => s.lock().unwrap().push(format!("{node}: {items}")),
+            _ => {}
+        }
+        *l.lock().unwrap() = Some(*totals);
+    });
+    runner
+        .run(pipeline!(names(&["event-a", "event-b"])))
+        .await
+        .unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "all", "list", "pages", "pages: 2", "pages[0]", "pages[1]", "sizes", "sizes: 2",
+            "sizes[0]", "sizes[1]"
+        ]
+    );
+    let totals = last.lock().unwrap().unwrap();
+    assert_eq!(totals.total, 4 + 4, "four nodes and four items");
+    assert_eq!(totals.finished(), totals.total);
+}
+
+#[tokio::test]
+async fn the_builder_maps_with_each() {
+    let mut g = Graph::new("built");
+    let list = g
+        .add::<files>("list", (names(&["built-a", "built-b"]),))
+        .unwrap();
+    let pages = g
+        .map::<parse>("pages", (each(list), "+".to_owned()))
+        .unwrap();
+    let all = g.add::<combine>("all", (pages,)).unwrap();
+    let (pages, all) = (g.keep(pages), g.keep(all));
+    let out = Runner::in_memory().run(g).await.unwrap();
+    assert_eq!(out.get(&pages), &["built-a+", "built-b+"]);
+    assert_eq!(out.get(&all), "built-a+,built-b+");
+
+    let mut g = Graph::new("wrong");
+    let list = g.add::<files>("list", (names(&["x"]),)).unwrap();
+    let error = g
+        .add::<parse>("pages", (each(list), "+".to_owned()))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("added with `Graph::map`"),
+        "{error}"
+    );
+    let error = g.map::<size>("sizes", ("x".to_owned(),)).unwrap_err();
+    assert!(error.to_string().contains("takes exactly one"), "{error}");
+}
+
+#[tokio::test]
+async fn a_map_survives_the_process_store_across_runners() {
+    // A fresh runner on the same store finds the items: records are in the store, not in
+    // the runner.
+    let store = MemoryStore::new();
+    let p = "fresh-";
+    Runner::new()
+        .store(store.clone())
+        .run(pipeline!(names(&["fresh-a", "fresh-b"])))
+        .await
+        .unwrap();
+    let before = runs(p);
+    let out = Runner::new()
+        .store(store)
+        .run(pipeline!(names(&["fresh-b", "fresh-c", "fresh-a"])))
+        .await
+        .unwrap();
+    assert_eq!(ran_since(&before, p), ["fresh-c"]);
+    assert_eq!(out.sizes, [8, 8, 8]);
+}
