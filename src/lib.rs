@@ -98,13 +98,14 @@
 //!
 //! ## Caching
 //!
-//! A node's fingerprint hashes (BLAKE3) its task's name and code fingerprint, the shape of its
-//! output type, its constant inputs' bytes and its upstream outputs' digests. A node whose
-//! stored record has the same fingerprint is loaded instead of run ([`Event::Cached`],
-//! [`Outcome::Cached`]); otherwise the [`Reason`] says why it runs. A node that runs again
-//! and produces the same bytes leaves its dependents cached. Each output is committed to the
-//! store as its task completes, before its [`Event::Completed`]; failures are recorded and
-//! retried on the next run. [`Runner::explain`] says what a run would do, without running.
+//! A node's fingerprint hashes (BLAKE3) its task's full path (module path and name) and code
+//! fingerprint, the shape of its output type, its constant inputs' bytes and its upstream
+//! outputs' digests. A node whose stored record has the same fingerprint is loaded instead of
+//! run ([`Event::Cached`], [`Outcome::Cached`]); otherwise the [`Reason`] says why it runs. A
+//! node that runs again and produces the same bytes leaves its dependents cached. Each output
+//! is committed to the store as its task completes, before its [`Event::Completed`]; failures
+//! are recorded and retried on the next run. [`Runner::explain`] says what a run would do,
+//! without running.
 //!
 //! ## Resources
 //!

@@ -1,9 +1,12 @@
 //! Distributed runs against a real PostgreSQL: several processes (this test binary run
 //! again as children) share one graph's work, each node running once in all; a process
 //! killed mid-run leaves its nodes to the others; a stale process's late result is
-//! refused; a database restart mid-run loses nothing; and two runs that need the same
-//! computation at the same time do it once.
+//! refused; a database restart mid-run loses nothing; two runs that need the same
+//! computation at the same time do it once; and two tasks of the same name in different
+//! modules are never taken for the same computation.
 
+#[path = "support/same_name.rs"]
+mod same_name;
 mod support;
 
 use std::collections::{HashMap, HashSet};
@@ -13,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use same_name::{backfill, ingest};
 use support::postgres::{Cluster, wait_until};
 use typedag::prelude::*;
 use typedag::{Graph, Kept, PostgresStore, StoreError};
@@ -446,6 +450,60 @@ async fn two_runs_needing_the_same_computation_do_it_once() {
         1,
         "one ran, the other reused its output: {outcomes:?}"
     );
+}
+
+#[tokio::test]
+async fn two_graphs_with_same_named_tasks_never_get_each_others_output() {
+    let url = Cluster::shared().database("same-name");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let one = Runner::new()
+        .store(store.clone())
+        .distributed("ingest")
+        .run_partial(dag! { name = "ingest"; v = ingest::load(); })
+        .await
+        .unwrap();
+    let two = Runner::new()
+        .store(store)
+        .distributed("backfill")
+        .run_partial(dag! { name = "backfill"; v = backfill::load(); })
+        .await
+        .unwrap();
+    assert_eq!(one.outputs.v, Some(1), "{}", one.report);
+    assert_eq!(two.outputs.v, Some(2), "{}", two.report);
+    assert!(
+        matches!(two.report.node("v").unwrap().outcome, Outcome::Ran { .. }),
+        "`backfill::load` took the record of `ingest::load`: {}",
+        two.report
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_named_tasks_in_one_distributed_graph_each_compute_their_own() {
+    let url = Cluster::shared().database("same-name-one-graph");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let graph = || dag! { name = "twins"; a = ingest::load(); b = backfill::load(); };
+    // Two workers of one run, in one process for brevity.
+    let one = Runner::new().store(store.clone()).distributed("twins");
+    let two = Runner::new().store(store).distributed("twins");
+    let (x, y) = tokio::join!(one.run_partial(graph()), two.run_partial(graph()));
+    for partial in [x.unwrap(), y.unwrap()] {
+        assert_eq!(
+            (partial.outputs.a, partial.outputs.b),
+            (Some(1), Some(2)),
+            "{}",
+            partial.report
+        );
+        for node in ["a", "b"] {
+            assert!(
+                matches!(
+                    partial.report.node(node).unwrap().outcome,
+                    Outcome::Ran { .. }
+                ),
+                "{node} took the other `load`'s output: {}",
+                partial.report
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The embedded store on disk: outputs outlive the process, and a bad store is a clear
 //! error naming the path and what to do, never a panic and never wrong data.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,35 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use redb::ReadableTable as _;
 
+use support::temp_dir::TempDir;
 use typedag::StoreError;
 use typedag::prelude::*;
-
-/// A fresh directory under the system's temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "typedag-test-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join("store.redb")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 

@@ -28,6 +28,7 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// }
 ///
 /// assert_eq!(<double as Task>::NAME, "double");
+/// assert!(<double as Task>::PATH.ends_with("::double"));
 /// assert_eq!(<double as Task>::options().retries, Some(2));
 /// ```
 #[diagnostic::on_unimplemented(
@@ -39,8 +40,13 @@ pub trait Task: Sized + Send + Sync + 'static {
     /// What the task produces: the `T` of its `T` or `Result<T, E>` return type.
     type Output: crate::bounds::Output;
 
-    /// The function's name.
+    /// The function's name, as events, reports and `explain` show it.
     const NAME: &'static str;
+
+    /// The function's full path: its module path and name, e.g. `my_crate::ingest::load`.
+    /// The task's identity in every fingerprint and `limit` group, so that two tasks of the
+    /// same name in different modules never share a cached output or a limit.
+    const PATH: &'static str;
 
     /// A hash of the function's tokens (signature and body), computed at compile time, or
     /// the `version` option when one is given. Whitespace and comments do not change it.

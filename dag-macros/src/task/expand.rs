@@ -51,8 +51,8 @@ fn companion_struct(task: &Task, vis: &syn::Visibility) -> TokenStream {
     }
 }
 
-/// `impl Task for <name>`: the types, name, fingerprint and options the runtime reads, and
-/// the call that unpacks the inputs and runs the user's function.
+/// `impl Task for <name>`: the types, name, path, fingerprint and options the runtime reads,
+/// and the call that unpacks the inputs and runs the user's function.
 fn task_impl(task: &Task) -> TokenStream {
     let name = &task.name;
     let name_str = name.to_string();
@@ -81,6 +81,7 @@ fn task_impl(task: &Task) -> TokenStream {
             const WIRING: __TypedagWiring = __TypedagWiring;
             #optional
             const NAME: &'static str = #name_str;
+            const PATH: &'static str = ::core::concat!(::core::module_path!(), "::", #name_str);
             const FINGERPRINT: &'static str = #fingerprint;
 
             fn options() -> ::typedag::__private::TaskOptions {

@@ -12,7 +12,7 @@ pub type Digest = [u8; 32];
 /// named. Two fingerprints are equal exactly when the node would compute the same thing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// The task's name and its code fingerprint (or `version`).
+    /// The task's full path and its code fingerprint (or `version`).
     pub code: Digest,
     /// The output type's shape, as serde sees it.
     pub output_type: Digest,
@@ -49,11 +49,13 @@ impl Fingerprint {
     }
 }
 
-/// The code part of a fingerprint: the task's name and its code fingerprint.
-pub(crate) fn code_part(task: &str, fingerprint: &str) -> Digest {
+/// The code part of a fingerprint: the task's full path (`Task::PATH`, not its bare name:
+/// two `load`s in different modules with the same tokens are different code) and its code
+/// fingerprint.
+pub(crate) fn code_part(path: &str, fingerprint: &str) -> Digest {
     let mut h = blake3::Hasher::new();
     h.update(b"typedag.code.v1\0");
-    h.update(task.as_bytes());
+    h.update(path.as_bytes());
     h.update(b"\0");
     h.update(fingerprint.as_bytes());
     *h.finalize().as_bytes()

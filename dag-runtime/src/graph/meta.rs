@@ -15,7 +15,10 @@ use crate::task::{BoxFuture, Inputs, Shared, Task};
 /// What the runner needs about a task, with its types erased: one per task type and
 /// process, shared by all its nodes.
 pub(crate) struct TaskMeta {
+    /// The bare name, for what people read: events, reports, records.
     pub task: &'static str,
+    /// The full path, for what must tell tasks apart: fingerprints, `limit` groups.
+    pub path: &'static str,
     pub fingerprint: &'static str,
     /// How the output is stored, or `None` for `cache = false`.
     pub codec: Option<ErasedCodec>,
@@ -47,6 +50,7 @@ impl TaskMeta {
             // One per task type: bounded by the program's code.
             Box::leak(Box::new(TaskMeta {
                 task: T::NAME,
+                path: T::PATH,
                 fingerprint: T::FINGERPRINT,
                 codec: T::codec().map(|_| ErasedCodec {
                     encode: erased_encode::<T>,

@@ -21,8 +21,9 @@ pub(super) struct NodePlan {
     pub(super) parts: Option<FixedParts>,
 }
 
-/// Each node's plan, and one limit group per task that has a `limit`. Fingerprint parts
-/// are worked out only when there is a store to compare them with.
+/// Each node's plan, and one limit group per task that has a `limit` (by path: two tasks
+/// of the same name in different modules have a limit each). Fingerprint parts are worked
+/// out only when there is a store to compare them with.
 pub(super) fn plan_nodes(specs: &[NodeSpec], with_store: bool) -> (Vec<NodePlan>, Vec<Limited>) {
     let mut limited: Vec<Limited> = Vec::new();
     let mut groups: HashMap<&'static str, usize> = HashMap::new();
@@ -33,7 +34,7 @@ pub(super) fn plan_nodes(specs: &[NodeSpec], with_store: bool) -> (Vec<NodePlan>
         .map(|spec| {
             let priority = Effective::priority(&spec.options, &spec.meta.task_options);
             let limit_group = spec.meta.task_options.limit.map(|limit| {
-                *groups.entry(spec.meta.task).or_insert_with(|| {
+                *groups.entry(spec.meta.path).or_insert_with(|| {
                     limited.push(Limited::new(limit));
                     limited.len() - 1
                 })
@@ -64,7 +65,7 @@ pub(super) fn plan_nodes(specs: &[NodeSpec], with_store: bool) -> (Vec<NodePlan>
 pub(super) fn fixed_parts(spec: &NodeSpec) -> Option<FixedParts> {
     let codec = spec.meta.codec.as_ref()?;
     Some(FixedParts {
-        code: code_part(spec.meta.task, spec.meta.fingerprint),
+        code: code_part(spec.meta.path, spec.meta.fingerprint),
         output_type: (codec.output_type)(),
         inputs: inputs_part(spec),
         always: !spec.meta.task_options.cache,
