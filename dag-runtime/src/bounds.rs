@@ -75,6 +75,13 @@ pub trait Output: 'static {
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync>
     where
         Self: Sized;
+
+    /// A shared `Vec` of outputs held by no one else, as each output shared; `None` if it is
+    /// of another type or held elsewhere.
+    #[doc(hidden)]
+    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>>
+    where
+        Self: Sized;
 }
 #[diagnostic::do_not_recommend]
 impl<T: Send + Sync + 'static> Output for T {
@@ -106,6 +113,11 @@ impl<T: Send + Sync + 'static> Output for T {
 
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync> {
         Arc::new(list)
+    }
+
+    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>> {
+        let list = Arc::try_unwrap(list.downcast::<Vec<T>>().ok()?).ok()?;
+        Some(list.into_iter().map(Self::into_shared).collect())
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Codec<T> {
     pub decode: fn(&[u8]) -> Result<T, String>,
     /// Bytes of a `Vec` of outputs (a map node's) to the `Vec`.
     pub decode_list: fn(&[u8]) -> Result<Vec<T>, String>,
+    /// Outputs to the bytes of their `Vec`.
+    pub encode_list: fn(&[T]) -> Result<Vec<u8>, String>,
     /// A digest of the output type's shape, part of every fingerprint.
     pub output_type: fn() -> [u8; 32],
 }
@@ -192,6 +194,7 @@ pub fn codec<T: Cacheable + 'static>() -> Codec<T> {
         encode: |v| postcard::to_allocvec(v).map_err(|e| e.to_string()),
         decode: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
         decode_list: |b| postcard::from_bytes(b).map_err(|e| e.to_string()),
+        encode_list: |v| postcard::to_allocvec(v).map_err(|e| e.to_string()),
         output_type: crate::cache::type_digest::<T>,
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct TaskMeta {
     pub none: fn() -> Shared,
     /// The `Vec` of a map node's item outputs, in order.
     pub collect: fn(Vec<Shared>) -> Option<Shared>,
+    /// A map node's `Vec`, held by no one else, as its items' outputs.
+    pub split: fn(Shared) -> Option<Vec<Shared>>,
 }
 
 impl TaskMeta {
@@ -56,6 +58,7 @@ impl TaskMeta {
                     encode: erased_encode::<T>,
                     decode: erased_decode::<T>,
                     decode_list: erased_decode_list::<T>,
+                    encode_list: erased_encode_list::<T>,
                     output_type: erased_output_type::<T>,
                 }),
                 task_options: T::options(),
@@ -65,6 +68,7 @@ impl TaskMeta {
                 some: erased_some::<T>,
                 none: erased_none::<T>,
                 collect: T::Output::collect_shared,
+                split: T::Output::split_shared,
             }))
         })
     }
@@ -77,6 +81,7 @@ pub(crate) struct ErasedCodec {
     pub decode: fn(&[u8]) -> Result<Shared, String>,
     /// A map node's output: the `Vec` of the task's outputs.
     pub decode_list: fn(&[u8]) -> Result<Shared, String>,
+    pub encode_list: fn(&Shared) -> Result<Vec<u8>, String>,
     pub output_type: fn() -> crate::cache::Digest,
 }
 
@@ -113,4 +118,12 @@ fn erased_none<T: Task>() -> Shared {
 fn erased_decode_list<T: Task>(bytes: &[u8]) -> Result<Shared, String> {
     let codec = T::codec().ok_or("the task is not cached")?;
     Ok(T::Output::list_shared((codec.decode_list)(bytes)?))
+}
+
+fn erased_encode_list<T: Task>(list: &Shared) -> Result<Vec<u8>, String> {
+    let codec = T::codec().ok_or("the task is not cached")?;
+    let list = list
+        .downcast_ref::<Vec<T::Output>>()
+        .ok_or("typedag: a list of outputs of another type")?;
+    (codec.encode_list)(list)
 }

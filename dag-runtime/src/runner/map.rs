@@ -1,14 +1,19 @@
-//! A map node's run: each item of its list keyed by the digest of its bytes, loaded from
-//! the store when its record still answers for it, run otherwise (its own attempts, record
-//! and events, several at once), then the node's `Vec` assembled in item order.
+//! A map node's run: each item of its list keyed by the digest of its bytes, taken from the
+//! node's last `Vec` or loaded from the store when its record still answers for it, run
+//! otherwise (its own attempts, record and events, on several workers), then the node's
+//! `Vec` assembled in item order.
 //!
 //! Items are recorded as they finish, so a run stopped mid-map (cancelled, killed) loses
-//! none that finished; the node itself is recorded once every item is in.
+//! none that finished; the node itself is recorded once every item is in, with an index of
+//! its items' keys (`node#items`), so that the next run over a changed list finds the
+//! unchanged items in the last `Vec` (two reads) instead of one record each.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::attempt::{Success, attempt};
 use super::inputs::Prepared;
@@ -17,15 +22,27 @@ use super::state::Run;
 use crate::cache::{Digest, Fingerprint, InputDigest, Reason, Verdict, upstream_part, verdict};
 use crate::event::Event;
 use crate::failure::Failure;
+use crate::graph::map::AnyItem;
 use crate::ids::NodeIds;
 use crate::report::Items;
 use crate::store::Write;
 use crate::task::Shared;
 
-/// One item's end: its output and, when it is cached, its bytes.
+/// One item's end: its output.
 struct ItemEnd {
     value: Shared,
-    bytes: Option<Vec<u8>>,
+}
+
+/// What a map node records beside its `Vec`: the keys of its items, in order, and what
+/// else they were computed from, so that a later run can reuse them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ItemsIndex {
+    /// The digest of everything an item's output depends on but the item itself.
+    context: Digest,
+    /// The digest of the `Vec` these keys describe.
+    list: Digest,
+    /// Each item's key (the start of its digest), in order.
+    keys: Vec<[u8; 16]>,
 }
 
 /// Runs map node `index` on its inputs: the node's result and the write of its record.
@@ -59,9 +76,10 @@ pub(super) async fn run_map(
     };
     let n = (items.len)(&*list);
 
-    // Each item's key: the digest of its bytes.
-    let mut keys: Vec<Digest> = Vec::with_capacity(n);
-    for i in 0..n {
+    // Each item's key, the digest of its bytes, when there is a store to key records in.
+    let keyed = run.store.is_some() && run.plan[index].parts.is_some();
+    let mut keys: Vec<Digest> = Vec::with_capacity(if keyed { n } else { 0 });
+    for i in (0..n).filter(|_| keyed) {
         match (items.encode)(&*list, i) {
             Ok(bytes) => keys.push(*blake3::hash(&bytes).as_bytes()),
             Err(e) => {
@@ -78,22 +96,51 @@ pub(super) async fn run_map(
         items: n,
     });
 
-    // What the store holds for each item, and whether it still answers for it.
-    let ids: Vec<String> = keys.iter().map(|k| item_id(&spec.id, k)).collect();
-    let verdicts = item_verdicts(run, index, param, &keys, &ids).await;
-
+    // Items found in the node's last `Vec`, then what the store holds for each other item.
+    let context = keyed.then(|| item_context(run, index, param));
     let mut ends: Vec<Option<Result<ItemEnd, Failure>>> = (0..n).map(|_| None).collect();
-    let mut to_run = Vec::new();
     let mut cached = 0usize;
-    for (i, v) in verdicts.into_iter().enumerate() {
+    if let Some(context) = &context
+        && let Some((old_keys, mut old_values)) = previous_items(run, index, context).await
+    {
+        let mut at: HashMap<&[u8; 16], usize, BuildHasherDefault<KeyHasher>> =
+            HashMap::with_capacity_and_hasher(old_keys.len(), BuildHasherDefault::default());
+        at.extend(old_keys.iter().enumerate().map(|(p, k)| (k, p)));
+        for (i, key) in keys.iter().enumerate() {
+            let short: &[u8; 16] = key[..16].try_into().expect("a digest has 32 bytes");
+            if let Some(value) = at.get(short).and_then(|&p| old_values[p].take()) {
+                ends[i] = Some(Ok(ItemEnd { value }));
+                cached += 1;
+            }
+        }
+    }
+    let remaining: Vec<usize> = (0..n).filter(|&i| ends[i].is_none()).collect();
+    // Record ids, for the items looked up or run: the others are never named.
+    let mut ids: Vec<String> = vec![String::new(); if keyed { n } else { 0 }];
+    for &i in remaining.iter().filter(|_| keyed) {
+        ids[i] = item_id(&spec.id, &keys[i]);
+    }
+    let verdicts = if keyed {
+        let keys: Vec<Digest> = remaining.iter().map(|&i| keys[i]).collect();
+        let ids: Vec<String> = remaining.iter().map(|&i| ids[i].clone()).collect();
+        item_verdicts(run, index, param, &keys, &ids).await
+    } else {
+        let reason = if run.store.is_none() {
+            Reason::NoStore
+        } else {
+            Reason::CachingOff
+        };
+        remaining
+            .iter()
+            .map(|_| Verdict::Run(reason, None))
+            .collect()
+    };
+    let mut to_run = Vec::new();
+    for (&i, v) in remaining.iter().zip(verdicts) {
         match v {
             Verdict::Cached(digest) => match load_item(run, index, &ids[i], &digest).await {
                 Some(end) => {
                     cached += 1;
-                    run.events.emit(&Event::Cached {
-                        node: &label(&spec.id, i),
-                        task,
-                    });
                     ends[i] = Some(Ok(end));
                 }
                 None => to_run.push((i, Reason::RecordDamaged, None)),
@@ -102,32 +149,52 @@ pub(super) async fn run_map(
             Verdict::Waits(_) => to_run.push((i, Reason::NeverRan, None)),
         }
     }
+    if run.events.on() {
+        for (i, end) in ends.iter().enumerate() {
+            if end.is_some() {
+                run.events.emit(&Event::Cached {
+                    node: &label(&spec.id, i),
+                    task,
+                });
+            }
+        }
+    }
 
-    // Run the others, several at once: as many as the runner and the task's limit allow.
+    // Run the others on several workers at once, as many as the runner and the task's
+    // limit allow: tokio tasks that take the next item until none is left.
     let at_once = spec
         .meta
         .task_options
         .limit
         .unwrap_or(usize::MAX)
         .min(run.limit)
+        .min(to_run.len())
         .max(1);
     let ran = to_run.len();
-    let mut finished = futures::stream::iter(to_run)
-        .map(|(i, reason, fp)| {
-            let mut inputs: Vec<Prepared> = prepared.iter().map(clone_prepared).collect();
-            inputs[param] = Prepared::Item(list.clone(), i, items.get);
-            let id = ids[i].clone();
-            async move { (i, run_item(run, index, i, id, inputs, reason, fp).await) }
-        })
-        .buffer_unordered(at_once);
+    let work = Arc::new(Work {
+        run: run.clone(),
+        index,
+        param,
+        list: list.clone(),
+        get: items.get,
+        prepared,
+        ids,
+        to_run,
+        next: AtomicUsize::new(0),
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 1..at_once {
+        tokio::spawn(work.clone().worker(tx.clone()));
+    }
+    // One worker is this task.
+    work.clone().worker(tx).await;
     let mut cancelled = false;
-    while let Some((i, end)) = finished.next().await {
+    while let Some((i, end)) = rx.recv().await {
         match end {
             Some(end) => ends[i] = Some(end),
             None => cancelled = true,
         }
     }
-    drop(finished);
     if cancelled || run.cancel.is_cancelled() {
         return (None, None);
     }
@@ -169,19 +236,12 @@ pub(super) async fn run_map(
     }
 
     // Every item is in: the node's `Vec`, in item order, and its bytes.
-    let mut values = Vec::with_capacity(n);
-    let mut bytes: Option<Vec<u8>> = spec.meta.codec.as_ref().map(|_| list_header(n));
-    for end in ends.into_iter().flatten() {
-        let Ok(end) = end else {
-            unreachable!("failed items are handled above")
-        };
-        match (&mut bytes, end.bytes) {
-            (Some(all), Some(b)) => all.extend_from_slice(&b),
-            (Some(_), None) => bytes = None,
-            _ => {}
-        }
-        values.push(end.value);
-    }
+    let values: Vec<Shared> = ends
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.value)
+        .collect();
     let Some(value) = (spec.meta.collect)(values) else {
         return fail(
             run,
@@ -191,6 +251,17 @@ pub(super) async fn run_map(
             "typedag: an item's output was of another type or still shared".into(),
         );
     };
+    let bytes = match &spec.meta.codec {
+        Some(codec) => match (codec.encode_list)(&value) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                let message =
+                    format!("its `Vec` of outputs could not be serialized for the store: {e}");
+                return fail(run, index, fingerprint, reason, message);
+            }
+        },
+        None => None,
+    };
     let digest = bytes.as_ref().map(|b| *blake3::hash(b).as_bytes());
     let done = Success {
         value,
@@ -198,10 +269,30 @@ pub(super) async fn run_map(
         duration: start.elapsed(),
         digest,
     };
-    let write = match (fingerprint, bytes, digest) {
-        (Some(fp), Some(bytes), Some(digest))
+    let write = match (fingerprint, bytes, digest, context) {
+        (Some(fp), Some(bytes), Some(digest), Some(context))
             if spec.meta.task_options.cache && run.store.is_some() =>
         {
+            let index_bytes = postcard::to_allocvec(&ItemsIndex {
+                context,
+                list: digest,
+                keys: keys
+                    .iter()
+                    .map(|k| k[..16].try_into().expect("a digest has 32 bytes"))
+                    .collect(),
+            })
+            .expect("an index of keys always encodes");
+            let index_digest = *blake3::hash(&index_bytes).as_bytes();
+            let record = completed_record(spec, fp, reason, index_digest, &index_bytes, &done);
+            run.send_then(
+                Write::Save {
+                    graph: run.graph.clone(),
+                    node: items_index_id(&spec.id),
+                    record,
+                    output: Some(index_bytes),
+                },
+                |_: &Run| {},
+            );
             let record = completed_record(spec, fp, reason, digest, &bytes, &done);
             Some(Write::Save {
                 graph: run.graph.clone(),
@@ -215,36 +306,136 @@ pub(super) async fn run_map(
     (Some(Ok(done)), write)
 }
 
+/// The items a map node runs, shared by its workers.
+struct Work {
+    run: Arc<Run>,
+    index: usize,
+    param: usize,
+    list: Shared,
+    get: fn(&AnyItem, usize) -> Option<&AnyItem>,
+    prepared: Vec<Prepared>,
+    ids: Vec<String>,
+    to_run: Vec<(usize, Reason, Option<Fingerprint>)>,
+    /// The next of `to_run` to take.
+    next: AtomicUsize,
+}
+
+type Ended = (usize, Option<Result<ItemEnd, Failure>>);
+
+impl Work {
+    /// Runs items until none is left, or the run is cancelled, sending each item's end.
+    async fn worker(self: Arc<Self>, ends: tokio::sync::mpsc::UnboundedSender<Ended>) {
+        loop {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some((i, reason, fp)) = self.to_run.get(k) else {
+                break;
+            };
+            if self.run.cancel.is_cancelled() {
+                let _ = ends.send((*i, None));
+                break;
+            }
+            let mut inputs: Vec<Prepared> = self.prepared.iter().map(clone_prepared).collect();
+            inputs[self.param] = Prepared::Item(self.list.clone(), *i, self.get);
+            let id = self.ids.get(*i).cloned().unwrap_or_default();
+            let end = run_item(&self.run, self.index, *i, id, inputs, *reason, *fp).await;
+            // The receiver lives until every worker has stopped.
+            let _ = ends.send((*i, end));
+        }
+        // Let go of the inputs before the channel closes: once it has, the node may end,
+        // and its inputs must then be held by no one else.
+        drop(self);
+        drop(ends);
+    }
+}
+
 /// The record id of a map node's item: the node's id and the item's key.
 fn item_id(node: &str, key: &Digest) -> String {
-    let mut id = String::with_capacity(node.len() + 34);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(node.len() + 33);
     id.push_str(node);
     id.push('#');
     for b in &key[..16] {
-        id.push_str(&format!("{b:02x}"));
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     id
+}
+
+/// Hashes an item's key, already a digest, by its first eight bytes.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// The record id of a map node's index of item keys.
+fn items_index_id(node: &str) -> String {
+    format!("{node}#items")
+}
+
+/// The digest of what every item's output depends on besides the item: the task's code and
+/// output type, the constants, and the other inputs.
+fn item_context(run: &Run, index: usize, param: usize) -> Digest {
+    let spec = &run.nodes[index];
+    let mut buf = Vec::new();
+    let mut h = crate::cache::PartHasher::new(&mut buf, b"typedag.map-items.v1\0");
+    if let Some(parts) = &run.plan[index].parts {
+        h.add(0, &parts.code);
+        h.add(1, &parts.output_type);
+        h.add(2, &parts.inputs);
+    }
+    let state = run.lock();
+    for (p, j) in spec.upstream() {
+        if p != param {
+            h.add(3 + p, state.digests[j].as_ref().unwrap_or(&[0; 32]));
+        }
+    }
+    h.finish()
+}
+
+/// The keys and outputs of the node's last `Vec`, if its record and index are there and its
+/// items were computed from the same context.
+async fn previous_items(
+    run: &Arc<Run>,
+    index: usize,
+    context: &Digest,
+) -> Option<(Vec<[u8; 16]>, Vec<Option<Shared>>)> {
+    let spec = &run.nodes[index];
+    let Some(crate::cache::Stamp::Done { digest: list, .. }) = run.stamp(index).copied() else {
+        return None;
+    };
+    let (store, codec) = (run.store.as_ref()?, spec.meta.codec.as_ref()?);
+    let index_id = items_index_id(&spec.id);
+    let mut ids = NodeIds::default();
+    ids.map_mut().insert(Arc::from(index_id.as_str()), 0);
+    let stamps = store.stamps(&run.graph, Arc::new(ids)).await.ok()?.stamps;
+    let Some(Some(crate::cache::Stamp::Done { digest, .. })) = stamps.into_iter().next() else {
+        return None;
+    };
+    let bytes = store.output(&run.graph, &index_id, &digest).await.ok()??;
+    let items: ItemsIndex = postcard::from_bytes(&bytes).ok()?;
+    if items.context != *context || items.list != list {
+        return None;
+    }
+    let bytes = store.output(&run.graph, &spec.id, &list).await.ok()??;
+    let values = (spec.meta.split)((codec.decode_list)(&bytes).ok()?)?;
+    (values.len() == items.keys.len()).then(|| (items.keys, values.into_iter().map(Some).collect()))
 }
 
 /// How events and messages name item `i` of a map node: `pages[3]`.
 fn label(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
-}
-
-/// The postcard length prefix of a `Vec` of `n` items: the `Vec`'s bytes are this, then
-/// each item's bytes.
-fn list_header(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
-    let mut v = n as u64;
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn clone_prepared(p: &Prepared) -> Prepared {
@@ -266,13 +457,11 @@ async fn item_verdicts(
 ) -> Vec<Verdict> {
     let spec = &run.nodes[index];
     let parts = run.plan[index].parts.as_ref();
-    let (Some(store), Some(_)) = (&run.store, parts) else {
-        let reason = if run.store.is_none() {
-            Reason::NoStore
-        } else {
-            Reason::CachingOff
-        };
-        return keys.iter().map(|_| Verdict::Run(reason, None)).collect();
+    let Some(store) = &run.store else {
+        return keys
+            .iter()
+            .map(|_| Verdict::Run(Reason::NoStore, None))
+            .collect();
     };
     // Positions are dense: an item listed twice is one record.
     let mut positions = NodeIds::default();
@@ -324,10 +513,7 @@ async fn load_item(run: &Arc<Run>, index: usize, id: &str, digest: &Digest) -> O
     let (store, codec) = (run.store.as_ref()?, run.nodes[index].meta.codec.as_ref()?);
     let bytes = store.output(&run.graph, id, digest).await.ok()??;
     let value = (codec.decode)(&bytes).ok()?;
-    Some(ItemEnd {
-        value,
-        bytes: Some(bytes),
-    })
+    Some(ItemEnd { value })
 }
 
 /// One item's attempts, its record and its events: `None` if the run was cancelled.
@@ -401,10 +587,7 @@ async fn run_item(
                     attempts: done.attempts,
                 }),
             }
-            Some(Ok(ItemEnd {
-                value: done.value,
-                bytes: encoded.map(|(bytes, _)| bytes),
-            }))
+            Some(Ok(ItemEnd { value: done.value }))
         }
         Err(failures) => Some(Err(item_failed(
             run, spec, &name, &id, stored, reason, failures,

@@ -439,6 +439,9 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
 }
 
 /// Calls `f` with the node id and value of each record of `graph`, in id order.
+/// Up to this many ids, `stamps` looks each up rather than reading the graph's records.
+const POINT_LOOKUPS: usize = 4096;
+
 fn each_record(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     graph: &str,
@@ -498,11 +501,21 @@ impl Store for EmbeddedStore {
             let read = db.begin_read()?;
             let table = read.open_table(RECORDS)?;
             let mut stamps = vec![None; nodes.len()];
-            each_record(&table, graph, |n, v| {
-                if let Some(position) = nodes.position(n) {
-                    stamps[position] = Some(envelope::open_stamp(v));
+            if nodes.len() <= POINT_LOOKUPS {
+                // A few ids: looked up one by one, however many records the graph has (a
+                // map node's items can be many more than the graph's nodes).
+                for (id, position) in nodes.iter() {
+                    if let Some(v) = table.get((graph, id))? {
+                        stamps[position] = Some(envelope::open_stamp(v.value()));
+                    }
                 }
-            })?;
+            } else {
+                each_record(&table, graph, |n, v| {
+                    if let Some(position) = nodes.position(n) {
+                        stamps[position] = Some(envelope::open_stamp(v));
+                    }
+                })?;
+            }
             Ok(Stamps {
                 stamps,
                 manifest: manifest_digest(&read, graph)?,
