@@ -1,11 +1,17 @@
 //! Map nodes: `each` in `dag!` and `Graph::map` in the builder. Each item is a child with
 //! its own record keyed by the item's bytes, not its position: inserting, removing or
 //! reordering items runs no other; a failed item fails the node once the others are stored,
-//! and the next run runs only the failed ones.
+//! and the next run runs only the failed ones; a map cancelled partway keeps every item
+//! that completed.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod support;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::items::only_in;
+use support::temp_dir::TempDir;
 use typedag::prelude::*;
 
 /// How often each item ran, by item: the tests read only their own items, each made of a
@@ -278,4 +284,113 @@ async fn a_map_survives_the_process_store_across_runners() {
         .unwrap();
     assert_eq!(ran_since(&before, p), ["fresh-c"]);
     assert_eq!(out.sizes, [8, 8, 8]);
+}
+
+#[task]
+async fn numbers(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+/// Takes 1 to 3 ms, so that a cancel lands mid-map and items finish out of the list's order.
+#[task]
+async fn slow_square(x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(1 + x % 3)).await;
+    x * x
+}
+
+#[tokio::test]
+async fn a_cancelled_map_keeps_every_item_completed_and_the_next_run_runs_the_rest() {
+    const N: u64 = 2_000;
+    const CANCEL_AFTER: usize = 200;
+    let dir = TempDir::new("map-cancel");
+    let store = EmbeddedStore::open(&dir.0).unwrap();
+    let graph = || {
+        dag! {
+            name = "cancel";
+            list    = numbers(N);
+            squares = slow_square(each list);
+        }
+    };
+    let item = |node: &str| -> Option<usize> {
+        node.strip_prefix("squares[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    };
+
+    // Cancelled once CANCEL_AFTER items are durable.
+    let cancel = Cancel::new();
+    let completed = Arc::new(Mutex::new(HashSet::new()));
+    let runner = Runner::new()
+        .store(store.clone())
+        .concurrency(8)
+        .cancel_with(cancel.clone())
+        .on_event({
+            let completed = completed.clone();
+            move |event, _| {
+                if let Event::Completed { node, .. } = event
+                    && let Some(i) = item(node)
+                {
+                    let mut completed = completed.lock().unwrap();
+                    completed.insert(i);
+                    if completed.len() >= CANCEL_AFTER {
+                        cancel.cancel();
+                    }
+                }
+            }
+        });
+    let error = tokio::time::timeout(Duration::from_secs(30), runner.run(graph()))
+        .await
+        .expect("a cancelled map ends")
+        .unwrap_err();
+    assert!(matches!(error, Error::Cancelled(_)), "{error}");
+    let report = error.report().unwrap();
+    assert_eq!(report.node("squares").unwrap().outcome, Outcome::Cancelled);
+    let completed = std::mem::take(&mut *completed.lock().unwrap());
+    assert!(
+        completed.len() >= CANCEL_AFTER && completed.len() < N as usize,
+        "the cancel did not land mid-map: {} of {N} items completed",
+        completed.len()
+    );
+
+    // The next run loads exactly the items that completed, and runs every other once.
+    let cached = Arc::new(Mutex::new(HashSet::new()));
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let out = Runner::new()
+        .store(store)
+        .on_event({
+            let (cached, ran) = (cached.clone(), ran.clone());
+            move |event, _| match event {
+                Event::Cached { node, .. } => cached.lock().unwrap().extend(item(node)),
+                Event::Started { node, .. } => ran.lock().unwrap().extend(item(node)),
+                _ => {}
+            }
+        })
+        .run(graph())
+        .await
+        .unwrap();
+    let cached = std::mem::take(&mut *cached.lock().unwrap());
+    assert!(
+        cached == completed,
+        "the items loaded must be those that completed; completed, not loaded: {}; loaded, never completed: {}",
+        only_in("squares", &completed, &cached),
+        only_in("squares", &cached, &completed)
+    );
+    let ran = std::mem::take(&mut *ran.lock().unwrap());
+    let ran_once: HashSet<usize> = ran.iter().copied().collect();
+    assert_eq!(ran_once.len(), ran.len(), "an item ran twice");
+    let rest: HashSet<usize> = (0..N as usize).filter(|i| !completed.contains(i)).collect();
+    assert!(
+        ran_once == rest,
+        "the items that run must be those that did not complete; not completed, not run: {}; run, though completed: {}",
+        only_in("squares", &rest, &ran_once),
+        only_in("squares", &ran_once, &rest)
+    );
+    let want: Vec<u64> = (0..N).map(|x| x * x).collect();
+    assert!(
+        out.squares == want,
+        "the output must be every item's square in item order; {} items, the first wrong at {:?}",
+        out.squares.len(),
+        out.squares.iter().zip(&want).position(|(a, b)| a != b)
+    );
 }
