@@ -46,7 +46,12 @@ pub fn run(session: &Session, graph: &str, node: Option<&str>) -> Result<String,
     let next = plan(&view);
     let mut out = summary(&view, &next, session);
     for (i, n) in view.nodes.iter().enumerate() {
-        if only.is_none_or(|o| o == i) {
+        // A map node's item records are summed up under the node, not listed one by one.
+        let shown = match only {
+            Some(o) => o == i,
+            None => n.item_of.is_none(),
+        };
+        if shown {
             out.push('\n');
             out.push_str(&describe(&view, n, &next[i]));
         }
@@ -170,6 +175,22 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
     if node.in_graph {
         lines.push(("inputs", names(&node.inputs)));
         lines.push(("dependents", names(&node.dependents)));
+        let me = view.find(&node.id);
+        let items: Vec<_> = view
+            .nodes
+            .iter()
+            .filter(|n| n.item_of.is_some() && n.item_of == me && !n.id.ends_with("#items"))
+            .collect();
+        if !items.is_empty() {
+            let failed = items.iter().filter(|n| n.held.problem().is_some()).count();
+            lines.push((
+                "items",
+                format!(
+                    "{} stored ({failed} failed), each keyed by its item's bytes: a rerun runs only items it has not seen",
+                    human::count(items.len(), "item record")
+                ),
+            ));
+        }
     } else if view.has_shape {
         lines.push((
             "inputs",

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::human::{self, Align, Table};
 use crate::session::Session;
-use crate::view::GraphView;
+use crate::view::{GraphView, NodeView};
 use dag_runtime::store::shared::RunSummary;
 
 /// Errors longer than this are cut in the table; `typedag explain` shows them whole.
@@ -135,7 +135,10 @@ fn nodes(view: &GraphView) -> String {
         ("ERROR", Align::Left),
     ]);
     let dash = || "-".to_owned();
-    for node in &view.nodes {
+    for (i, node) in view.nodes.iter().enumerate() {
+        if node.item_of.is_some() {
+            continue;
+        }
         let record = node.held.record();
         table.row(vec![
             if view.is_used(node) {
@@ -153,6 +156,29 @@ fn nodes(view: &GraphView) -> String {
                 .problem()
                 .map_or_else(dash, |e| human::one_line(e, ERROR_WIDTH)),
         ]);
+        // A map node's items: one line for all of them.
+        let items: Vec<&NodeView> = view
+            .nodes
+            .iter()
+            .filter(|n| n.item_of == Some(i) && !n.id.ends_with("#items"))
+            .collect();
+        if !items.is_empty() {
+            let failed = items.iter().filter(|n| n.held.problem().is_some()).count();
+            let size: u64 = items.iter().filter_map(|n| n.held.size()).sum();
+            table.row(vec![
+                format!("{}[…]", node.id),
+                node.task.clone().unwrap_or_else(dash),
+                format!(
+                    "{}, {failed} failed",
+                    human::count(items.len(), "item record")
+                ),
+                human::size(size),
+                dash(),
+                dash(),
+                dash(),
+                dash(),
+            ]);
+        }
     }
     let mut out = table.render();
     if !view.has_shape {

@@ -22,6 +22,9 @@ pub struct NodeView {
     pub task: Option<String>,
     /// Whether the graph's shape has this node.
     pub in_graph: bool,
+    /// For the record of an item of a map node (`pages#…`) or of its index of items
+    /// (`pages#items`): that node, which a run reads it for.
+    pub item_of: Option<usize>,
     pub held: Held,
     /// The nodes it reads, as indices into [`GraphView::nodes`], each once.
     pub inputs: Vec<usize>,
@@ -61,6 +64,7 @@ impl GraphView {
                 id: n.id.clone(),
                 task: Some(n.task.clone()),
                 in_graph: true,
+                item_of: None,
                 held: records.remove(&n.id).map_or(Held::Missing, Held::from),
                 inputs: Vec::new(),
                 dependents: Vec::new(),
@@ -80,9 +84,15 @@ impl GraphView {
         }
         let mut rest: Vec<(String, Loaded)> = records.into_iter().collect();
         rest.sort_by(|a, b| a.0.cmp(&b.0));
+        let shape_len = nodes.len();
+        let item_of = |id: &str| {
+            let (node, _) = id.rsplit_once('#')?;
+            shape.iter().take(shape_len).position(|n| n.id == node)
+        };
         nodes.extend(rest.into_iter().map(|(id, loaded)| {
             let held = Held::from(loaded);
             NodeView {
+                item_of: item_of(&id),
                 id,
                 task: held.record().map(|r| r.task.clone()),
                 in_graph: false,
@@ -111,7 +121,7 @@ impl GraphView {
     /// Whether a run of the graph may read `node`'s record: it is in the saved shape, or
     /// there is no shape to say otherwise.
     pub fn is_used(&self, node: &NodeView) -> bool {
-        node.in_graph || !self.has_shape
+        node.in_graph || node.item_of.is_some() || !self.has_shape
     }
 
     /// How many nodes the saved shape has.
