@@ -110,8 +110,8 @@ fn each_source<T: Item>(node: Node<Vec<T>>, graph: u64) -> Wired {
 }
 
 /// The `each` argument of a `dag!` node, by the index of the node it maps over; its item
-/// type is inferred from the wiring check that reads it
-/// (see [`type_of_each`](super::wiring::type_of_each)).
+/// type is inferred from the wiring check that reads it, the `each{i}` method `#[task]`
+/// generates for the parameter.
 #[doc(hidden)]
 pub struct EachOf<T> {
     node: usize,
