@@ -12,7 +12,9 @@ pub fn tokens(t: &impl ToTokens) -> String {
 
 fn write(tokens: TokenStream, out: &mut String) {
     let mut prev_joint_or_open = true;
-    for tree in tokens {
+    let mut prev_ident = false;
+    let mut trees = tokens.into_iter().peekable();
+    while let Some(tree) = trees.next() {
         let text = match &tree {
             TokenTree::Group(g) => {
                 let (open, close) = match g.delimiter() {
@@ -27,13 +29,18 @@ fn write(tokens: TokenStream, out: &mut String) {
             }
             other => other.to_string(),
         };
+        // The `!` of a macro call, `vec![...]`, stays with its name.
+        let macro_bang =
+            text == "!" && prev_ident && matches!(trees.peek(), Some(TokenTree::Group(_)));
         let glue_left = matches!(text.as_str(), "<" | ">" | "," | ":" | ")" | "]" | ";" | "?")
+            || macro_bang
             || text.starts_with('(')
             || text.starts_with('[') && out.ends_with(|c: char| c.is_alphanumeric());
         if !out.is_empty() && !prev_joint_or_open && !glue_left {
             out.push(' ');
         }
         out.push_str(&text);
+        prev_ident = matches!(tree, TokenTree::Ident(_));
         prev_joint_or_open = match &tree {
             TokenTree::Punct(p) => {
                 p.spacing() == Spacing::Joint || matches!(p.as_char(), '<' | '&' | '\'' | '#' | '!')
@@ -79,5 +86,12 @@ mod tests {
             tokens(&quote!(async fn f(a: &u8, b: Vec<u8>) -> usize)),
             "async fn f(a: &u8, b: Vec<u8>) -> usize"
         );
+    }
+
+    #[test]
+    fn a_macro_call_keeps_its_bang() {
+        assert_eq!(tokens(&quote!(vec![1, 2, 3])), "vec![1, 2, 3]");
+        assert_eq!(tokens(&quote!(format!("{}", x))), "format!(\"{}\", x)");
+        assert_eq!(tokens(&quote!(f(!x))), "f(!x)");
     }
 }

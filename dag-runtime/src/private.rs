@@ -5,7 +5,7 @@ pub use crate::__dag_outputs as outputs;
 pub use crate::bounds::{Borrowed, Cacheable, Constant, Output, Owned, TaskError};
 pub use crate::failure::Failure;
 pub use crate::graph::args::{Own, Ref, Wired};
-pub use crate::graph::map::{EachOf, Item};
+pub use crate::graph::map::{EachOf, Item, TakesItem};
 pub use crate::graph::table::{Conditional, GIVEN, ListOf, Row, TaskRef};
 pub use crate::graph::wiring::{
     Condition, Handle, IntoInput, Is, Maybe, No, Produces, Shape, Wire, Yes, condition, handle,

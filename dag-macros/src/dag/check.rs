@@ -43,30 +43,32 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
     let mut nodes = Vec::new();
     for (i, stmt) in dag.nodes.iter().enumerate() {
         let mut args = Vec::new();
-        let mut mapped: Option<&Ident> = None;
+        // The argument `each` is already on, as written.
+        let mut mapped: Option<String> = None;
         for (expr, each) in stmt.args.iter().zip(&stmt.each) {
             if let Some(keyword) = each {
-                if let Some(first) = mapped {
+                if let Some(first) = &mapped {
                     errors.push(syn::Error::new(
                         keyword.span(),
                         format!(
-                            "a node maps over one list: `{}` already has `each` on an earlier argument (`{first}` there); pass this one whole, or map in two steps",
-                            stmt.name
+                            "a node maps over one list, and `{}` already has `each {first}`: drop this `each` to pass `{}` whole to every item, or map in two steps",
+                            stmt.name,
+                            crate::pretty::tokens(expr)
                         ),
                     ));
                     continue;
                 }
+                mapped = Some(crate::pretty::tokens(expr));
                 match names.node(expr) {
                     Some((to, ident)) => {
-                        mapped = Some(keyword);
                         if let Some(j) = reference(dag, &names, i, to, ident, &mut errors) {
                             args.push(Arg::Each(j, ident.clone()));
                         }
                     }
-                    None => errors.push(syn::Error::new(
-                        expr.span(),
+                    None => errors.push(syn::Error::new_spanned(
+                        expr,
                         format!(
-                            "`each` takes a node of this `dag!` whose output is a `Vec`, and `{}` is not a node: to run a task on each item of a constant list, make the list a node (`items = list(...);`), then `each items`",
+                            "`each` takes a node of this `dag!` whose output is a `Vec`, and `{}` is not a node: to map over a constant list, add a task that returns it (`items = list(...);`) and write `each items`",
                             crate::pretty::tokens(expr)
                         ),
                     )),
@@ -108,6 +110,15 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
         }
         let condition = stmt.condition.as_ref().and_then(|(holds, expr)| {
             match names.node(expr) {
+                Some((to, ident)) if to == i => {
+                    errors.push(syn::Error::new(
+                        ident.span(),
+                        format!(
+                            "the condition of `{ident}` is `{ident}` itself: whether a node runs cannot depend on its own output; the condition is a node of output `bool` declared above `{ident} = ...;`"
+                        ),
+                    ));
+                    None
+                }
                 Some((to, ident)) => reference(dag, &names, i, to, ident, &mut errors)
                     .map(|j| (*holds, j, ident.clone())),
                 None => {

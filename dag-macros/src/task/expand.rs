@@ -358,8 +358,11 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
             #vis trait #each_trait<N, L> {}
+            // Generic in the list, not `Vec<X>`: an impl with a `Vec` in it would let rustc
+            // infer that the node's output is a `Vec` and report a node of another output as
+            // a bare type mismatch instead of this message.
             #[diagnostic::do_not_recommend]
-            impl<N, X: ::typedag::__private::Is<#input>> #each_trait<N, ::std::vec::Vec<X>> for ::typedag::__private::Wire {}
+            impl<N, L: ::typedag::__private::Is<::std::vec::Vec<#input>>> #each_trait<N, L> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #list_msg, label = #list_label, note = #note)]
             #[doc(hidden)]

@@ -83,13 +83,20 @@ pub trait Item: Serialize + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + Send + Sync + 'static> Item for T {}
 
-impl<T: Item> Arg<Ref<T>> for Each<T> {
-    fn source(self, graph: u64) -> Wired {
-        each_source(self.node, graph)
-    }
-}
+/// A parameter fed by [`each`] takes one item: `&T` or `T` (or a view such as `&str` of a
+/// `String`) for a list of `T`. Implemented by the parameter kinds `Ref<T>` and `Own<T>`.
+#[diagnostic::on_unimplemented(
+    message = "`each` gives one `{T}` per item, but the task's parameter does not take a `{T}`",
+    label = "the items of this list are `{T}`",
+    note = "a task mapped over a `Node<Vec<T>>` with `each(node)` takes one item per call, as `&T` or `T` (`&str` for `String` items): change the parameter or the list's item type"
+)]
+pub trait TakesItem<T> {}
+impl<T: Item> TakesItem<T> for Ref<T> {}
+impl<T: Item + Clone> TakesItem<T> for Own<T> {}
 
-impl<T: Item + Clone> Arg<Own<T>> for Each<T> {
+// One impl for every parameter kind, so that an item of the wrong type is reported with
+// `TakesItem`'s message rather than `Arg`'s, which cannot say what `each` gives.
+impl<P: TakesItem<T>, T: Item> Arg<P> for Each<T> {
     fn source(self, graph: u64) -> Wired {
         each_source(self.node, graph)
     }
@@ -103,8 +110,8 @@ fn each_source<T: Item>(node: Node<Vec<T>>, graph: u64) -> Wired {
 }
 
 /// The `each` argument of a `dag!` node, by the index of the node it maps over; its item
-/// type is inferred from the wiring check that reads it
-/// (see [`type_of_each`](super::wiring::type_of_each)).
+/// type is inferred from the wiring check that reads it, the `each{i}` method `#[task]`
+/// generates for the parameter.
 #[doc(hidden)]
 pub struct EachOf<T> {
     node: usize,
