@@ -285,6 +285,7 @@ impl<O> Graph<O> {
             }
         };
         let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
+        let map = sources.iter().any(|s| matches!(s, Source::Each(..)));
         self.nodes.push(NodeSpec {
             id,
             meta,
@@ -292,6 +293,7 @@ impl<O> Graph<O> {
             sources,
             keep: false,
             maybe,
+            map,
         });
         index
     }

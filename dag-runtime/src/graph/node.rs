@@ -70,6 +70,8 @@ pub(crate) struct NodeSpec {
     /// Whether the node may not run for want of a condition (its own, or that of a node it
     /// reads through a parameter that is not an `Option`): its output is then an `Option`.
     pub maybe: bool,
+    /// Whether it is a map node: one of its sources is [`Source::Each`].
+    pub map: bool,
 }
 
 /// Where one parameter's value comes from.

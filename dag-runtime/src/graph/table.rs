@@ -116,6 +116,7 @@ impl Graph {
                 });
             }
             let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
+            let map = sources.iter().any(|s| matches!(s, Source::Each(..)));
             self.nodes.push(NodeSpec {
                 id,
                 meta,
@@ -123,6 +124,7 @@ impl Graph {
                 sources,
                 keep: true,
                 maybe,
+                map,
             });
         }
     }

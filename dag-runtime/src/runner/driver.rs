@@ -207,8 +207,16 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         };
         let node = &run.nodes[index];
         let (result, write) = match inputs {
-            Ok(inputs) if node.each().is_some() => {
-                map::run_map(&run, index, inputs, job.reason, job.fingerprint.take()).await
+            // Boxed: a map node's run is large, and most nodes are not maps.
+            Ok(inputs) if node.map => {
+                Box::pin(map::run_map(
+                    &run,
+                    index,
+                    inputs,
+                    job.reason,
+                    job.fingerprint.take(),
+                ))
+                .await
             }
             inputs => {
                 let result = run_node(&run, index, inputs, job.reason).await;
