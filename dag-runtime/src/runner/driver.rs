@@ -218,8 +218,27 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 ))
                 .await
             }
-            inputs => {
-                let result = run_node(&run, index, inputs, job.reason).await;
+            Err(failure) => record(
+                &run,
+                node,
+                job.fingerprint.take(),
+                job.reason,
+                Some(Err(vec![failure])),
+            ),
+            Ok(inputs) => {
+                let id = &node.id;
+                let result = if !run.cancellable {
+                    Some(attempt(&run, index, id, inputs, job.reason).await)
+                } else if run.cancel.is_cancelled() {
+                    None
+                } else {
+                    let attempt = std::pin::pin!(attempt(&run, index, id, inputs, job.reason));
+                    let cancelled = std::pin::pin!(run.cancel.cancelled());
+                    match futures::future::select(attempt, cancelled).await {
+                        futures::future::Either::Left((result, _)) => Some(result),
+                        futures::future::Either::Right(_) => None,
+                    }
+                };
                 record(&run, node, job.fingerprint.take(), job.reason, result)
             }
         };
@@ -301,33 +320,6 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 drop(alive);
                 return;
             }
-        }
-    }
-}
-
-/// One node's attempts on its inputs, raced against the run's cancellation: `None` if it
-/// was cancelled.
-async fn run_node(
-    run: &Run,
-    index: usize,
-    inputs: Result<Vec<super::inputs::Prepared>, crate::failure::Failure>,
-    reason: crate::cache::Reason,
-) -> Option<Result<super::attempt::Success, Vec<crate::failure::Failure>>> {
-    let inputs = match inputs {
-        Err(failure) => return Some(Err(vec![failure])),
-        Ok(inputs) => inputs,
-    };
-    let id = &run.nodes[index].id;
-    if !run.cancellable {
-        Some(attempt(run, index, id, inputs, reason).await)
-    } else if run.cancel.is_cancelled() {
-        None
-    } else {
-        let attempt = std::pin::pin!(attempt(run, index, id, inputs, reason));
-        let cancelled = std::pin::pin!(run.cancel.cancelled());
-        match futures::future::select(attempt, cancelled).await {
-            futures::future::Either::Left((result, _)) => Some(result),
-            futures::future::Either::Right(_) => None,
         }
     }
 }

@@ -172,7 +172,7 @@ impl State {
         assemble(
             spec,
             spec.upstream().map(|(param, j)| {
-                if !self.needs(spec, param, j) {
+                if run.conditional && !self.needs(spec, param, j) {
                     Held::Unneeded
                 } else {
                     match &self.outputs[j] {

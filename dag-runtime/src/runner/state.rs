@@ -44,6 +44,9 @@ pub(super) struct Run {
     pub(super) stamps: Vec<Option<Stamp>>,
     /// The digest of the graph's shape, to save it when the store's copy differs.
     pub(super) shape: Option<Digest>,
+    /// Whether some node may not run (a condition): only then can an input be missing for
+    /// that reason.
+    pub(super) conditional: bool,
     pub(super) state: Mutex<State>,
 }
 
@@ -113,6 +116,7 @@ impl Run {
             )
         });
         let (plan, limited) = plan_nodes(&specs, store.is_some());
+        let specs_conditional = specs.iter().any(|s| s.maybe);
         let (completion, ended) = Completion::new();
         let state = State {
             waiting,
@@ -151,6 +155,7 @@ impl Run {
             resources: (!runner.resources.is_empty()).then(|| Arc::new(runner.resources.clone())),
             stamps: Vec::new(),
             shape,
+            conditional: specs_conditional,
             state: Mutex::new(state),
         };
         (run, ended)
