@@ -221,7 +221,11 @@ impl State {
                 id: node.id.to_string(),
                 task: node.meta.task,
                 outcome: outcome.take().unwrap_or(Outcome::Cancelled),
-                items: self.items.get(&i).copied(),
+                items: if self.items.is_empty() {
+                    None
+                } else {
+                    self.items.get(&i).copied()
+                },
             })
             .collect();
         Report { graph, nodes }
