@@ -123,17 +123,27 @@ pub struct Inputs {
     resources: Option<Arc<crate::resource::Resources>>,
 }
 
+/// Item `index` of a map node's `list`, with how to read it.
+pub(crate) struct ItemOf {
+    pub list: Shared,
+    pub index: usize,
+    pub get: fn(&crate::graph::map::AnyItem, usize) -> Option<&crate::graph::map::AnyItem>,
+}
+
+impl ItemOf {
+    fn get(&self) -> Option<&crate::graph::map::AnyItem> {
+        (self.get)(&*self.list, self.index)
+    }
+}
+
 pub(crate) enum Value {
     Shared(Shared),
     Owned(Option<Box<dyn Any + Send>>),
     /// The node feeding an `Option` parameter did not run: its condition did not hold.
     Absent,
     /// Item `i` of a map node's list.
-    Item(
-        Shared,
-        usize,
-        fn(&crate::graph::map::AnyItem, usize) -> Option<&crate::graph::map::AnyItem>,
-    ),
+    /// Item `i` of a map node's list; boxed, so that other values stay small.
+    Item(Box<ItemOf>),
 }
 
 impl Inputs {
@@ -165,7 +175,7 @@ impl Inputs {
             Value::Shared(v) => v.downcast_ref::<T>(),
             Value::Owned(v) => v.as_ref().and_then(|b| b.downcast_ref::<T>()),
             Value::Absent => None,
-            Value::Item(list, i, get) => get(&**list, *i).and_then(|v| v.downcast_ref::<T>()),
+            Value::Item(item) => item.get().and_then(|v| v.downcast_ref::<T>()),
         }
     }
 
@@ -181,9 +191,7 @@ impl Inputs {
             Value::Shared(v) => v.downcast_ref::<T>().cloned(),
             Value::Owned(v) => v.take().and_then(|b| b.downcast::<T>().ok()).map(|b| *b),
             Value::Absent => None,
-            Value::Item(list, i, get) => get(&**list, *i)
-                .and_then(|v| v.downcast_ref::<T>())
-                .cloned(),
+            Value::Item(item) => item.get().and_then(|v| v.downcast_ref::<T>()).cloned(),
         }
     }
 }

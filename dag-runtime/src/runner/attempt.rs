@@ -55,7 +55,11 @@ pub(super) async fn attempt(
                     Prepared::Shared(v) => Value::Shared(v.clone()),
                     Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
                     Prepared::Absent => Value::Absent,
-                    Prepared::Item(list, i, get) => Value::Item(list.clone(), *i, *get),
+                    Prepared::Item(item) => Value::Item(Box::new(crate::task::ItemOf {
+                        list: item.list.clone(),
+                        index: item.index,
+                        get: item.get,
+                    })),
                 })
                 .collect(),
             run.resources.clone(),

@@ -17,11 +17,8 @@ pub(super) enum Prepared {
     /// the task does not read).
     Absent,
     /// Item `i` of a map node's list.
-    Item(
-        Shared,
-        usize,
-        fn(&crate::graph::map::AnyItem, usize) -> Option<&crate::graph::map::AnyItem>,
-    ),
+    /// Item `i` of a map node's list; boxed, so that other inputs stay small.
+    Item(Box<crate::task::ItemOf>),
 }
 
 /// An upstream node's output as a job finds it.

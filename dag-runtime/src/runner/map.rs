@@ -335,7 +335,11 @@ impl Work {
                 break;
             }
             let mut inputs: Vec<Prepared> = self.prepared.iter().map(clone_prepared).collect();
-            inputs[self.param] = Prepared::Item(self.list.clone(), *i, self.get);
+            inputs[self.param] = Prepared::Item(Box::new(crate::task::ItemOf {
+                list: self.list.clone(),
+                index: *i,
+                get: self.get,
+            }));
             let id = self.ids.get(*i).cloned().unwrap_or_default();
             let end = run_item(&self.run, self.index, *i, id, inputs, *reason, *fp).await;
             // The receiver lives until every worker has stopped.
@@ -443,7 +447,11 @@ fn clone_prepared(p: &Prepared) -> Prepared {
         Prepared::Shared(v) => Prepared::Shared(v.clone()),
         Prepared::List(values, collect) => Prepared::List(values.clone(), *collect),
         Prepared::Absent => Prepared::Absent,
-        Prepared::Item(list, i, get) => Prepared::Item(list.clone(), *i, *get),
+        Prepared::Item(item) => Prepared::Item(Box::new(crate::task::ItemOf {
+            list: item.list.clone(),
+            index: item.index,
+            get: item.get,
+        })),
     }
 }
 
