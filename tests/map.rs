@@ -185,7 +185,9 @@ async fn a_failed_item_fails_the_node_after_the_others_are_stored_and_only_it_ru
     let error = report.node("pages").unwrap().outcome.error().unwrap();
     assert!(
         error.message().contains("1 of 3 items failed")
-            && error.message().contains("item 1: cannot parse fail-broken"),
+            && error
+                .message()
+                .contains("item 1 (\"fail-broken\"): cannot parse fail-broken"),
         "{error}"
     );
     assert!(matches!(

@@ -22,6 +22,9 @@ pub(crate) struct ItemFns {
     pub get: fn(&AnyItem, usize) -> Option<&AnyItem>,
     /// Item `i`'s postcard bytes: what its record is keyed by.
     pub encode: fn(&AnyItem, usize) -> Result<Vec<u8>, String>,
+    /// A short form of item `i` for messages: the item itself when it is a string, a path
+    /// or a number, else its position and type.
+    pub show: fn(&AnyItem, usize) -> String,
 }
 
 impl ItemFns {
@@ -32,6 +35,10 @@ impl ItemFns {
                 let item: &T = list.downcast_ref::<Vec<T>>()?.get(i)?;
                 Some(item)
             },
+            show: |list, i| {
+                let item = list.downcast_ref::<Vec<T>>().and_then(|l| l.get(i));
+                item.map_or_else(|| format!("item {i}"), |item| short(item, i))
+            },
             encode: |list, i| {
                 let item = list
                     .downcast_ref::<Vec<T>>()
@@ -39,6 +46,41 @@ impl ItemFns {
                     .ok_or("typedag: no such item")?;
                 postcard::to_allocvec(item).map_err(|e| e.to_string())
             },
+        }
+    }
+}
+
+/// How a message names an item: `item 3 ("notes.txt")` for a string, a path or a number;
+/// `item 3 (a Page)` otherwise.
+fn short<T: 'static>(item: &T, i: usize) -> String {
+    let any: &dyn Any = item;
+    let text = if let Some(s) = any.downcast_ref::<String>() {
+        Some(format!("{s:?}"))
+    } else if let Some(s) = any.downcast_ref::<&'static str>() {
+        Some(format!("{s:?}"))
+    } else if let Some(p) = any.downcast_ref::<std::path::PathBuf>() {
+        Some(format!("{:?}", p.display().to_string()))
+    } else if let Some(n) = any.downcast_ref::<u64>() {
+        Some(n.to_string())
+    } else if let Some(n) = any.downcast_ref::<i64>() {
+        Some(n.to_string())
+    } else if let Some(n) = any.downcast_ref::<u32>() {
+        Some(n.to_string())
+    } else if let Some(n) = any.downcast_ref::<i32>() {
+        Some(n.to_string())
+    } else {
+        any.downcast_ref::<usize>().map(usize::to_string)
+    };
+    match text {
+        Some(text) if text.chars().count() > 60 => {
+            let cut: String = text.chars().take(57).collect();
+            format!("item {i} ({cut}...)")
+        }
+        Some(text) => format!("item {i} ({text})"),
+        None => {
+            let name = std::any::type_name::<T>();
+            let name = name.rsplit("::").next().unwrap_or(name);
+            format!("item {i} (a {name})")
         }
     }
 }

@@ -199,6 +199,7 @@ pub(super) async fn run_map(
         return (None, None);
     }
 
+    let show = items.show;
     let failed: Vec<(usize, &Failure)> = ends
         .iter()
         .enumerate()
@@ -220,7 +221,7 @@ pub(super) async fn run_map(
         let shown: Vec<String> = failed
             .iter()
             .take(5)
-            .map(|(i, f)| format!("item {i}: {}", f.message()))
+            .map(|(i, f)| format!("{}: {}", show(&*list, *i), f.message()))
             .collect();
         let more = if failed.len() > shown.len() {
             format!("; and {} more", failed.len() - shown.len())
