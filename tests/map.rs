@@ -396,3 +396,27 @@ async fn a_cancelled_map_keeps_every_item_completed_and_the_next_run_runs_the_re
         out.squares.iter().zip(&want).position(|(a, b)| a != b)
     );
 }
+
+#[tokio::test]
+async fn explain_says_how_many_items_a_run_would_load_and_run() {
+    let runner = Runner::new().store(MemoryStore::new());
+    runner
+        .run(pipeline!(names(&["plan-a", "plan-b"])))
+        .await
+        .unwrap();
+    // Explain reads the items of a list the store holds: store the new list under the
+    // graph's `list` node first, with a graph of the same name that has only that node.
+    let wanted = names(&["plan-b", "plan-new", "plan-a"]);
+    runner
+        .run(dag! { name = "map"; list = files(wanted.clone()); })
+        .await
+        .unwrap();
+    let plan = runner.explain(&pipeline!(wanted)).await.unwrap();
+    assert!(matches!(plan.node("pages"), Some(NodeState::Runs(_))));
+    let items = plan.items("pages").unwrap();
+    assert_eq!((items.total, items.stored, items.to_run), (3, 2, 1));
+    assert!(
+        plan.to_string().contains("3 items: 2 stored, 1 to run"),
+        "{plan}"
+    );
+}

@@ -39,7 +39,7 @@ pub use graph::{Each, FromOutputs, Graph, Kept, Node, Outputs, each};
 pub use policy::{Backoff, NodeOptions, TaskOptions};
 pub use report::{NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};
-pub use runner::{DEFAULT_CONCURRENCY, Explanation, NodeState, Runner};
+pub use runner::{DEFAULT_CONCURRENCY, Explanation, ItemsPlan, NodeState, Runner};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 pub use store::{DEFAULT_STORE, EmbeddedStore, MemoryStore, Store, StoreError};

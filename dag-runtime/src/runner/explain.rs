@@ -97,12 +97,24 @@ impl Runner {
                 states.push(state);
                 digests.push(digest);
             }
+            // A map node that runs over a list the store holds: which of its items would.
+            let mut items = vec![None; n];
+            if let Some(store) = &store {
+                for (i, spec) in nodes.iter().enumerate() {
+                    if spec.map && matches!(states[i], NodeState::Runs(_)) {
+                        items[i] = plan_items(store.as_ref(), name, nodes, i, &digests).await;
+                    }
+                }
+            }
             Ok(Explanation {
                 graph: name.to_owned(),
                 nodes: nodes
                     .iter()
                     .zip(states)
-                    .map(|(spec, state)| (spec.id.to_string(), spec.meta.task, state))
+                    .zip(items)
+                    .map(|((spec, state), items)| {
+                        (spec.id.to_string(), spec.meta.task, state, items)
+                    })
                     .collect(),
             })
         })
@@ -113,7 +125,19 @@ impl Runner {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explanation {
     graph: String,
-    nodes: Vec<(String, &'static str, NodeState)>,
+    nodes: Vec<(String, &'static str, NodeState, Option<ItemsPlan>)>,
+}
+
+/// What a run would do with the items of a map node that runs over a list the store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ItemsPlan {
+    /// Items in the list.
+    pub total: usize,
+    /// Items whose record still answers for them: loaded, not run.
+    pub stored: usize,
+    /// Items that would run.
+    pub to_run: usize,
 }
 
 /// What a run would do with one node.
@@ -156,12 +180,18 @@ impl Explanation {
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &'static str, &NodeState)> {
         self.nodes
             .iter()
-            .map(|(id, task, s)| (id.as_str(), *task, s))
+            .map(|(id, task, s, _)| (id.as_str(), *task, s))
     }
 
     /// One node's state.
     pub fn node(&self, id: &str) -> Option<&NodeState> {
         self.nodes.iter().find(|n| n.0 == id).map(|n| &n.2)
+    }
+
+    /// For a map node that would run over a list the store holds: how many of its items
+    /// are stored and how many would run.
+    pub fn items(&self, id: &str) -> Option<ItemsPlan> {
+        self.nodes.iter().find(|n| n.0 == id).and_then(|n| n.3)
     }
 
     pub(super) fn count(&self, f: impl Fn(&NodeState) -> bool) -> usize {
@@ -184,8 +214,15 @@ impl std::fmt::Display for Explanation {
             write!(f, ", {not_run} not run, their condition not holding")?;
         }
         let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
-        for (id, task, state) in &self.nodes {
+        for (id, task, state, items) in &self.nodes {
             write!(f, "\n  {id:<width$}  {task:<12}  {state}")?;
+            if let Some(items) = items {
+                write!(
+                    f,
+                    "; {} items: {} stored, {} to run",
+                    items.total, items.stored, items.to_run
+                )?;
+            }
         }
         Ok(())
     }
@@ -257,4 +294,80 @@ fn unmet(
         }
     }
     pending
+}
+
+/// Which items of map node `i` a run would run, when the list it maps over is in the store
+/// and its other inputs are known; `None` otherwise.
+async fn plan_items(
+    store: &dyn crate::store::Store,
+    graph: &str,
+    nodes: &[NodeSpec],
+    i: usize,
+    digests: &[Result<Digest, Option<String>>],
+) -> Option<ItemsPlan> {
+    let spec = &nodes[i];
+    let (param, j, items) = spec.each()?;
+    let parts = fixed_parts(spec)?;
+    let list_digest = digests[j].as_ref().ok()?;
+    let codec = nodes[j].meta.codec.as_ref()?;
+    let bytes = store
+        .output(graph, &nodes[j].id, list_digest)
+        .await
+        .ok()??;
+    let decode = if nodes[j].map {
+        codec.decode_list
+    } else {
+        codec.decode
+    };
+    let list = decode(&bytes).ok()?;
+    let n = (items.len)(&*list);
+    let mut keys = Vec::with_capacity(n);
+    for k in 0..n {
+        keys.push(*blake3::hash(&(items.encode)(&*list, k).ok()?).as_bytes());
+    }
+    let mut ids = NodeIds::default();
+    let item_ids: Vec<String> = keys
+        .iter()
+        .map(|k| super::map::item_id(&spec.id, k))
+        .collect();
+    for id in &item_ids {
+        let next = ids.len();
+        ids.map_mut().entry(Arc::from(id.as_str())).or_insert(next);
+    }
+    let ids = Arc::new(ids);
+    let stamps = store.stamps(graph, ids.clone()).await.ok()?.stamps;
+    let others: Vec<(usize, Option<&Digest>)> = spec
+        .upstream()
+        .map(|(p, u)| (p, digests[u].as_ref().ok()))
+        .collect();
+    if others.iter().any(|(p, d)| *p != param && d.is_none()) {
+        return None;
+    }
+    let mut scratch = Vec::new();
+    let mut stored = 0;
+    for (key, id) in keys.iter().zip(&item_ids) {
+        let upstream = crate::cache::upstream_part(
+            others.iter().map(|(p, d)| {
+                let digest = if *p == param {
+                    InputDigest::Known(key)
+                } else {
+                    d.map_or(InputDigest::Missing, InputDigest::Known)
+                };
+                (*p, digest)
+            }),
+            &mut scratch,
+        );
+        let stamp = ids
+            .position(id)
+            .and_then(|at| stamps.get(at))
+            .and_then(Option::as_ref);
+        if matches!(verdict(Some(&parts), stamp, upstream), Verdict::Cached(_)) {
+            stored += 1;
+        }
+    }
+    Some(ItemsPlan {
+        total: n,
+        stored,
+        to_run: n - stored,
+    })
 }

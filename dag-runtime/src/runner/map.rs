@@ -354,7 +354,7 @@ impl Work {
 }
 
 /// The record id of a map node's item: the node's id and the item's key.
-fn item_id(node: &str, key: &Digest) -> String {
+pub(super) fn item_id(node: &str, key: &Digest) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(node.len() + 33);
     id.push_str(node);

@@ -34,7 +34,7 @@ mod store_choice;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::explain::{Explanation, NodeState};
+pub use self::explain::{Explanation, ItemsPlan, NodeState};
 use self::store_choice::StoreChoice;
 use crate::cancel::Cancel;
 use crate::error::Error;
