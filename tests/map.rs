@@ -420,3 +420,72 @@ async fn explain_says_how_many_items_a_run_would_load_and_run() {
         "{plan}"
     );
 }
+
+/// How many of the tasks below run at this moment, and the most there ever were.
+static NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LIMITED_NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LIMITED_MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+async fn busy(now: &std::sync::atomic::AtomicUsize, most: &std::sync::atomic::AtomicUsize) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let n = now.fetch_add(1, SeqCst) + 1;
+    most.fetch_max(n, SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    now.fetch_sub(1, SeqCst);
+}
+
+#[task]
+async fn slow_item(x: &u64) -> u64 {
+    busy(&NOW, &MOST).await;
+    *x
+}
+
+#[task]
+async fn slow_node(x: u64) -> u64 {
+    busy(&NOW, &MOST).await;
+    x
+}
+
+#[task(limit = 2)]
+async fn limited_item(x: &u64) -> u64 {
+    busy(&LIMITED_NOW, &LIMITED_MOST).await;
+    *x
+}
+
+#[task]
+async fn count_to(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn map_items_count_against_the_runs_concurrency_and_the_tasks_limit() {
+    let graph = dag! {
+        name = "bounded";
+        xs = count_to(12);
+        a  = slow_item(each xs);
+        b  = slow_node(1);
+        c  = slow_node(2);
+        d  = slow_node(3);
+        e  = slow_node(4);
+    };
+    let out = Runner::in_memory().concurrency(3).run(graph).await.unwrap();
+    assert_eq!(out.a.len(), 12);
+    let most = MOST.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 3, "{most} tasks ran at once with concurrency 3");
+    assert!(most >= 2, "the map's items ran one at a time");
+
+    let graph = dag! {
+        name = "limited";
+        xs = count_to(8);
+        p  = limited_item(each xs);
+        q  = limited_item(each xs);
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    assert_eq!((out.p.len(), out.q.len()), (8, 8));
+    let most = LIMITED_MOST.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        most <= 2,
+        "{most} items of a task with limit = 2 ran at once"
+    );
+}

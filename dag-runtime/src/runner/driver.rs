@@ -215,6 +215,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                     inputs,
                     job.reason,
                     job.fingerprint.take(),
+                    &alive,
                 ))
                 .await
             }

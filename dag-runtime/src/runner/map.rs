@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::attempt::{Success, attempt};
+use super::driver::{Alive, drive};
 use super::inputs::Prepared;
 use super::persist::{completed_record, encode_output, failed_record};
 use super::state::Run;
@@ -52,6 +53,7 @@ pub(super) async fn run_map(
     prepared: Vec<Prepared>,
     reason: Reason,
     fingerprint: Option<Fingerprint>,
+    alive: &Alive,
 ) -> (Option<Result<Success, Vec<Failure>>>, Option<Write>) {
     let start = Instant::now();
     let spec = &run.nodes[index];
@@ -160,17 +162,13 @@ pub(super) async fn run_map(
         }
     }
 
-    // Run the others on several workers at once, as many as the runner and the task's
-    // limit allow: tokio tasks that take the next item until none is left.
-    let at_once = spec
-        .meta
-        .task_options
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(run.limit)
-        .min(to_run.len())
-        .max(1);
+    // Run the others on several workers at once: this task, which holds the node's slot, and
+    // one more for each slot free in the run and in the task's limit group, each taking the
+    // next item until none is left.
     let ran = to_run.len();
+    let extra = run
+        .lock()
+        .take_slots(run, index, to_run.len().saturating_sub(1));
     let work = Arc::new(Work {
         run: run.clone(),
         index,
@@ -183,8 +181,18 @@ pub(super) async fn run_map(
         next: AtomicUsize::new(0),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for _ in 1..at_once {
-        tokio::spawn(work.clone().worker(tx.clone()));
+    for _ in 0..extra {
+        let (work, tx, alive) = (work.clone(), tx.clone(), alive.clone());
+        let run = run.clone();
+        tokio::spawn(async move {
+            // The worker lets go of the node's inputs before its last send.
+            work.worker(tx).await;
+            // The slot goes back once the worker is done: ready nodes may take it.
+            let jobs = run.lock().give_slot(&run, index);
+            for job in jobs {
+                tokio::spawn(drive(run.clone(), job, alive.clone()));
+            }
+        });
     }
     // One worker is this task.
     work.clone().worker(tx).await;

@@ -166,6 +166,40 @@ impl State {
         })
     }
 
+    /// Slots for up to `wanted` more workers of map node `index`, each counted as a running
+    /// node of the run and of its task's limit group: how many it got.
+    pub(super) fn take_slots(&mut self, run: &Run, index: usize, wanted: usize) -> usize {
+        let mut got = wanted.min(run.limit.saturating_sub(self.running));
+        if let Some(g) = run.plan[index].limit_group {
+            let group = &mut self.limited[g];
+            got = got.min(group.limit.saturating_sub(group.running));
+            group.running += got;
+        }
+        self.running += got;
+        got
+    }
+
+    /// Gives back a slot of map node `index`'s worker: the nodes its task's limit parked are
+    /// ready again, and the jobs that may now start (each counted as running) are returned to
+    /// be driven.
+    pub(super) fn give_slot(&mut self, run: &Run, index: usize) -> Vec<Job> {
+        self.running -= 1;
+        if let Some(g) = run.plan[index].limit_group {
+            let group = &mut self.limited[g];
+            group.running -= 1;
+            self.ready.extend(group.parked.drain(..));
+        }
+        let mut jobs = Vec::new();
+        while self.running < run.limit {
+            let Some(job) = self.pop_ready(run) else {
+                break;
+            };
+            self.running += 1;
+            jobs.push(job);
+        }
+        jobs
+    }
+
     /// The node's inputs, or `None` if some are in the store and must be loaded first.
     pub(super) fn prepare(&self, run: &Run, index: usize) -> Option<Vec<Prepared>> {
         let spec = &run.nodes[index];
