@@ -489,3 +489,33 @@ async fn map_items_count_against_the_runs_concurrency_and_the_tasks_limit() {
         "{most} items of a task with limit = 2 ran at once"
     );
 }
+
+#[tokio::test]
+async fn with_fail_fast_no_item_starts_after_one_failed() {
+    let p = "ff-";
+    let mut items: Vec<String> = vec!["ff-broken".to_owned()];
+    items.extend((0..50).map(|i| format!("ff-{i}")));
+    let before = runs(p);
+    let graph = dag! {
+        name = "fail-fast";
+        list  = files(items);
+        pages = parse(each list, "!".to_owned());
+    };
+    let partial = Runner::in_memory()
+        .concurrency(1)
+        .fail_fast(true)
+        .run_partial(graph)
+        .await
+        .unwrap();
+    let error = partial
+        .report
+        .node("pages")
+        .unwrap()
+        .outcome
+        .error()
+        .unwrap();
+    assert!(error.message().contains("50 did not start"), "{error}");
+    assert_eq!(ran_since(&before, p), ["ff-broken"]);
+    let items = partial.report.node("pages").unwrap().items.unwrap();
+    assert_eq!((items.ran, items.failed), (1, 1));
+}

@@ -13,7 +13,7 @@ use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::attempt::{Success, attempt};
 use super::driver::{Alive, drive};
@@ -179,6 +179,7 @@ pub(super) async fn run_map(
         ids,
         to_run,
         next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..extra {
@@ -216,11 +217,12 @@ pub(super) async fn run_map(
             _ => None,
         })
         .collect();
+    let unstarted = ends.iter().filter(|e| e.is_none()).count();
     run.lock().items.insert(
         index,
         Items {
             total: n,
-            ran,
+            ran: ran - unstarted,
             cached,
             failed: failed.len(),
         },
@@ -236,11 +238,19 @@ pub(super) async fn run_map(
         } else {
             String::new()
         };
-        let message = format!(
-            "{} of {n} items failed ({}{more}); the others are stored, and the next run runs only the failed ones",
-            failed.len(),
-            shown.join("; ")
-        );
+        let message = if unstarted > 0 {
+            format!(
+                "{} of {n} items failed ({}{more}), and {unstarted} did not start (the run stops at the first failure); the others are stored, and the next run runs only the failed and unstarted ones",
+                failed.len(),
+                shown.join("; ")
+            )
+        } else {
+            format!(
+                "{} of {n} items failed ({}{more}); the others are stored, and the next run runs only the failed ones",
+                failed.len(),
+                shown.join("; ")
+            )
+        };
         return fail(run, index, fingerprint, reason, message);
     }
 
@@ -327,6 +337,9 @@ struct Work {
     to_run: Vec<(usize, Reason, Option<Fingerprint>)>,
     /// The next of `to_run` to take.
     next: AtomicUsize,
+    /// Set once an item failed in a run that stops at the first failure: no item starts
+    /// after it.
+    stop: AtomicBool,
 }
 
 type Ended = (usize, Option<Result<ItemEnd, Failure>>);
@@ -343,6 +356,9 @@ impl Work {
                 let _ = ends.send((*i, None));
                 break;
             }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
             let mut inputs: Vec<Prepared> = self.prepared.iter().map(clone_prepared).collect();
             inputs[self.param] = Prepared::Item(Box::new(crate::task::ItemOf {
                 list: self.list.clone(),
@@ -351,6 +367,9 @@ impl Work {
             }));
             let id = self.ids.get(*i).cloned().unwrap_or_default();
             let end = run_item(&self.run, self.index, *i, id, inputs, *reason, *fp).await;
+            if self.run.fail_fast && matches!(end, Some(Err(_))) {
+                self.stop.store(true, Ordering::Relaxed);
+            }
             // The receiver lives until every worker has stopped.
             let _ = ends.send((*i, end));
         }
