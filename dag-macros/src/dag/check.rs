@@ -207,7 +207,7 @@ fn reference(
     if to == from {
         errors.push(syn::Error::new(
             ident.span(),
-            format!("node `{me}` takes its own output as input: that is a cycle; a node can only use nodes declared above it"),
+            format!("node `{me}` takes its own output as input: that is a cycle; a node can only use nodes declared above it (inside `dag!` a bare name is the node of that name: to pass a variable `{me}` of the enclosing scope, rename the variable or the node)"),
         ));
         return None;
     }
@@ -218,7 +218,7 @@ fn reference(
                 cycle.join(" → ")
             ),
             None => format!(
-                "node `{ident}` is used before it is declared: a node can only use nodes declared above it; move `{ident} = ...;` above `{me} = ...;`"
+                "node `{ident}` is used before it is declared: a node can only use nodes declared above it; move `{ident} = ...;` above `{me} = ...;` (or, to pass a variable `{ident}` of the enclosing scope, rename the variable or the node)"
             ),
         };
         errors.push(syn::Error::new(ident.span(), message));
