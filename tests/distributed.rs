@@ -641,3 +641,43 @@ async fn a_failure_skips_its_dependents_in_every_process_and_runs_again_next_tim
         Outcome::Ran { .. }
     ));
 }
+
+#[task]
+async fn flag() -> bool {
+    true
+}
+
+#[task]
+async fn several() -> Vec<u64> {
+    vec![1, 2, 3]
+}
+
+#[task]
+async fn once(x: &u64) -> u64 {
+    *x
+}
+
+#[tokio::test]
+async fn a_distributed_run_refuses_conditions_and_maps_for_now() {
+    let url = Cluster::shared().database("dynamic");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let runner = Runner::new().store(store).distributed("dynamic");
+    let err = runner
+        .run(dag! { f = flag(); x = once(1) if f; })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("node `x`") && text.contains("distributed runs do not support yet"),
+        "{text}"
+    );
+    let err = runner
+        .run(dag! { xs = several(); ys = once(each xs); })
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("node `ys`") && text.contains("once per item (`each`)"),
+        "{text}"
+    );
+}

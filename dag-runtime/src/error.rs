@@ -124,7 +124,7 @@ pub enum GraphError {
     #[error(
         "node `{node}` of graph `{graph}` runs under a condition (`if`) or once per item (`each`), which distributed runs do not support yet: run the graph in one process"
     )]
-    ConditionNotShared {
+    DynamicNotShared {
         /// The graph's name.
         graph: String,
         /// The node.

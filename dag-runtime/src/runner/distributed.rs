@@ -90,7 +90,7 @@ pub(super) async fn drive(
 ) -> Result<(), Error> {
     for node in &run.nodes {
         if node.condition().is_some() || node.each().is_some() {
-            return Err(GraphError::ConditionNotShared {
+            return Err(GraphError::DynamicNotShared {
                 graph: run.graph.clone(),
                 node: node.id.to_string(),
             }
