@@ -124,6 +124,7 @@ pub struct Inputs {
 }
 
 /// Item `index` of a map node's `list`, with how to read it.
+#[derive(Clone)]
 pub(crate) struct ItemOf {
     pub list: Shared,
     pub index: usize,

@@ -284,6 +284,19 @@ impl<O> Graph<O> {
                 meta
             }
         };
+        self.push_spec(id, meta, sources, false);
+        index
+    }
+
+    /// Appends a node, working out from its sources and the nodes above whether it may not
+    /// run and whether it is a map node.
+    pub(crate) fn push_spec(
+        &mut self,
+        id: Arc<str>,
+        meta: &'static TaskMeta,
+        sources: Vec<Source>,
+        keep: bool,
+    ) {
         let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
         let map = sources.iter().any(|s| matches!(s, Source::Each(..)));
         self.nodes.push(NodeSpec {
@@ -291,11 +304,10 @@ impl<O> Graph<O> {
             meta,
             options: NodeOptions::default(),
             sources,
-            keep: false,
+            keep,
             maybe,
             map,
         });
-        index
     }
 
     /// Per-node settings that override the task's: priority, retries, backoff, timeout.

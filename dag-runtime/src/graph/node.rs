@@ -74,6 +74,9 @@ pub(crate) struct NodeSpec {
     pub map: bool,
 }
 
+/// Stored bytes to an output.
+pub(crate) type Decode = fn(&[u8]) -> Result<Shared, String>;
+
 /// Where one parameter's value comes from.
 pub(crate) enum Source {
     Node(usize),
@@ -155,6 +158,17 @@ impl NodeSpec {
                 Source::List(list, _) => list.iter().any(|&j| maybe(j)),
                 Source::Const(_) => false,
             })
+    }
+
+    /// How the node's stored output decodes: a map node's is the `Vec` of its task's outputs.
+    /// `None` for a task without a codec.
+    pub(crate) fn decoder(&self) -> Option<Decode> {
+        let codec = self.meta.codec.as_ref()?;
+        Some(if self.map {
+            codec.decode_list
+        } else {
+            codec.decode
+        })
     }
 
     /// A map node's mapped parameter: its position, the node whose `Vec` it maps over, and

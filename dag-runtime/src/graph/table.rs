@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::Graph;
 use super::args::Wired;
 use super::meta::TaskMeta;
-use super::node::{NodeSpec, Source, collect_list};
+use super::node::{Source, collect_list};
 use crate::error::GraphError;
 use crate::policy::NodeOptions;
 use crate::task::Task;
@@ -115,17 +115,7 @@ impl Graph {
                     id: id.to_string(),
                 });
             }
-            let maybe = NodeSpec::may_not_run(&sources, meta.optional, |j| self.nodes[j].maybe);
-            let map = sources.iter().any(|s| matches!(s, Source::Each(..)));
-            self.nodes.push(NodeSpec {
-                id,
-                meta,
-                options: NodeOptions::default(),
-                sources,
-                keep: true,
-                maybe,
-                map,
-            });
+            self.push_spec(id, meta, sources, true);
         }
     }
 

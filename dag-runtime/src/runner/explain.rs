@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::plan::{fixed_parts, upstream_of};
 use super::schedule::not_run_digest;
-use super::{Pending, Runner};
+use super::{Pending, Runner, map};
 use crate::cache::{Digest, InputDigest, Reason, Verdict, verdict};
 use crate::error::Error;
 use crate::error::GraphError;
@@ -309,62 +309,27 @@ async fn plan_items(
     let (param, j, items) = spec.each()?;
     let parts = fixed_parts(spec)?;
     let list_digest = digests[j].as_ref().ok()?;
-    let codec = nodes[j].meta.codec.as_ref()?;
     let bytes = store
         .output(graph, &nodes[j].id, list_digest)
         .await
         .ok()??;
-    let decode = if nodes[j].map {
-        codec.decode_list
-    } else {
-        codec.decode
-    };
-    let list = decode(&bytes).ok()?;
-    let n = (items.len)(&*list);
-    let mut keys = Vec::with_capacity(n);
-    for k in 0..n {
-        keys.push(*blake3::hash(&(items.encode)(&*list, k).ok()?).as_bytes());
-    }
-    let mut ids = NodeIds::default();
-    let item_ids: Vec<String> = keys
-        .iter()
-        .map(|k| super::map::item_id(&spec.id, k))
-        .collect();
-    for id in &item_ids {
-        let next = ids.len();
-        ids.map_mut().entry(Arc::from(id.as_str())).or_insert(next);
-    }
-    let ids = Arc::new(ids);
-    let stamps = store.stamps(graph, ids.clone()).await.ok()?.stamps;
-    let others: Vec<(usize, Option<&Digest>)> = spec
+    let list = (nodes[j].decoder()?)(&bytes).ok()?;
+    let keys = map::item_keys(&items, &*list).ok()?;
+    let n = keys.len();
+    let ids: Vec<String> = keys.iter().map(|k| map::item_id(&spec.id, k)).collect();
+    let positions = map::positions(&ids);
+    let stamps = store.stamps(graph, positions.clone()).await.ok()?.stamps;
+    let others: Vec<(usize, Option<Digest>)> = spec
         .upstream()
-        .map(|(p, u)| (p, digests[u].as_ref().ok()))
+        .map(|(p, u)| (p, digests[u].as_ref().ok().copied()))
         .collect();
     if others.iter().any(|(p, d)| *p != param && d.is_none()) {
         return None;
     }
-    let mut scratch = Vec::new();
-    let mut stored = 0;
-    for (key, id) in keys.iter().zip(&item_ids) {
-        let upstream = crate::cache::upstream_part(
-            others.iter().map(|(p, d)| {
-                let digest = if *p == param {
-                    InputDigest::Known(key)
-                } else {
-                    d.map_or(InputDigest::Missing, InputDigest::Known)
-                };
-                (*p, digest)
-            }),
-            &mut scratch,
-        );
-        let stamp = ids
-            .position(id)
-            .and_then(|at| stamps.get(at))
-            .and_then(Option::as_ref);
-        if matches!(verdict(Some(&parts), stamp, upstream), Verdict::Cached(_)) {
-            stored += 1;
-        }
-    }
+    let stored = map::item_verdicts(&parts, param, &others, &keys, &ids, &positions, &stamps)
+        .iter()
+        .filter(|v| matches!(v, Verdict::Cached(_)))
+        .count();
     Some(ItemsPlan {
         total: n,
         stored,

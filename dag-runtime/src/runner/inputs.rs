@@ -8,6 +8,7 @@ use crate::graph::{NodeSpec, Source};
 use crate::task::Shared;
 
 /// One parameter's value, ready for an attempt.
+#[derive(Clone)]
 pub(super) enum Prepared {
     /// An upstream output or a constant, shared.
     Shared(Shared),
@@ -94,15 +95,9 @@ impl Run {
             }
             state.digests[j]
         };
-        let (Some(store), Some(codec), Some(digest)) = (&self.store, &node.meta.codec, digest)
+        let (Some(store), Some(decode), Some(digest)) = (&self.store, node.decoder(), digest)
         else {
             return Err(format!("the output of node `{}` is not at hand", node.id));
-        };
-        // A map node's output is the `Vec` of its task's outputs.
-        let decode = if node.each().is_some() {
-            codec.decode_list
-        } else {
-            codec.decode
         };
         let loaded = match store.output(&self.graph, &node.id, &digest).await {
             Ok(Some(bytes)) => decode(&bytes).map_err(|e| format!("cannot be decoded: {e}")),

@@ -20,19 +20,16 @@ use super::driver::{Alive, drive};
 use super::inputs::Prepared;
 use super::persist::{completed_record, encode_output, failed_record};
 use super::state::Run;
-use crate::cache::{Digest, Fingerprint, InputDigest, Reason, Verdict, upstream_part, verdict};
+use crate::cache::{
+    Digest, Fingerprint, FixedParts, InputDigest, Reason, Stamp, Verdict, upstream_part, verdict,
+};
 use crate::event::Event;
 use crate::failure::Failure;
-use crate::graph::map::AnyItem;
+use crate::graph::map::{AnyItem, ItemFns};
 use crate::ids::NodeIds;
 use crate::report::Items;
 use crate::store::Write;
 use crate::task::Shared;
-
-/// One item's end: its output.
-struct ItemEnd {
-    value: Shared,
-}
 
 /// What a map node records beside its `Vec`: the keys of its items, in order, and what
 /// else they were computed from, so that a later run can reuse them.
@@ -67,7 +64,7 @@ pub(super) async fn run_map(
             "typedag: not a map node".into(),
         );
     };
-    let Some(Prepared::Shared(list)) = prepared.get(param).map(clone_prepared) else {
+    let Some(Prepared::Shared(list)) = prepared.get(param).cloned() else {
         return fail(
             run,
             index,
@@ -80,18 +77,19 @@ pub(super) async fn run_map(
 
     // Each item's key, the digest of its bytes, when there is a store to key records in.
     let keyed = run.store.is_some() && run.plan[index].parts.is_some();
-    let mut keys: Vec<Digest> = Vec::with_capacity(if keyed { n } else { 0 });
-    for i in (0..n).filter(|_| keyed) {
-        match (items.encode)(&*list, i) {
-            Ok(bytes) => keys.push(*blake3::hash(&bytes).as_bytes()),
-            Err(e) => {
+    let keys = if keyed {
+        match item_keys(&items, &*list) {
+            Ok(keys) => keys,
+            Err((i, e)) => {
                 let message = format!(
                     "item {i} could not be serialized, and an item's record is keyed by its bytes: {e}"
                 );
                 return fail(run, index, fingerprint, reason, message);
             }
         }
-    }
+    } else {
+        Vec::new()
+    };
     run.events.emit(&Event::Mapped {
         node: &spec.id,
         task,
@@ -100,7 +98,7 @@ pub(super) async fn run_map(
 
     // Items found in the node's last `Vec`, then what the store holds for each other item.
     let context = keyed.then(|| item_context(run, index, param));
-    let mut ends: Vec<Option<Result<ItemEnd, Failure>>> = (0..n).map(|_| None).collect();
+    let mut ends: Vec<Option<Result<Shared, Failure>>> = (0..n).map(|_| None).collect();
     let mut cached = 0usize;
     if let Some(context) = &context
         && let Some((old_keys, mut old_values)) = previous_items(run, index, context).await
@@ -111,7 +109,7 @@ pub(super) async fn run_map(
         for (i, key) in keys.iter().enumerate() {
             let short: &[u8; 16] = key[..16].try_into().expect("a digest has 32 bytes");
             if let Some(value) = at.get(short).and_then(|&p| old_values[p].take()) {
-                ends[i] = Some(Ok(ItemEnd { value }));
+                ends[i] = Some(Ok(value));
                 cached += 1;
             }
         }
@@ -125,7 +123,7 @@ pub(super) async fn run_map(
     let verdicts = if keyed {
         let keys: Vec<Digest> = remaining.iter().map(|&i| keys[i]).collect();
         let ids: Vec<String> = remaining.iter().map(|&i| ids[i].clone()).collect();
-        item_verdicts(run, index, param, &keys, &ids).await
+        stored_verdicts(run, index, param, &keys, &ids).await
     } else {
         let reason = if run.store.is_none() {
             Reason::NoStore
@@ -255,12 +253,7 @@ pub(super) async fn run_map(
     }
 
     // Every item is in: the node's `Vec`, in item order, and its bytes.
-    let values: Vec<Shared> = ends
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.value)
-        .collect();
+    let values: Vec<Shared> = ends.into_iter().flatten().filter_map(Result::ok).collect();
     let Some(value) = (spec.meta.collect)(values) else {
         return fail(
             run,
@@ -342,7 +335,7 @@ struct Work {
     stop: AtomicBool,
 }
 
-type Ended = (usize, Option<Result<ItemEnd, Failure>>);
+type Ended = (usize, Option<Result<Shared, Failure>>);
 
 impl Work {
     /// Runs items until none is left, or the run is cancelled, sending each item's end.
@@ -359,7 +352,7 @@ impl Work {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let mut inputs: Vec<Prepared> = self.prepared.iter().map(clone_prepared).collect();
+            let mut inputs: Vec<Prepared> = self.prepared.clone();
             inputs[self.param] = Prepared::Item(Box::new(crate::task::ItemOf {
                 list: self.list.clone(),
                 index: *i,
@@ -470,36 +463,21 @@ fn label(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
 }
 
-fn clone_prepared(p: &Prepared) -> Prepared {
-    match p {
-        Prepared::Shared(v) => Prepared::Shared(v.clone()),
-        Prepared::List(values, collect) => Prepared::List(values.clone(), *collect),
-        Prepared::Absent => Prepared::Absent,
-        Prepared::Item(item) => Prepared::Item(Box::new(crate::task::ItemOf {
-            list: item.list.clone(),
-            index: item.index,
-            get: item.get,
-        })),
-    }
+/// Each item's key, the digest of its bytes; or the first item that cannot be serialized,
+/// with why.
+pub(super) fn item_keys(items: &ItemFns, list: &AnyItem) -> Result<Vec<Digest>, (usize, String)> {
+    (0..(items.len)(list))
+        .map(|i| {
+            (items.encode)(list, i)
+                .map(|bytes| *blake3::hash(&bytes).as_bytes())
+                .map_err(|e| (i, e))
+        })
+        .collect()
 }
 
-/// Each item's verdict: what its record says, given its key and the node's other inputs.
-async fn item_verdicts(
-    run: &Arc<Run>,
-    index: usize,
-    param: usize,
-    keys: &[Digest],
-    ids: &[String],
-) -> Vec<Verdict> {
-    let spec = &run.nodes[index];
-    let parts = run.plan[index].parts.as_ref();
-    let Some(store) = &run.store else {
-        return keys
-            .iter()
-            .map(|_| Verdict::Run(Reason::NoStore, None))
-            .collect();
-    };
-    // Positions are dense: an item listed twice is one record.
+/// The items' record ids at dense positions, as `Store::stamps` takes them: an item listed
+/// twice is one record.
+pub(super) fn positions(ids: &[String]) -> Arc<NodeIds> {
     let mut positions = NodeIds::default();
     for id in ids {
         let next = positions.len();
@@ -508,18 +486,20 @@ async fn item_verdicts(
             .entry(Arc::from(id.as_str()))
             .or_insert(next);
     }
-    let positions = Arc::new(positions);
-    let stamps = match store.stamps(&run.graph, positions.clone()).await {
-        Ok(s) => s.stamps,
-        // Unreadable: every item runs, and its write will say what is wrong.
-        Err(_) => Vec::new(),
-    };
-    let others: Vec<(usize, Option<Digest>)> = {
-        let state = run.lock();
-        spec.upstream()
-            .map(|(p, j)| (p, state.digests[j]))
-            .collect()
-    };
+    Arc::new(positions)
+}
+
+/// Each item's verdict from its stamp: the node's own parts, and its upstream part with the
+/// item's key in place of the list (`others`: each upstream input's digest, by parameter).
+pub(super) fn item_verdicts(
+    parts: &FixedParts,
+    param: usize,
+    others: &[(usize, Option<Digest>)],
+    keys: &[Digest],
+    ids: &[String],
+    positions: &NodeIds,
+    stamps: &[Option<Stamp>],
+) -> Vec<Verdict> {
     let mut buf = Vec::new();
     keys.iter()
         .zip(ids)
@@ -539,17 +519,47 @@ async fn item_verdicts(
                 .position(id)
                 .and_then(|at| stamps.get(at))
                 .and_then(Option::as_ref);
-            verdict(parts, stamp, upstream)
+            verdict(Some(parts), stamp, upstream)
         })
         .collect()
 }
 
+/// Each item's verdict in this run, from the store's stamps of the items.
+async fn stored_verdicts(
+    run: &Arc<Run>,
+    index: usize,
+    param: usize,
+    keys: &[Digest],
+    ids: &[String],
+) -> Vec<Verdict> {
+    let (Some(store), Some(parts)) = (&run.store, run.plan[index].parts.as_ref()) else {
+        return keys
+            .iter()
+            .map(|_| Verdict::Run(Reason::NoStore, None))
+            .collect();
+    };
+    let positions = positions(ids);
+    // Unreadable: every item runs, and its write will say what is wrong.
+    let stamps = store
+        .stamps(&run.graph, positions.clone())
+        .await
+        .map(|s| s.stamps)
+        .unwrap_or_default();
+    let others: Vec<(usize, Option<Digest>)> = {
+        let state = run.lock();
+        run.nodes[index]
+            .upstream()
+            .map(|(p, j)| (p, state.digests[j]))
+            .collect()
+    };
+    item_verdicts(parts, param, &others, keys, ids, &positions, &stamps)
+}
+
 /// A cached item's output from the store: `None` if it cannot be loaded (it then runs).
-async fn load_item(run: &Arc<Run>, index: usize, id: &str, digest: &Digest) -> Option<ItemEnd> {
+async fn load_item(run: &Arc<Run>, index: usize, id: &str, digest: &Digest) -> Option<Shared> {
     let (store, codec) = (run.store.as_ref()?, run.nodes[index].meta.codec.as_ref()?);
     let bytes = store.output(&run.graph, id, digest).await.ok()??;
-    let value = (codec.decode)(&bytes).ok()?;
-    Some(ItemEnd { value })
+    (codec.decode)(&bytes).ok()
 }
 
 /// One item's attempts, its record and its events: `None` if the run was cancelled.
@@ -561,7 +571,7 @@ async fn run_item(
     inputs: Vec<Prepared>,
     reason: Reason,
     fingerprint: Option<Fingerprint>,
-) -> Option<Result<ItemEnd, Failure>> {
+) -> Option<Result<Shared, Failure>> {
     let spec = &run.nodes[index];
     let task = spec.meta.task;
     let name = label(&spec.id, i);
@@ -623,7 +633,7 @@ async fn run_item(
                     attempts: done.attempts,
                 }),
             }
-            Some(Ok(ItemEnd { value: done.value }))
+            Some(Ok(done.value))
         }
         Err(failures) => Some(Err(item_failed(
             run, spec, &name, &id, stored, reason, failures,

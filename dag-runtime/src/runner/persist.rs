@@ -207,26 +207,7 @@ impl Run {
     ) {
         let Some(store) = &self.store else { return };
         self.lock().pending += 1;
-        let run = self.clone();
-        store.write(
-            write,
-            Box::new(move |result| {
-                if result.is_ok() {
-                    durable(&run);
-                }
-                let done = {
-                    let mut state = run.lock();
-                    state.pending -= 1;
-                    if let Err(e) = result {
-                        state.store_error.get_or_insert(e);
-                        state.stopping = true;
-                    }
-                    state.ended()
-                };
-                drop(run);
-                done.send();
-            }),
-        );
+        store.write(write, self.ack_then(durable));
     }
 
     /// [`send`](Run::send) for a write already counted in `State::pending`.
@@ -261,17 +242,25 @@ impl Run {
     /// What the store calls once a write is durable: the node's `Completed` event, and the
     /// run may end once nothing is left unacknowledged.
     fn ack(self: &Arc<Self>, completed: Option<(usize, Duration, u32)>) -> Ack {
-        let run = self.clone();
-        Box::new(move |result| {
-            if result.is_ok()
-                && let Some((i, duration, attempts)) = completed
-            {
+        self.ack_then(move |run: &Run| {
+            if let Some((i, duration, attempts)) = completed {
                 run.events.emit(&Event::Completed {
                     node: &run.nodes[i].id,
                     task: run.nodes[i].meta.task,
                     duration,
                     attempts,
                 });
+            }
+        })
+    }
+
+    /// What the store calls once a write is done: `durable` if it is, then one write less
+    /// pending (a failed write stops the run), and the run may end.
+    fn ack_then(self: &Arc<Self>, durable: impl FnOnce(&Run) + Send + 'static) -> Ack {
+        let run = self.clone();
+        Box::new(move |result| {
+            if result.is_ok() {
+                durable(&run);
             }
             let done = {
                 let mut state = run.lock();
