@@ -24,6 +24,29 @@ pub(super) struct Success {
     pub(super) digest: Option<Digest>,
 }
 
+/// [`attempt`], raced against the run's cancellation when something can cancel it: `None`
+/// if the run was cancelled before or during it.
+pub(super) async fn attempt_unless_cancelled(
+    run: &Run,
+    index: usize,
+    label: &str,
+    prepared: Vec<Prepared>,
+    reason: Reason,
+) -> Option<Result<Success, Vec<Failure>>> {
+    if !run.cancellable {
+        return Some(attempt(run, index, label, prepared, reason).await);
+    }
+    if run.cancel.is_cancelled() {
+        return None;
+    }
+    let attempt = std::pin::pin!(attempt(run, index, label, prepared, reason));
+    let cancelled = std::pin::pin!(run.cancel.cancelled());
+    match futures::future::select(attempt, cancelled).await {
+        futures::future::Either::Left((result, _)) => Some(result),
+        futures::future::Either::Right(_) => None,
+    }
+}
+
 /// Runs one node's attempts until one succeeds or the policy gives up.
 pub(super) async fn attempt(
     run: &Run,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::attempt::attempt;
+use super::attempt::attempt_unless_cancelled;
 use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
@@ -227,19 +227,8 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 Some(Err(vec![failure])),
             ),
             Ok(inputs) => {
-                let id = &node.id;
-                let result = if !run.cancellable {
-                    Some(attempt(&run, index, id, inputs, job.reason).await)
-                } else if run.cancel.is_cancelled() {
-                    None
-                } else {
-                    let attempt = std::pin::pin!(attempt(&run, index, id, inputs, job.reason));
-                    let cancelled = std::pin::pin!(run.cancel.cancelled());
-                    match futures::future::select(attempt, cancelled).await {
-                        futures::future::Either::Left((result, _)) => Some(result),
-                        futures::future::Either::Right(_) => None,
-                    }
-                };
+                let result =
+                    attempt_unless_cancelled(&run, index, &node.id, inputs, job.reason).await;
                 record(&run, node, job.fingerprint.take(), job.reason, result)
             }
         };

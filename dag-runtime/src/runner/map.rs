@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::attempt::{Success, attempt};
+use super::attempt::{Success, attempt_unless_cancelled};
 use super::driver::{Alive, drive};
 use super::inputs::Prepared;
 use super::persist::{completed_record, encode_output, failed_record};
@@ -575,18 +575,7 @@ async fn run_item(
     let spec = &run.nodes[index];
     let task = spec.meta.task;
     let name = label(&spec.id, i);
-    let result = if !run.cancellable {
-        attempt(run, index, &name, inputs, reason).await
-    } else if run.cancel.is_cancelled() {
-        return None;
-    } else {
-        let attempt = std::pin::pin!(attempt(run, index, &name, inputs, reason));
-        let cancelled = std::pin::pin!(run.cancel.cancelled());
-        match futures::future::select(attempt, cancelled).await {
-            futures::future::Either::Left((result, _)) => result,
-            futures::future::Either::Right(_) => return None,
-        }
-    };
+    let result = attempt_unless_cancelled(run, index, &name, inputs, reason).await?;
     let stored = fingerprint.filter(|_| spec.meta.task_options.cache && run.store.is_some());
     match result {
         Ok(done) => {
