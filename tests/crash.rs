@@ -431,7 +431,12 @@ fn map_crash_child() {
     println!("finished");
 }
 
+/// A batch of finished items as the store holds it (`pages#log<k>`): the context they were
+/// computed in, then each item's key and output bytes (`None` for a failed item).
+type Batch = ([u8; 32], Vec<([u8; 16], Option<Vec<u8>>)>);
+
 /// The items whose output the store holds, by position, each checked against its item.
+/// While the map has not completed, items are in batch records, each named `pages#log<k>`.
 fn stored_items(rt: &tokio::runtime::Runtime, store: &EmbeddedStore) -> HashSet<usize> {
     let position: HashMap<u64, usize> = (0..ITEMS)
         .map(|i| (item(i), usize::try_from(i).unwrap()))
@@ -446,6 +451,10 @@ fn stored_items(rt: &tokio::runtime::Runtime, store: &EmbeddedStore) -> HashSet<
         if node == "list" {
             continue;
         }
+        assert!(
+            node.starts_with("pages#log"),
+            "{node}: a record that is neither the list nor a batch of items"
+        );
         let Loaded::Record(record) = loaded else {
             panic!("record of {node} is damaged: {loaded:?}");
         };
@@ -456,10 +465,18 @@ fn stored_items(rt: &tokio::runtime::Runtime, store: &EmbeddedStore) -> HashSet<
             .block_on(store.output("map-crash", node, digest))
             .unwrap()
             .unwrap_or_else(|| panic!("output of {node} is missing or damaged"));
-        let (x, value): (u64, u64) = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(value, page_value(x), "the stored output of {node} is wrong");
-        let i = position[&x];
-        assert!(stored.insert(i), "item {i} is stored twice");
+        let (_, items): Batch = postcard::from_bytes(&bytes).unwrap();
+        for (_, output) in items {
+            let output = output.unwrap_or_else(|| panic!("{node} names a failed item"));
+            let (x, value): (u64, u64) = postcard::from_bytes(&output).unwrap();
+            assert_eq!(
+                value,
+                page_value(x),
+                "the stored output of item {x} is wrong"
+            );
+            let i = position[&x];
+            assert!(stored.insert(i), "item {i} is stored twice");
+        }
     }
     stored
 }
@@ -590,6 +607,16 @@ fn sigkill_mid_map_loses_no_item_reported_done() {
         got.len(),
         got.iter().zip(&want).position(|(a, b)| a != b)
     );
+
+    // Once the map completed, its `Vec` and index hold every item: the batches are gone.
+    let mut left: Vec<String> = rt
+        .block_on(store.load("map-crash"))
+        .unwrap()
+        .records
+        .into_keys()
+        .collect();
+    left.sort();
+    assert_eq!(left, ["list", "pages", "pages#items"]);
 
     // Once more: the map node itself is cached, its output assembled from loaded and new items.
     let (graph, pages) = map_graph();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use support::items::only_in;
 use support::temp_dir::TempDir;
+use typedag::Store as _;
 use typedag::prelude::*;
 
 /// How often each item ran, by item: the tests read only their own items, each made of a
@@ -206,6 +207,33 @@ async fn a_failed_item_fails_the_node_after_the_others_are_stored_and_only_it_ru
     );
     let items = second.report.node("pages").unwrap().items.unwrap();
     assert_eq!((items.ran, items.cached, items.failed), (1, 2, 1));
+
+    // The broken item replaced: it alone runs, and once the node completes, the store keeps
+    // its `Vec` and index, and neither the batches of items nor the failed item's record.
+    let before = runs(p);
+    let fixed = names(&["fail-a", "fail-fixed", "fail-c"]);
+    let third = runner.run_partial(pipeline!(fixed)).await.unwrap();
+    assert!(third.report.is_success(), "{}", third.report);
+    assert_eq!(ran_since(&before, p), ["fail-fixed"]);
+    let mut left: Vec<String> = store
+        .load("map")
+        .await
+        .unwrap()
+        .records
+        .into_keys()
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "all",
+            "list",
+            "pages",
+            "pages#items",
+            "sizes",
+            "sizes#items"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -46,7 +46,8 @@ pub fn run(session: &Session, graph: &str, node: Option<&str>) -> Result<String,
     let next = plan(&view);
     let mut out = summary(&view, &next, session);
     for (i, n) in view.nodes.iter().enumerate() {
-        // A map node's item records are summed up under the node, not listed one by one.
+        // A map node's item records (batches of items, failed items) are summed up under the
+        // node, not listed one by one.
         let shown = match only {
             Some(o) => o == i,
             None => n.item_of.is_none(),
@@ -186,8 +187,9 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
             lines.push((
                 "items",
                 format!(
-                    "{} stored ({failed} failed), each keyed by its item's bytes: a rerun runs only items it has not seen",
-                    human::count(items.len(), "item record")
+                    "{} of items finished while the node had not completed, and {} failed; items are keyed by their bytes: a rerun runs only items it has not seen",
+                    human::count(items.len() - failed, "batch record"),
+                    human::count(failed, "item")
                 ),
             ));
         }

@@ -169,8 +169,9 @@ fn nodes(view: &GraphView) -> String {
                 format!("{}[…]", node.id),
                 node.task.clone().unwrap_or_else(dash),
                 format!(
-                    "{}, {failed} failed",
-                    human::count(items.len(), "item record")
+                    "{} of finished items, {} failed",
+                    human::count(items.len() - failed, "batch record"),
+                    human::count(failed, "item")
                 ),
                 human::size(size),
                 dash(),

@@ -206,10 +206,11 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             None => load_inputs(&run, index).await,
         };
         let node = &run.nodes[index];
-        let (result, write) = match inputs {
+        // `then`: a write that must follow the node's own (a map node's cleanup).
+        let ((result, write), then) = match inputs {
             // Boxed: a map node's run is large, and most nodes are not maps.
             Ok(inputs) if node.map => {
-                Box::pin(map::run_map(
+                let (result, write, then) = Box::pin(map::run_map(
                     &run,
                     index,
                     inputs,
@@ -217,19 +218,26 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                     job.fingerprint.take(),
                     &alive,
                 ))
-                .await
+                .await;
+                ((result, write), then)
             }
-            Err(failure) => record(
-                &run,
-                node,
-                job.fingerprint.take(),
-                job.reason,
-                Some(Err(vec![failure])),
+            Err(failure) => (
+                record(
+                    &run,
+                    node,
+                    job.fingerprint.take(),
+                    job.reason,
+                    Some(Err(vec![failure])),
+                ),
+                None,
             ),
             Ok(inputs) => {
                 let result =
                     attempt_unless_cancelled(&run, index, &node.id, inputs, job.reason).await;
-                record(&run, node, job.fingerprint.take(), job.reason, result)
+                (
+                    record(&run, node, job.fingerprint.take(), job.reason, result),
+                    None,
+                )
             }
         };
         let (id, task) = (&*node.id, node.meta.task);
@@ -260,9 +268,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         };
         let (next, extra, skipped, cached, not_run, done) = {
             let mut state = run.lock();
-            if write.is_some() {
-                state.pending += 1;
-            }
+            state.pending += usize::from(write.is_some()) + usize::from(then.is_some());
             let (skipped, cached) = state.finish(&run, index, result, job.reason);
             let next = state.pop_ready(&run);
             if next.is_none() {
@@ -282,6 +288,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         if let Some(write) = write {
             // Counted as pending above, under the same lock as the node's end.
             run.send_counted(write, completed);
+        }
+        if let Some(then) = then {
+            run.send_counted(then, None);
         }
         for s in skipped {
             run.events.emit(&Event::Skipped {

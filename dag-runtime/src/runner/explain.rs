@@ -1,11 +1,12 @@
 //! What a run of a graph would do with each node, without running anything.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::plan::{fixed_parts, upstream_of};
 use super::schedule::not_run_digest;
-use super::{Pending, Runner, map};
-use crate::cache::{Digest, InputDigest, Reason, Verdict, verdict};
+use super::{Pending, Runner, item_log, map};
+use crate::cache::{Digest, InputDigest, Reason, Stamp, Verdict, verdict};
 use crate::error::Error;
 use crate::error::GraphError;
 use crate::graph::{Graph, NodeSpec, Source};
@@ -102,7 +103,15 @@ impl Runner {
             if let Some(store) = &store {
                 for (i, spec) in nodes.iter().enumerate() {
                     if spec.map && matches!(states[i], NodeState::Runs(_)) {
-                        items[i] = plan_items(store.as_ref(), name, nodes, i, &digests).await;
+                        items[i] = plan_items(
+                            store.as_ref(),
+                            name,
+                            nodes,
+                            i,
+                            stamps.get(i).and_then(Option::as_ref),
+                            &digests,
+                        )
+                        .await;
                     }
                 }
             }
@@ -297,12 +306,14 @@ fn unmet(
 }
 
 /// Which items of map node `i` a run would run, when the list it maps over is in the store
-/// and its other inputs are known; `None` otherwise.
+/// and its other inputs are known; `None` otherwise. The same items as a run finds: those of
+/// the node's last `Vec` (`stamp`) and of its batches, computed in the same context.
 async fn plan_items(
     store: &dyn crate::store::Store,
     graph: &str,
     nodes: &[NodeSpec],
     i: usize,
+    stamp: Option<&Stamp>,
     digests: &[Result<Digest, Option<String>>],
 ) -> Option<ItemsPlan> {
     let spec = &nodes[i];
@@ -316,9 +327,6 @@ async fn plan_items(
     let list = (nodes[j].decoder()?)(&bytes).ok()?;
     let keys = map::item_keys(&items, &*list).ok()?;
     let n = keys.len();
-    let ids: Vec<String> = keys.iter().map(|k| map::item_id(&spec.id, k)).collect();
-    let positions = map::positions(&ids);
-    let stamps = store.stamps(graph, positions.clone()).await.ok()?.stamps;
     let others: Vec<(usize, Option<Digest>)> = spec
         .upstream()
         .map(|(p, u)| (p, digests[u].as_ref().ok().copied()))
@@ -326,10 +334,24 @@ async fn plan_items(
     if others.iter().any(|(p, d)| *p != param && d.is_none()) {
         return None;
     }
-    let stored = map::item_verdicts(&parts, param, &others, &keys, &ids, &positions, &stamps)
-        .iter()
-        .filter(|v| matches!(v, Verdict::Cached(_)))
-        .count();
+    let stored = if spec.meta.task_options.cache {
+        let context = map::item_context(&parts, param, others.into_iter());
+        let mut found: HashSet<map::Key> = HashSet::new();
+        if let Some(Stamp::Done { digest, .. }) = stamp
+            && let Some(keys) = map::stored_index(store, graph, &spec.id, digest, &context).await
+        {
+            found.extend(keys);
+        }
+        found.extend(
+            item_log::read(store, graph, &spec.id, &context)
+                .await
+                .items
+                .into_keys(),
+        );
+        keys.iter().filter(|k| found.contains(*k)).count()
+    } else {
+        0
+    };
     Some(ItemsPlan {
         total: n,
         stored,

@@ -3,10 +3,10 @@
 //! otherwise (its own attempts, record and events, on several workers), then the node's
 //! `Vec` assembled in item order.
 //!
-//! Items are recorded as they finish, so a run stopped mid-map (cancelled, killed) loses
-//! none that finished; the node itself is recorded once every item is in, with an index of
-//! its items' keys (`node#items`), so that the next run over a changed list finds the
-//! unchanged items in the last `Vec` (two reads) instead of one record each.
+//! Items are made durable as they finish, in batches (`item_log.rs`), so a run stopped
+//! mid-map (cancelled, killed) loses none that finished; the node itself is recorded once
+//! every item is in, with an index of its items' keys (`node#items`), so that the next run
+//! over a changed list finds the unchanged items in the last `Vec` (two reads).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -18,18 +18,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::attempt::{Success, attempt_unless_cancelled};
 use super::driver::{Alive, drive};
 use super::inputs::Prepared;
+use super::item_log::{self, Finished, ItemLog, Logged};
 use super::persist::{completed_record, encode_output, failed_record};
 use super::state::Run;
-use crate::cache::{
-    Digest, Fingerprint, FixedParts, InputDigest, Reason, Stamp, Verdict, upstream_part, verdict,
-};
+use crate::cache::{Digest, Fingerprint, FixedParts, Reason, Stamp};
 use crate::event::Event;
 use crate::failure::Failure;
 use crate::graph::map::{AnyItem, ItemFns};
 use crate::ids::NodeIds;
 use crate::report::Items;
-use crate::store::Write;
+use crate::store::{Store, Write};
 use crate::task::Shared;
+
+/// An item's key: the start of the digest of its bytes.
+pub(super) type Key = [u8; 16];
 
 /// What a map node records beside its `Vec`: the keys of its items, in order, and what
 /// else they were computed from, so that a later run can reuse them.
@@ -39,11 +41,40 @@ struct ItemsIndex {
     context: Digest,
     /// The digest of the `Vec` these keys describe.
     list: Digest,
-    /// Each item's key (the start of its digest), in order.
-    keys: Vec<[u8; 16]>,
+    /// Each item's key, in order.
+    keys: Keys,
 }
 
-/// Runs map node `index` on its inputs: the node's result and the write of its record.
+/// Keys, written as one byte string of 16 bytes each.
+struct Keys(Vec<Key>);
+
+impl serde::Serialize for Keys {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0.as_flattened())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = <&'de [u8]>::deserialize(d)?;
+        let (keys, rest) = bytes.as_chunks::<16>();
+        if !rest.is_empty() {
+            return Err(serde::de::Error::custom("a key list of whole keys"));
+        }
+        Ok(Keys(keys.to_vec()))
+    }
+}
+
+/// A map node's end: its result, the write of its record, and a write to follow that one
+/// (forgetting its item batches once its `Vec` is stored).
+pub(super) type MapEnd = (
+    Option<Result<Success, Vec<Failure>>>,
+    Option<Write>,
+    Option<Write>,
+);
+
+/// Runs map node `index` on its inputs: the node's result, the write of its record, and
+/// the write that follows it.
 pub(super) async fn run_map(
     run: &Arc<Run>,
     index: usize,
@@ -51,7 +82,7 @@ pub(super) async fn run_map(
     reason: Reason,
     fingerprint: Option<Fingerprint>,
     alive: &Alive,
-) -> (Option<Result<Success, Vec<Failure>>>, Option<Write>) {
+) -> MapEnd {
     let start = Instant::now();
     let spec = &run.nodes[index];
     let task = spec.meta.task;
@@ -75,9 +106,12 @@ pub(super) async fn run_map(
     };
     let n = (items.len)(&*list);
 
-    // Each item's key, the digest of its bytes, when there is a store to key records in.
-    let keyed = run.store.is_some() && run.plan[index].parts.is_some();
-    let keys = if keyed {
+    // Each item's key, the digest of its bytes, when its output is kept in a store.
+    let parts = run.plan[index].parts.as_ref();
+    let kept = (run.store.as_ref(), parts, fingerprint)
+        .0
+        .filter(|_| spec.meta.task_options.cache && parts.is_some() && fingerprint.is_some());
+    let keys = if kept.is_some() {
         match item_keys(&items, &*list) {
             Ok(keys) => keys,
             Err((i, e)) => {
@@ -96,57 +130,35 @@ pub(super) async fn run_map(
         items: n,
     });
 
-    // Items found in the node's last `Vec`, then what the store holds for each other item.
-    let context = keyed.then(|| item_context(run, index, param));
+    // Items found in the node's last `Vec`, then in the batches of earlier runs.
+    let context = parts.filter(|_| kept.is_some()).map(|parts| {
+        let state = run.lock();
+        let others = spec.upstream().map(|(p, j)| (p, state.digests[j]));
+        item_context(parts, param, others)
+    });
     let mut ends: Vec<Option<Result<Shared, Failure>>> = (0..n).map(|_| None).collect();
     let mut cached = 0usize;
-    if let Some(context) = &context
-        && let Some((old_keys, mut old_values)) = previous_items(run, index, context).await
-    {
-        let mut at: HashMap<&[u8; 16], usize, BuildHasherDefault<KeyHasher>> =
-            HashMap::with_capacity_and_hasher(old_keys.len(), BuildHasherDefault::default());
-        at.extend(old_keys.iter().enumerate().map(|(p, k)| (k, p)));
-        for (i, key) in keys.iter().enumerate() {
-            let short: &[u8; 16] = key[..16].try_into().expect("a digest has 32 bytes");
-            if let Some(value) = at.get(short).and_then(|&p| old_values[p].take()) {
-                ends[i] = Some(Ok(value));
-                cached += 1;
+    let mut logged = Logged::default();
+    if let (Some(store), Some(context)) = (kept, &context) {
+        if let Some((old_keys, mut old_values)) = previous_items(run, index, context).await {
+            let at = key_positions(&old_keys);
+            for (i, key) in keys.iter().enumerate() {
+                if let Some(value) = at.get(key).and_then(|&p| old_values[p].take()) {
+                    ends[i] = Some(Ok(value));
+                    cached += 1;
+                }
             }
         }
-    }
-    let remaining: Vec<usize> = (0..n).filter(|&i| ends[i].is_none()).collect();
-    // Record ids, for the items looked up or run: the others are never named.
-    let mut ids: Vec<String> = vec![String::new(); if keyed { n } else { 0 }];
-    for &i in remaining.iter().filter(|_| keyed) {
-        ids[i] = item_id(&spec.id, &keys[i]);
-    }
-    let verdicts = if keyed {
-        let keys: Vec<Digest> = remaining.iter().map(|&i| keys[i]).collect();
-        let ids: Vec<String> = remaining.iter().map(|&i| ids[i].clone()).collect();
-        stored_verdicts(run, index, param, &keys, &ids).await
-    } else {
-        let reason = if run.store.is_none() {
-            Reason::NoStore
-        } else {
-            Reason::CachingOff
-        };
-        remaining
-            .iter()
-            .map(|_| Verdict::Run(reason, None))
-            .collect()
-    };
-    let mut to_run = Vec::new();
-    for (&i, v) in remaining.iter().zip(verdicts) {
-        match v {
-            Verdict::Cached(digest) => match load_item(run, index, &ids[i], &digest).await {
-                Some(end) => {
+        logged = item_log::read(store.as_ref(), &run.graph, &spec.id, context).await;
+        if let Some(codec) = &spec.meta.codec {
+            for (i, key) in keys.iter().enumerate() {
+                if ends[i].is_none()
+                    && let Some(value) = logged.items.get(key).and_then(|b| (codec.decode)(b).ok())
+                {
+                    ends[i] = Some(Ok(value));
                     cached += 1;
-                    ends[i] = Some(Ok(end));
                 }
-                None => to_run.push((i, Reason::RecordDamaged, None)),
-            },
-            Verdict::Run(reason, fp) => to_run.push((i, reason, fp)),
-            Verdict::Waits(_) => to_run.push((i, Reason::NeverRan, None)),
+            }
         }
     }
     if run.events.on() {
@@ -159,6 +171,25 @@ pub(super) async fn run_map(
             }
         }
     }
+    let to_run: Vec<usize> = (0..n).filter(|&i| ends[i].is_none()).collect();
+    let item_reason = if kept.is_some() {
+        reason
+    } else if run.store.is_none() {
+        Reason::NoStore
+    } else {
+        Reason::CachingOff
+    };
+    let log = match (fingerprint, context) {
+        (Some(fp), Some(context)) => Some(ItemLog::new(
+            run,
+            index,
+            fp,
+            reason,
+            context,
+            logged.ids.len(),
+        )),
+        _ => None,
+    };
 
     // Run the others on several workers at once: this task, which holds the node's slot, and
     // one more for each slot free in the run and in the task's limit group, each taking the
@@ -174,7 +205,10 @@ pub(super) async fn run_map(
         list: list.clone(),
         get: items.get,
         prepared,
-        ids,
+        keys,
+        log: log.clone(),
+        fingerprint: fingerprint.filter(|_| kept.is_some()),
+        reason: item_reason,
         to_run,
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
@@ -202,8 +236,12 @@ pub(super) async fn run_map(
             None => cancelled = true,
         }
     }
+    // Every worker has let go of the work: its inputs go with it.
+    let keys = Arc::into_inner(work).map(|w| w.keys).unwrap_or_default();
+    // Every item that finished goes to the store, whatever the node's end.
+    let written = log.as_ref().map(ItemLog::close).unwrap_or_default();
     if cancelled || run.cancel.is_cancelled() {
-        return (None, None);
+        return (None, None, None);
     }
 
     let show = items.show;
@@ -281,17 +319,12 @@ pub(super) async fn run_map(
         duration: start.elapsed(),
         digest,
     };
-    let write = match (fingerprint, bytes, digest, context) {
-        (Some(fp), Some(bytes), Some(digest), Some(context))
-            if spec.meta.task_options.cache && run.store.is_some() =>
-        {
+    let (write, then) = match (fingerprint, bytes, digest, context) {
+        (Some(fp), Some(bytes), Some(digest), Some(context)) if kept.is_some() => {
             let index_bytes = postcard::to_allocvec(&ItemsIndex {
                 context,
                 list: digest,
-                keys: keys
-                    .iter()
-                    .map(|k| k[..16].try_into().expect("a digest has 32 bytes"))
-                    .collect(),
+                keys: Keys(keys),
             })
             .expect("an index of keys always encodes");
             let index_digest = *blake3::hash(&index_bytes).as_bytes();
@@ -306,16 +339,32 @@ pub(super) async fn run_map(
                 |_: &Run| {},
             );
             let record = completed_record(spec, fp, reason, digest, &bytes, &done);
-            Some(Write::Save {
+            let write = Write::Save {
                 graph: run.graph.clone(),
                 node: spec.id.to_string(),
                 record,
                 output: Some(bytes),
-            })
+            };
+            // Once the `Vec` is stored, the batches and failed items' records are not needed.
+            let mut doomed = logged.ids;
+            doomed.extend(written);
+            doomed.extend(logged.failed.iter().map(|k| item_id(&spec.id, k)));
+            let then = (!doomed.is_empty()).then(|| Write::Forget {
+                graph: run.graph.clone(),
+                nodes: Some(doomed),
+            });
+            (Some(write), then)
         }
-        _ => None,
+        _ => (None, None),
     };
-    (Some(Ok(done)), write)
+    (Some(Ok(done)), write, then)
+}
+
+/// Each key's position in `keys` (the last, for a key listed twice).
+fn key_positions(keys: &[Key]) -> HashMap<&Key, usize, BuildHasherDefault<KeyHasher>> {
+    let mut at = HashMap::with_capacity_and_hasher(keys.len(), BuildHasherDefault::default());
+    at.extend(keys.iter().enumerate().map(|(p, k)| (k, p)));
+    at
 }
 
 /// The items a map node runs, shared by its workers.
@@ -326,8 +375,16 @@ struct Work {
     list: Shared,
     get: fn(&AnyItem, usize) -> Option<&AnyItem>,
     prepared: Vec<Prepared>,
-    ids: Vec<String>,
-    to_run: Vec<(usize, Reason, Option<Fingerprint>)>,
+    /// Each item's key, when items are kept in the store (empty otherwise).
+    keys: Vec<Key>,
+    /// Where finished items go, when they are kept.
+    log: Option<Arc<ItemLog>>,
+    /// The fingerprint a failed item's record carries, when items are kept.
+    fingerprint: Option<Fingerprint>,
+    /// Why the items run.
+    reason: Reason,
+    /// The positions of the items to run.
+    to_run: Vec<usize>,
     /// The next of `to_run` to take.
     next: AtomicUsize,
     /// Set once an item failed in a run that stops at the first failure: no item starts
@@ -342,11 +399,11 @@ impl Work {
     async fn worker(self: Arc<Self>, ends: tokio::sync::mpsc::UnboundedSender<Ended>) {
         loop {
             let k = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some((i, reason, fp)) = self.to_run.get(k) else {
+            let Some(&i) = self.to_run.get(k) else {
                 break;
             };
             if self.run.cancel.is_cancelled() {
-                let _ = ends.send((*i, None));
+                let _ = ends.send((i, None));
                 break;
             }
             if self.stop.load(Ordering::Relaxed) {
@@ -355,31 +412,107 @@ impl Work {
             let mut inputs: Vec<Prepared> = self.prepared.clone();
             inputs[self.param] = Prepared::Item(Box::new(crate::task::ItemOf {
                 list: self.list.clone(),
-                index: *i,
+                index: i,
                 get: self.get,
             }));
-            let id = self.ids.get(*i).cloned().unwrap_or_default();
-            let end = run_item(&self.run, self.index, *i, id, inputs, *reason, *fp).await;
+            let end = self.run_item(i, inputs).await;
             if self.run.fail_fast && matches!(end, Some(Err(_))) {
                 self.stop.store(true, Ordering::Relaxed);
             }
             // The receiver lives until every worker has stopped.
-            let _ = ends.send((*i, end));
+            let _ = ends.send((i, end));
         }
         // Let go of the inputs before the channel closes: once it has, the node may end,
         // and its inputs must then be held by no one else.
         drop(self);
         drop(ends);
     }
+
+    /// Item `i`'s attempts, its way to the store and its events: `None` if the run was
+    /// cancelled.
+    async fn run_item(&self, i: usize, inputs: Vec<Prepared>) -> Option<Result<Shared, Failure>> {
+        let run = &self.run;
+        let spec = &run.nodes[self.index];
+        let task = spec.meta.task;
+        let name = label(&spec.id, i);
+        let result = attempt_unless_cancelled(run, self.index, &name, inputs, self.reason).await?;
+        let kept = self.log.as_ref().zip(self.keys.get(i));
+        match result {
+            Ok(done) => {
+                let Some((log, key)) = kept else {
+                    run.events.emit(&Event::Completed {
+                        node: &name,
+                        task,
+                        duration: done.duration,
+                        attempts: done.attempts,
+                    });
+                    return Some(Ok(done.value));
+                };
+                match encode_output(spec, &done.value) {
+                    Ok((bytes, _)) => {
+                        // Its `Completed` event is sent once its batch is durable.
+                        log.push(Finished {
+                            key: *key,
+                            bytes: Some(bytes),
+                            position: i,
+                            duration: done.duration,
+                            attempts: done.attempts,
+                        });
+                        Some(Ok(done.value))
+                    }
+                    Err(failure) => Some(Err(self.item_failed(i, &name, vec![failure]))),
+                }
+            }
+            Err(failures) => Some(Err(self.item_failed(i, &name, failures))),
+        }
+    }
+
+    /// Item `i` failed for good: its record and event, and the failure that counted.
+    fn item_failed(&self, i: usize, name: &str, failures: Vec<Failure>) -> Failure {
+        let run = &self.run;
+        let spec = &run.nodes[self.index];
+        if let Some(error) = failures.last() {
+            run.events.emit(&Event::Failed {
+                node: name,
+                task: spec.meta.task,
+                error,
+                attempts: u32::try_from(failures.len()).unwrap_or(u32::MAX),
+            });
+        }
+        if let (Some(fp), Some(key), Some(log)) = (self.fingerprint, self.keys.get(i), &self.log) {
+            let record = failed_record(spec, fp, self.reason, &failures, Duration::ZERO);
+            run.send_then(
+                Write::Save {
+                    graph: run.graph.clone(),
+                    node: item_id(&spec.id, key),
+                    record,
+                    output: None,
+                },
+                |_: &Run| {},
+            );
+            // Named in a batch, so that the record is forgotten once the node completes.
+            log.push(Finished {
+                key: *key,
+                bytes: None,
+                position: i,
+                duration: Duration::ZERO,
+                attempts: 0,
+            });
+        }
+        failures
+            .into_iter()
+            .last()
+            .unwrap_or_else(|| Failure::fatal("no attempt recorded".into()))
+    }
 }
 
-/// The record id of a map node's item: the node's id and the item's key.
-pub(super) fn item_id(node: &str, key: &Digest) -> String {
+/// The record id of a failed item of a map node: the node's id and the item's key.
+pub(super) fn item_id(node: &str, key: &Key) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(node.len() + 33);
     id.push_str(node);
     id.push('#');
-    for b in &key[..16] {
+    for b in key {
         id.push(char::from(HEX[usize::from(b >> 4)]));
         id.push(char::from(HEX[usize::from(b & 0xf)]));
     }
@@ -410,260 +543,85 @@ fn items_index_id(node: &str) -> String {
 }
 
 /// The digest of what every item's output depends on besides the item: the task's code and
-/// output type, the constants, and the other inputs.
-fn item_context(run: &Run, index: usize, param: usize) -> Digest {
-    let spec = &run.nodes[index];
+/// output type, the constants, and the other inputs (`others`: each upstream parameter and
+/// its input's digest; the list's is left out).
+pub(super) fn item_context(
+    parts: &FixedParts,
+    param: usize,
+    others: impl Iterator<Item = (usize, Option<Digest>)>,
+) -> Digest {
     let mut buf = Vec::new();
     let mut h = crate::cache::PartHasher::new(&mut buf, b"typedag.map-items.v1\0");
-    if let Some(parts) = &run.plan[index].parts {
-        h.add(0, &parts.code);
-        h.add(1, &parts.output_type);
-        h.add(2, &parts.inputs);
-    }
-    let state = run.lock();
-    for (p, j) in spec.upstream() {
+    h.add(0, &parts.code);
+    h.add(1, &parts.output_type);
+    h.add(2, &parts.inputs);
+    for (p, digest) in others {
         if p != param {
-            h.add(3 + p, state.digests[j].as_ref().unwrap_or(&[0; 32]));
+            h.add(3 + p, digest.as_ref().unwrap_or(&[0; 32]));
         }
     }
     h.finish()
 }
 
+/// The keys of map node `node`'s last `Vec`, stored with digest `list`, if its index is there
+/// and its items were computed in `context`.
+pub(super) async fn stored_index(
+    store: &dyn Store,
+    graph: &str,
+    node: &str,
+    list: &Digest,
+    context: &Digest,
+) -> Option<Vec<Key>> {
+    let index_id = items_index_id(node);
+    let mut ids = NodeIds::default();
+    ids.map_mut().insert(Arc::from(index_id.as_str()), 0);
+    let stamps = store.stamps(graph, Arc::new(ids)).await.ok()?.stamps;
+    let Some(Some(Stamp::Done { digest, .. })) = stamps.into_iter().next() else {
+        return None;
+    };
+    let bytes = store.output(graph, &index_id, &digest).await.ok()??;
+    let items: ItemsIndex = postcard::from_bytes(&bytes).ok()?;
+    (items.context == *context && items.list == *list).then_some(items.keys.0)
+}
+
 /// The keys and outputs of the node's last `Vec`, if its record and index are there and its
-/// items were computed from the same context.
+/// items were computed in the same context.
 async fn previous_items(
     run: &Arc<Run>,
     index: usize,
     context: &Digest,
-) -> Option<(Vec<[u8; 16]>, Vec<Option<Shared>>)> {
+) -> Option<(Vec<Key>, Vec<Option<Shared>>)> {
     let spec = &run.nodes[index];
-    let Some(crate::cache::Stamp::Done { digest: list, .. }) = run.stamp(index).copied() else {
+    let Some(Stamp::Done { digest: list, .. }) = run.stamp(index).copied() else {
         return None;
     };
     let (store, codec) = (run.store.as_ref()?, spec.meta.codec.as_ref()?);
-    let index_id = items_index_id(&spec.id);
-    let mut ids = NodeIds::default();
-    ids.map_mut().insert(Arc::from(index_id.as_str()), 0);
-    let stamps = store.stamps(&run.graph, Arc::new(ids)).await.ok()?.stamps;
-    let Some(Some(crate::cache::Stamp::Done { digest, .. })) = stamps.into_iter().next() else {
-        return None;
-    };
-    let bytes = store.output(&run.graph, &index_id, &digest).await.ok()??;
-    let items: ItemsIndex = postcard::from_bytes(&bytes).ok()?;
-    if items.context != *context || items.list != list {
-        return None;
-    }
+    let keys = stored_index(store.as_ref(), &run.graph, &spec.id, &list, context).await?;
     let bytes = store.output(&run.graph, &spec.id, &list).await.ok()??;
     let values = (spec.meta.split)((codec.decode_list)(&bytes).ok()?)?;
-    (values.len() == items.keys.len()).then(|| (items.keys, values.into_iter().map(Some).collect()))
+    (values.len() == keys.len()).then(|| (keys, values.into_iter().map(Some).collect()))
 }
 
 /// How events and messages name item `i` of a map node: `pages[3]`.
-fn label(node: &str, i: usize) -> String {
+pub(super) fn label(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
 }
 
-/// Each item's key, the digest of its bytes; or the first item that cannot be serialized,
-/// with why.
-pub(super) fn item_keys(items: &ItemFns, list: &AnyItem) -> Result<Vec<Digest>, (usize, String)> {
+/// Each item's key, from the digest of its bytes; or the first item that cannot be
+/// serialized, with why.
+pub(super) fn item_keys(items: &ItemFns, list: &AnyItem) -> Result<Vec<Key>, (usize, String)> {
     (0..(items.len)(list))
         .map(|i| {
             (items.encode)(list, i)
-                .map(|bytes| *blake3::hash(&bytes).as_bytes())
+                .map(|bytes| {
+                    let digest = blake3::hash(&bytes);
+                    let mut key = [0; 16];
+                    key.copy_from_slice(&digest.as_bytes()[..16]);
+                    key
+                })
                 .map_err(|e| (i, e))
         })
         .collect()
-}
-
-/// The items' record ids at dense positions, as `Store::stamps` takes them: an item listed
-/// twice is one record.
-pub(super) fn positions(ids: &[String]) -> Arc<NodeIds> {
-    let mut positions = NodeIds::default();
-    for id in ids {
-        let next = positions.len();
-        positions
-            .map_mut()
-            .entry(Arc::from(id.as_str()))
-            .or_insert(next);
-    }
-    Arc::new(positions)
-}
-
-/// Each item's verdict from its stamp: the node's own parts, and its upstream part with the
-/// item's key in place of the list (`others`: each upstream input's digest, by parameter).
-pub(super) fn item_verdicts(
-    parts: &FixedParts,
-    param: usize,
-    others: &[(usize, Option<Digest>)],
-    keys: &[Digest],
-    ids: &[String],
-    positions: &NodeIds,
-    stamps: &[Option<Stamp>],
-) -> Vec<Verdict> {
-    let mut buf = Vec::new();
-    keys.iter()
-        .zip(ids)
-        .map(|(key, id)| {
-            let upstream = upstream_part(
-                others.iter().map(|(p, d)| {
-                    let digest = if *p == param {
-                        InputDigest::Known(key)
-                    } else {
-                        d.as_ref().map_or(InputDigest::Missing, InputDigest::Known)
-                    };
-                    (*p, digest)
-                }),
-                &mut buf,
-            );
-            let stamp = positions
-                .position(id)
-                .and_then(|at| stamps.get(at))
-                .and_then(Option::as_ref);
-            verdict(Some(parts), stamp, upstream)
-        })
-        .collect()
-}
-
-/// Each item's verdict in this run, from the store's stamps of the items.
-async fn stored_verdicts(
-    run: &Arc<Run>,
-    index: usize,
-    param: usize,
-    keys: &[Digest],
-    ids: &[String],
-) -> Vec<Verdict> {
-    let (Some(store), Some(parts)) = (&run.store, run.plan[index].parts.as_ref()) else {
-        return keys
-            .iter()
-            .map(|_| Verdict::Run(Reason::NoStore, None))
-            .collect();
-    };
-    let positions = positions(ids);
-    // Unreadable: every item runs, and its write will say what is wrong.
-    let stamps = store
-        .stamps(&run.graph, positions.clone())
-        .await
-        .map(|s| s.stamps)
-        .unwrap_or_default();
-    let others: Vec<(usize, Option<Digest>)> = {
-        let state = run.lock();
-        run.nodes[index]
-            .upstream()
-            .map(|(p, j)| (p, state.digests[j]))
-            .collect()
-    };
-    item_verdicts(parts, param, &others, keys, ids, &positions, &stamps)
-}
-
-/// A cached item's output from the store: `None` if it cannot be loaded (it then runs).
-async fn load_item(run: &Arc<Run>, index: usize, id: &str, digest: &Digest) -> Option<Shared> {
-    let (store, codec) = (run.store.as_ref()?, run.nodes[index].meta.codec.as_ref()?);
-    let bytes = store.output(&run.graph, id, digest).await.ok()??;
-    (codec.decode)(&bytes).ok()
-}
-
-/// One item's attempts, its record and its events: `None` if the run was cancelled.
-async fn run_item(
-    run: &Arc<Run>,
-    index: usize,
-    i: usize,
-    id: String,
-    inputs: Vec<Prepared>,
-    reason: Reason,
-    fingerprint: Option<Fingerprint>,
-) -> Option<Result<Shared, Failure>> {
-    let spec = &run.nodes[index];
-    let task = spec.meta.task;
-    let name = label(&spec.id, i);
-    let result = attempt_unless_cancelled(run, index, &name, inputs, reason).await?;
-    let stored = fingerprint.filter(|_| spec.meta.task_options.cache && run.store.is_some());
-    match result {
-        Ok(done) => {
-            let encoded = match spec.meta.codec {
-                Some(_) => match encode_output(spec, &done.value) {
-                    Ok(encoded) => Some(encoded),
-                    Err(failure) => {
-                        return Some(Err(item_failed(
-                            run,
-                            spec,
-                            &name,
-                            &id,
-                            stored,
-                            reason,
-                            vec![failure],
-                        )));
-                    }
-                },
-                None => None,
-            };
-            match (stored, &encoded) {
-                (Some(fp), Some((bytes, digest))) => {
-                    let record = completed_record(spec, fp, reason, *digest, bytes, &done);
-                    let write = Write::Save {
-                        graph: run.graph.clone(),
-                        node: id,
-                        record,
-                        output: Some(bytes.clone()),
-                    };
-                    let (duration, attempts) = (done.duration, done.attempts);
-                    run.send_then(write, move |run: &Run| {
-                        run.events.emit(&Event::Completed {
-                            node: &name,
-                            task,
-                            duration,
-                            attempts,
-                        });
-                    });
-                }
-                _ => run.events.emit(&Event::Completed {
-                    node: &name,
-                    task,
-                    duration: done.duration,
-                    attempts: done.attempts,
-                }),
-            }
-            Some(Ok(done.value))
-        }
-        Err(failures) => Some(Err(item_failed(
-            run, spec, &name, &id, stored, reason, failures,
-        ))),
-    }
-}
-
-/// An item that failed for good: its record and event, and the failure that counted.
-fn item_failed(
-    run: &Arc<Run>,
-    spec: &crate::graph::NodeSpec,
-    name: &str,
-    id: &str,
-    stored: Option<Fingerprint>,
-    reason: Reason,
-    failures: Vec<Failure>,
-) -> Failure {
-    if let Some(error) = failures.last() {
-        run.events.emit(&Event::Failed {
-            node: name,
-            task: spec.meta.task,
-            error,
-            attempts: u32::try_from(failures.len()).unwrap_or(u32::MAX),
-        });
-    }
-    if let Some(fp) = stored {
-        let record = failed_record(spec, fp, reason, &failures, Duration::ZERO);
-        run.send_then(
-            Write::Save {
-                graph: run.graph.clone(),
-                node: id.to_owned(),
-                record,
-                output: None,
-            },
-            |_: &Run| {},
-        );
-    }
-    failures
-        .into_iter()
-        .last()
-        .unwrap_or_else(|| Failure::fatal("no attempt recorded".into()))
 }
 
 /// The map node fails with `message`: its result and the write of its record.
@@ -673,7 +631,7 @@ fn fail(
     fingerprint: Option<Fingerprint>,
     reason: Reason,
     message: String,
-) -> (Option<Result<Success, Vec<Failure>>>, Option<Write>) {
+) -> MapEnd {
     let spec = &run.nodes[index];
     let failures = vec![Failure::fatal(message)];
     let write = fingerprint
@@ -684,5 +642,5 @@ fn fail(
             record: failed_record(spec, fp, reason, &failures, Duration::ZERO),
             output: None,
         });
-    (Some(Err(failures)), write)
+    (Some(Err(failures)), write, None)
 }

@@ -24,6 +24,7 @@ mod driver;
 mod env;
 mod explain;
 mod inputs;
+mod item_log;
 mod map;
 mod persist;
 mod plan;

@@ -95,18 +95,32 @@ pub(super) fn completed_record(
     output: &[u8],
     done: &Success,
 ) -> Record {
-    let state = RecordState::Done {
-        digest,
-        size: output.len() as u64,
-    };
-    new_record(
+    done_record(
         node,
         fingerprint,
         reason,
-        state,
+        digest,
+        output.len(),
         done.duration,
         done.attempts,
     )
+}
+
+/// The record of a value of `size` bytes with this digest, stored for `node`, finished now.
+pub(super) fn done_record(
+    node: &NodeSpec,
+    fingerprint: Fingerprint,
+    reason: Reason,
+    digest: Digest,
+    size: usize,
+    duration: Duration,
+    attempts: u32,
+) -> Record {
+    let state = RecordState::Done {
+        digest,
+        size: size as u64,
+    };
+    new_record(node, fingerprint, reason, state, duration, attempts)
 }
 
 /// The record of a node that failed for good after `failures`, finished now.
