@@ -1,7 +1,7 @@
 //! What conditions decide once a node's inputs have all finished: whether it runs, and if
 //! not, why, in the words every report uses; which of its inputs it reads; and the digests
-//! that stand for a condition's value and for a node that did not run. One owner for
-//! these rules, so that every runner that decides conditions decides them alike.
+//! that stand for a condition's value and for a node that did not run. Local and
+//! distributed runs both decide through these, so a graph ends the same either way.
 
 use crate::cache::Digest;
 use crate::graph::{NodeSpec, Source};
@@ -63,7 +63,8 @@ pub(super) fn bool_of_digest(digest: &Digest) -> Option<bool> {
 }
 
 /// The digest a node that did not run stands for in its dependents' fingerprints (those
-/// that read it through an `Option` parameter, and get `None`).
+/// that read it through an `Option` parameter, and get `None`), and in a distributed run's
+/// row, where its dependents learn from it that it did not run.
 pub(super) fn not_run_digest() -> Digest {
     *blake3::hash(b"typedag.not-run.v1").as_bytes()
 }

@@ -218,7 +218,10 @@ impl Runner {
     ///
     /// The run fails with [`Error::NotShared`] if the store is not shared, and with
     /// [`GraphError::NotShareable`](crate::GraphError::NotShareable) if a node's output has no serde (outputs pass between
-    /// processes through the store).
+    /// processes through the store), or
+    /// [`GraphError::DynamicNotShared`](crate::GraphError::DynamicNotShared) if it has a map
+    /// node (`each`). Nodes under a condition (`if`) end as in a local run: the process that
+    /// claims one decides it, and every process reports the same.
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]
