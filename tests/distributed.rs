@@ -2,8 +2,9 @@
 //! again as children) share one graph's work, each node running once in all; a process
 //! killed mid-run leaves its nodes to the others; a stale process's late result is
 //! refused; a database restart mid-run loses nothing; two runs that need the same
-//! computation at the same time do it once; and two tasks of the same name in different
-//! modules are never taken for the same computation.
+//! computation at the same time do it once; two tasks of the same name in different
+//! modules are never taken for the same computation; and nodes under an `if` condition end
+//! as in a local run, in every process.
 
 #[path = "support/same_name.rs"]
 mod same_name;
@@ -643,11 +644,6 @@ async fn a_failure_skips_its_dependents_in_every_process_and_runs_again_next_tim
 }
 
 #[task]
-async fn flag() -> bool {
-    true
-}
-
-#[task]
 async fn several() -> Vec<u64> {
     vec![1, 2, 3]
 }
@@ -658,26 +654,253 @@ async fn once(x: &u64) -> u64 {
 }
 
 #[tokio::test]
-async fn a_distributed_run_refuses_conditions_and_maps_for_now() {
+async fn a_distributed_run_refuses_map_nodes_for_now() {
     let url = Cluster::shared().database("dynamic");
     let store = PostgresStore::connect(&url).await.unwrap();
     let runner = Runner::new().store(store).distributed("dynamic");
     let err = runner
-        .run(dag! { f = flag(); x = once(1) if f; })
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("node `x`") && text.contains("distributed runs do not support yet"),
-        "{text}"
-    );
-    let err = runner
         .run(dag! { xs = several(); ys = once(each xs); })
         .await
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            typedag::Error::Graph(typedag::GraphError::DynamicNotShared { .. })
+        ),
+        "{err:?}"
+    );
     let text = err.to_string();
     assert!(
-        text.contains("node `ys`") && text.contains("once per item (`each`)"),
+        text.contains("node `ys`")
+            && text.contains("once per item (`each`)")
+            && text.contains("distributed runs do not support yet"),
         "{text}"
     );
+}
+
+#[task]
+async fn measure(n: u64) -> u64 {
+    n * 10
+}
+
+#[task]
+async fn is_big(x: &u64) -> bool {
+    *x > 100
+}
+
+#[task]
+async fn notify(x: &u64) -> String {
+    format!("alert {x}")
+}
+
+#[task]
+async fn archive(x: &u64) -> String {
+    format!("archived {x}")
+}
+
+#[task]
+async fn shout(s: &str) -> String {
+    s.to_uppercase()
+}
+
+#[task]
+async fn summary(x: &u64, alert: Option<&String>) -> String {
+    format!("{x}: {}", alert.map_or("quiet", String::as_str))
+}
+
+/// Big when `n * 10 > 100`: then `alert` and `loud` run and `calm` does not; otherwise the
+/// other way round. `digest` runs either way, reading `alert` through an `Option`.
+macro_rules! branch {
+    ($n:expr) => {
+        dag! {
+            name = "branch";
+            s      = measure($n);
+            big    = is_big(s);
+            alert  = notify(s) if big;
+            calm   = archive(s) if !big;
+            loud   = shout(alert);
+            digest = summary(s, alert);
+        }
+    };
+}
+
+/// Runs `branch!(n)` as run `run` with two workers (in one process for brevity), each
+/// logging into `log` what it ran, found cached, or decided not to run. Both reports must
+/// agree; the first worker's outcome is returned with the log.
+macro_rules! branch_by_two {
+    ($store:expr, $run:expr, $n:expr) => {{
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let worker = || {
+            let log = log.clone();
+            Runner::new()
+                .store($store.clone())
+                .distributed($run)
+                .on_event(move |event, _| {
+                    let line = match event {
+                        Event::Completed { node, .. } => format!("ran {node}"),
+                        Event::Cached { node, .. } => format!("cached {node}"),
+                        Event::NotRun {
+                            node, condition, ..
+                        } => format!("not run {node}: {condition}"),
+                        _ => return,
+                    };
+                    log.lock().unwrap().push(line);
+                })
+        };
+        let (one, two) = (worker(), worker());
+        let (x, y) = tokio::join!(one.run_partial(branch!($n)), two.run_partial(branch!($n)));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(outcomes(&x.report), outcomes(&y.report), "{}", x.report);
+        assert_eq!(
+            (
+                &x.outputs.alert,
+                &x.outputs.calm,
+                &x.outputs.loud,
+                &x.outputs.digest
+            ),
+            (
+                &y.outputs.alert,
+                &y.outputs.calm,
+                &y.outputs.loud,
+                &y.outputs.digest
+            ),
+        );
+        let mut log = std::mem::take(&mut *log.lock().unwrap());
+        log.sort();
+        (x, log)
+    }};
+}
+
+/// Each node's outcome, without the durations (which differ by worker and by run).
+fn outcomes(report: &typedag::Report) -> Vec<(String, String)> {
+    report
+        .nodes()
+        .iter()
+        .map(|n| {
+            let outcome = match &n.outcome {
+                Outcome::Ran { .. } => "ran".to_owned(),
+                other => format!("{other:?}"),
+            };
+            (n.id.clone(), outcome)
+        })
+        .collect()
+}
+
+fn lines(all: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = all.iter().map(|&l| l.to_owned()).collect();
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_decides_once_and_every_worker_ends_as_a_local_run_would() {
+    let url = Cluster::shared().database("branch");
+    let store = PostgresStore::connect(&url).await.unwrap();
+
+    // 50 * 10 is big: `calm` does not run, and says why.
+    let (big, log) = branch_by_two!(store, "big", 50);
+    let report = &big.report;
+    assert!(report.is_success(), "{report}");
+    assert_eq!((report.ran(), report.not_run()), (5, 1), "{report}");
+    assert_eq!(
+        report.node("calm").unwrap().outcome,
+        Outcome::NotRun {
+            condition: "`big` is true".into()
+        }
+    );
+    let out = big.outputs;
+    assert_eq!(out.alert, Some(Some("alert 500".to_owned())));
+    assert_eq!(
+        out.calm,
+        Some(None),
+        "it finished without running: no value"
+    );
+    assert_eq!(out.loud, Some(Some("ALERT 500".to_owned())));
+    assert_eq!(out.digest.as_deref(), Some("500: alert 500"));
+    // Each node ran once in all, and the one worker that decided `calm` said so.
+    assert_eq!(
+        log,
+        lines(&[
+            "ran s",
+            "ran big",
+            "ran alert",
+            "ran loud",
+            "ran digest",
+            "not run calm: `big` is true",
+        ])
+    );
+
+    // 5 * 10 is not: `alert` does not run, nor `loud`, which reads it through `&T`;
+    // `digest` reads it through `Option<&T>` and runs with `None`.
+    let (small, log) = branch_by_two!(store, "small", 5);
+    let report = &small.report;
+    assert!(report.is_success(), "{report}");
+    assert_eq!((report.ran(), report.not_run()), (4, 2), "{report}");
+    assert_eq!(
+        report.node("alert").unwrap().outcome,
+        Outcome::NotRun {
+            condition: "`big` is false".into()
+        }
+    );
+    assert_eq!(
+        report.node("loud").unwrap().outcome,
+        Outcome::NotRun {
+            condition: "it reads `alert`, which did not run".into()
+        }
+    );
+    let out = small.outputs;
+    assert_eq!((out.alert, out.loud), (Some(None), Some(None)));
+    assert_eq!(out.calm, Some(Some("archived 50".to_owned())));
+    assert_eq!(out.digest.as_deref(), Some("50: quiet"));
+    assert_eq!(
+        log,
+        lines(&[
+            "ran s",
+            "ran big",
+            "ran calm",
+            "ran digest",
+            "not run alert: `big` is false",
+            "not run loud: it reads `alert`, which did not run",
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_rerun_with_the_same_condition_runs_nothing_and_a_flipped_one_only_what_it_enables()
+ {
+    let url = Cluster::shared().database("branch-rerun");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    branch_by_two!(store, "first", 5);
+
+    let (again, log) = branch_by_two!(store, "again", 5);
+    assert_eq!(again.report.ran(), 0, "same condition: nothing runs");
+    assert_eq!(again.report.not_run(), 2, "{}", again.report);
+    assert!(log.iter().all(|l| !l.starts_with("ran ")), "{log:?}");
+    assert_eq!(again.outputs.calm, Some(Some("archived 50".to_owned())));
+    assert_eq!(again.outputs.digest.as_deref(), Some("50: quiet"));
+
+    // 20 * 10 = 200 is big: everything but `calm` runs, as it would locally.
+    let (flipped, _) = branch_by_two!(store, "flipped", 20);
+    let ran: Vec<&str> = flipped
+        .report
+        .nodes()
+        .iter()
+        .filter(|n| matches!(n.outcome, Outcome::Ran { .. }))
+        .map(|n| n.id.as_str())
+        .collect();
+    assert_eq!(ran, ["s", "big", "alert", "loud", "digest"]);
+    assert_eq!(flipped.outputs.calm, Some(None));
+
+    // The condition is cached, and read from its digest: nothing runs, in a distributed
+    // run or a local one on the same store.
+    let (cached, _) = branch_by_two!(store, "cached", 20);
+    assert_eq!(cached.report.ran(), 0, "{}", cached.report);
+    assert_eq!(cached.outputs.loud, Some(Some("ALERT 200".to_owned())));
+    let local = Runner::new()
+        .store(store)
+        .run_partial(branch!(20))
+        .await
+        .unwrap();
+    assert_eq!(local.report.ran(), 0, "{}", local.report);
+    assert_eq!(outcomes(&local.report), outcomes(&cached.report));
 }

@@ -119,10 +119,10 @@ pub enum GraphError {
         map: bool,
     },
 
-    /// In a distributed run, a node that runs under a condition or over a list's items,
-    /// which distributed runs do not support yet.
+    /// In a distributed run, a map node (one that runs once per item of a list), which
+    /// distributed runs do not support yet.
     #[error(
-        "node `{node}` of graph `{graph}` runs under a condition (`if`) or once per item (`each`), which distributed runs do not support yet: run the graph in one process"
+        "node `{node}` of graph `{graph}` runs once per item (`each`), which distributed runs do not support yet: run the graph in one process"
     )]
     DynamicNotShared {
         /// The graph's name.

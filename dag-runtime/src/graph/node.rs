@@ -183,14 +183,6 @@ impl NodeSpec {
             })
     }
 
-    /// The condition the node runs under, if it has one: the node and the value it needs.
-    pub(crate) fn condition(&self) -> Option<(usize, bool)> {
-        self.sources.iter().find_map(|s| match s {
-            Source::Condition(j, holds) => Some((*j, *holds)),
-            _ => None,
-        })
-    }
-
     /// Each upstream node read, with the parameter that reads it, in argument order.
     pub(crate) fn upstream(&self) -> Upstreams<'_> {
         Upstreams {

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::attempt::attempt;
+use super::condition::{self, bool_of_digest, not_run_digest};
 use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
@@ -41,6 +42,10 @@ enum SharedOutcome {
     Skipped {
         because: String,
     },
+    /// Its condition did not hold, or it reads a node that did not run: said why.
+    NotRun {
+        condition: String,
+    },
 }
 
 impl SharedOutcome {
@@ -62,6 +67,7 @@ impl SharedOutcome {
             SharedOutcome::Cached => Outcome::Cached,
             SharedOutcome::Failed { attempts } => Outcome::Failed { attempts },
             SharedOutcome::Skipped { because } => Outcome::Skipped { because },
+            SharedOutcome::NotRun { condition } => Outcome::NotRun { condition },
         }
     }
 }
@@ -89,7 +95,7 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
-        if node.condition().is_some() || node.each().is_some() {
+        if node.each().is_some() {
             return Err(GraphError::DynamicNotShared {
                 graph: run.graph.clone(),
                 node: node.id.to_string(),
@@ -140,13 +146,16 @@ pub(super) async fn drive(
                 .outcome
                 .as_deref()
                 .and_then(|b| postcard::from_bytes::<SharedOutcome>(b).ok());
+            // A node that did not run is done, with a digest that stands for it and no
+            // output in the store.
+            let not_run = matches!(ended, Some(SharedOutcome::NotRun { .. }));
             if let Some(ended) = ended {
                 state.failed |= matches!(ended, SharedOutcome::Failed { .. });
                 state.outcomes[i] = Some(ended.outcome());
             }
             if end.state == Some(RowState::Done) {
                 state.digests[i] = end.digest;
-                state.stored[i] = end.digest.is_some();
+                state.stored[i] = end.digest.is_some() && !not_run;
             }
         }
         state.cancelled |= cancelled?;
@@ -172,7 +181,9 @@ fn identity() -> String {
 }
 
 /// The run's rows, for whichever process creates it: nodes whose record answers for them
-/// from inputs that are all cached too are done before anything runs.
+/// from inputs that are all cached too are done before anything runs. A node that may not
+/// run is left to the process that claims it, which decides its condition first, as a
+/// local run does.
 fn plan(ctx: &Participant) -> Join {
     let run = &ctx.run;
     let mut digests: Vec<Option<Digest>> = vec![None; run.nodes.len()];
@@ -191,7 +202,7 @@ fn plan(ctx: &Participant) -> Join {
                 },
                 &mut scratch,
             );
-            let known = matches!(upstream, Upstream::Known(_));
+            let known = matches!(upstream, Upstream::Known(_)) && !node.maybe;
             let done = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
                 Verdict::Cached(d) if known => {
                     digests[i] = Some(d);
@@ -301,15 +312,17 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         .nodes
         .get(i)
         .ok_or_else(|| Error::Internal(format!("claimed node {i} is not in the graph")))?;
-    let digests: HashMap<usize, Digest> = ctx.upstream[i]
-        .iter()
-        .zip(&claim.digests)
-        .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
-        .collect();
+    let digests = Finished(
+        ctx.upstream[i]
+            .iter()
+            .zip(&claim.digests)
+            .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
+            .collect(),
+    );
     let mut scratch = Vec::new();
     let upstream = upstream_of(
         node,
-        |j| match digests.get(&j) {
+        |j| match digests.digest(j) {
             Some(d) => InputDigest::Known(d),
             None => InputDigest::Missing,
         },
@@ -328,6 +341,18 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         stop: false,
         fingerprint: None,
     };
+    if let Some(why) = condition::unmet(&run.nodes, i, |j| digests.not_run(j), |j| digests.value(j))
+    {
+        let ended = SharedOutcome::NotRun {
+            condition: why.clone(),
+        };
+        let mut e = end(RowState::Done, Some(not_run_digest()), &ended);
+        e.dependents.clone_from(&ctx.dependents[i]);
+        if complete(ctx, e).await? {
+            run.emit_not_run(&[(i, why)]);
+        }
+        return Ok(());
+    }
     let (reason, fingerprint) = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
             let mut e = end(RowState::Done, Some(digest), &SharedOutcome::Cached);
@@ -488,17 +513,41 @@ fn descendants(ctx: &Participant, i: usize) -> Vec<u32> {
     all
 }
 
-/// A claimed node's inputs: its upstream outputs read from the store and decoded.
-async fn inputs(
-    ctx: &Participant,
-    i: usize,
-    digests: &HashMap<usize, Digest>,
-) -> Result<Vec<Prepared>, Failure> {
+/// The output digests of a claimed node's finished upstream nodes, by node, as its claim
+/// brought them: what the node's condition, fingerprint and inputs are worked out from.
+struct Finished(HashMap<usize, Digest>);
+
+impl Finished {
+    fn digest(&self, j: usize) -> Option<&Digest> {
+        self.0.get(&j)
+    }
+
+    /// Whether upstream node `j` did not run: its row carries the digest that stands for it.
+    fn not_run(&self, j: usize) -> bool {
+        self.digest(j) == Some(&not_run_digest())
+    }
+
+    /// The `bool` output of upstream node `j`, told by its digest.
+    fn value(&self, j: usize) -> Option<bool> {
+        self.digest(j).and_then(bool_of_digest)
+    }
+}
+
+/// A claimed node's inputs: the upstream outputs it reads (not its condition, nor a node
+/// that did not run), read from the store and decoded.
+async fn inputs(ctx: &Participant, i: usize, digests: &Finished) -> Result<Vec<Prepared>, Failure> {
     let run = &ctx.run;
-    let ups: Vec<usize> = ctx.upstream[i].iter().map(|&j| j as usize).collect();
+    let spec = &run.nodes[i];
+    let needed: Vec<Option<usize>> = spec
+        .upstream()
+        .map(|(param, j)| condition::needs(spec, param, digests.not_run(j)).then_some(j))
+        .collect();
+    let mut ups: Vec<usize> = needed.iter().flatten().copied().collect();
+    ups.sort_unstable();
+    ups.dedup();
     let wanted: Vec<Digest> = ups
         .iter()
-        .map(|j| digests.get(j).copied().unwrap_or_default())
+        .map(|&j| digests.digest(j).copied().unwrap_or_default())
         .collect();
     let bytes = ctx
         .coordinator
@@ -523,12 +572,12 @@ async fn inputs(
         })?;
         values.insert(j, value);
     }
-    let spec = &run.nodes[i];
     assemble(
         spec,
-        spec.upstream().map(|(_, j)| match values.get(&j) {
-            Some(v) => Held::Value(v.clone()),
-            None => Held::Stored,
+        needed.into_iter().map(|j| match j.map(|j| values.get(&j)) {
+            Some(Some(v)) => Held::Value(v.clone()),
+            Some(None) => Held::Stored,
+            None => Held::Unneeded,
         }),
     )
     .ok_or_else(|| Failure::fatal("typedag: an input went missing while loading".into()))

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::condition::{bool_of_digest, not_run_digest};
 use super::plan::{fixed_parts, upstream_of};
-use super::schedule::not_run_digest;
 use super::{Pending, Runner, item_log, map};
 use crate::cache::{Digest, InputDigest, Reason, Stamp, Verdict, verdict};
 use crate::error::Error;
@@ -275,10 +275,7 @@ fn unmet(
                 }
                 match &digests[j] {
                     Ok(d) => {
-                        let value = [true, false]
-                            .into_iter()
-                            .find(|&b| d == blake3::hash(&[u8::from(b)]).as_bytes());
-                        if let Some(value) = value
+                        if let Some(value) = bool_of_digest(d)
                             && value != holds
                         {
                             return Some(NodeState::NotRun {

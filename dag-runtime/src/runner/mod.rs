@@ -10,6 +10,7 @@
 //! - [`plan`]: what a run works out about each node before it starts;
 //! - [`state`]: one run's plan and its mutable state under one lock;
 //! - [`schedule`]: the ready heap, task limits, the skip cascade, freeing outputs;
+//! - [`condition`]: whether a node runs under its conditions, and why not;
 //! - [`driver`]: the tasks that carry a run, from the first ready node to the last;
 //! - [`inputs`]: a node's inputs, from memory or loaded from the store;
 //! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
@@ -19,6 +20,7 @@
 
 mod attempt;
 mod check;
+mod condition;
 mod distributed;
 mod driver;
 mod env;
@@ -217,7 +219,10 @@ impl Runner {
     ///
     /// The run fails with [`Error::NotShared`] if the store is not shared, and with
     /// [`GraphError::NotShareable`](crate::GraphError::NotShareable) if a node's output has no serde (outputs pass between
-    /// processes through the store).
+    /// processes through the store), or
+    /// [`GraphError::DynamicNotShared`](crate::GraphError::DynamicNotShared) if it has a map
+    /// node (`each`). Nodes under a condition (`if`) end as in a local run: the process that
+    /// claims one decides it, and every process reports the same.
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]

@@ -6,12 +6,13 @@
 //! carries on with the best ready node itself (see [`driver`](super::driver)).
 
 use super::attempt::Success;
+use super::condition::{self, bool_of_digest, not_run_digest};
 use super::inputs::{Held, Prepared, assemble};
 use super::plan::upstream_of;
 use super::state::{Completion, Run, State};
 use crate::cache::{Fingerprint, InputDigest, Reason, Verdict, verdict};
 use crate::failure::Failure;
-use crate::graph::{NodeSpec, Source};
+use crate::graph::NodeSpec;
 use crate::report::Outcome;
 
 /// Nodes of one task with a `limit`: how many run, and which ready ones wait for a slot.
@@ -218,46 +219,26 @@ impl State {
         )
     }
 
-    /// Whether a job of `spec` reads upstream node `j` through source `param`: not when it
-    /// is the condition, nor when `j` did not run (an `Option` parameter gets `None`).
+    /// Whether a job of `spec` reads upstream node `j` through source `param` (see
+    /// [`condition::needs`]).
     pub(super) fn needs(&self, spec: &NodeSpec, param: usize, j: usize) -> bool {
-        !matches!(spec.sources[param], Source::Condition(..))
-            && !matches!(self.outcomes[j], Some(Outcome::NotRun { .. }))
+        condition::needs(spec, param, self.did_not_run(j))
     }
 
-    /// Why node `i`, whose inputs have all finished, does not run, if it does not: its
-    /// condition does not hold, or it reads a node that did not run through a parameter that
-    /// is not an `Option`.
+    /// Whether node `j` finished without running.
+    fn did_not_run(&self, j: usize) -> bool {
+        matches!(self.outcomes[j], Some(Outcome::NotRun { .. }))
+    }
+
+    /// Why node `i`, whose inputs have all finished, does not run, if it does not (see
+    /// [`condition::unmet`]).
     fn unmet(&self, run: &Run, i: usize) -> Option<String> {
-        let spec = &run.nodes[i];
-        if !spec.maybe {
-            return None;
-        }
-        for (param, j) in spec.upstream() {
-            let upstream = &run.nodes[j].id;
-            let not_run = matches!(self.outcomes[j], Some(Outcome::NotRun { .. }));
-            match spec.sources[param] {
-                Source::Condition(_, holds) => {
-                    if not_run {
-                        return Some(format!("its condition `{upstream}` did not run"));
-                    }
-                    match self.condition_value(j) {
-                        Some(value) if value == holds => {}
-                        Some(value) => return Some(format!("`{upstream}` is {value}")),
-                        None => {
-                            return Some(format!(
-                                "the output of its condition `{upstream}` is not a `bool`"
-                            ));
-                        }
-                    }
-                }
-                _ if not_run && !spec.meta.optional.get(param).copied().unwrap_or(false) => {
-                    return Some(format!("it reads `{upstream}`, which did not run"));
-                }
-                _ => {}
-            }
-        }
-        None
+        condition::unmet(
+            &run.nodes,
+            i,
+            |j| self.did_not_run(j),
+            |j| self.condition_value(j),
+        )
     }
 
     /// The `bool` output of condition node `j`: in memory, or told by its digest when it
@@ -266,10 +247,7 @@ impl State {
         if let Some(v) = &self.outputs[j] {
             return v.downcast_ref::<bool>().copied();
         }
-        let digest = self.digests[j]?;
-        [true, false]
-            .into_iter()
-            .find(|&b| digest == *blake3::hash(&[u8::from(b)]).as_bytes())
+        self.digests[j].as_ref().and_then(bool_of_digest)
     }
 
     /// Records a node's end. Returns the nodes skipped and the nodes cached because of it.
@@ -366,10 +344,4 @@ impl State {
             Completion::none()
         }
     }
-}
-
-/// The digest a node that did not run stands for in its dependents' fingerprints (those
-/// that read it through an `Option` parameter, and get `None`).
-pub(super) fn not_run_digest() -> crate::cache::Digest {
-    *blake3::hash(b"typedag.not-run.v1").as_bytes()
 }

@@ -35,7 +35,8 @@ pub enum RowState {
     Ready = 1,
     /// A process holds it under a lease.
     Claimed = 2,
-    /// Completed (ran, or cached).
+    /// Completed (ran, or cached), or settled as not run for want of a condition; its
+    /// digest then stands for a node that did not run.
     Done = 3,
     /// Failed for good.
     Failed = 4,
