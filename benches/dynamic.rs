@@ -6,9 +6,11 @@
 //!   Every iteration uses new item values, so every item runs (and, with the embedded store,
 //!   every record is written). The time includes building the graph.
 //! - `map_100000_rerun/embedded`: the map, already stored, run again: `cached` with the same
-//!   list (the map node itself is cached; its 100,000-item output is read and handed back),
+//!   list (the map node itself is cached; its 100,000-item output is read and handed back);
+//!   `same_items`, where the list's task runs again and gives the same list (so the map node
+//!   is cached whole: the list is made, hashed and stored, the map's output read);
 //!   and `one_item_changed` with one item new each iteration (that item runs; the other
-//!   99,999 are loaded by their records; the node is assembled and recorded again).
+//!   99,999 are found in the node's last `Vec`; the node is assembled and recorded again).
 //!
 //! Before the timings, the peak memory (`VmHWM`) of one run of each map/builder case, each in
 //! a fresh process, is printed beside each other.
@@ -29,8 +31,10 @@ use typedag::prelude::*;
 
 const ITEMS: u64 = 100_000;
 
+/// The list; `salt` changes nothing in it, but makes the task run again.
 #[task]
-async fn items(first: u64) -> Vec<u64> {
+async fn items(first: u64, salt: u64) -> Vec<u64> {
+    let _ = salt;
     (first..first + ITEMS).collect()
 }
 
@@ -48,9 +52,12 @@ fn fresh() -> u64 {
 
 macro_rules! map_graph {
     ($first:expr) => {
+        map_graph!($first, 0)
+    };
+    ($first:expr, $salt:expr) => {
         dag! {
             name = "map";
-            xs = items($first);
+            xs = items($first, $salt);
             ys = inc(each xs);
         }
     };
@@ -147,6 +154,17 @@ fn reruns(c: &mut Criterion) {
         b.iter(|| {
             let out = rt.block_on(runner.run(map_graph!(first))).unwrap();
             assert_eq!(out.ys[0], first + 1);
+        });
+    });
+    // The list's task runs again and gives the same list: the map node is cached whole.
+    let mut salt = 0;
+    group.bench_function("same_items", |b| {
+        b.iter(|| {
+            salt += 1;
+            let partial = rt
+                .block_on(runner.run_partial(map_graph!(first, salt)))
+                .unwrap();
+            assert_eq!(partial.report.ran(), 1);
         });
     });
     // Each iteration shifts the list by one: one new item at the end, the first one gone,

@@ -145,6 +145,44 @@ async fn items_are_cached_by_their_bytes_not_their_position() {
 }
 
 #[tokio::test]
+async fn a_long_list_with_a_few_edits_runs_only_the_new_items() {
+    // Long enough that the list is cut in many chunks: the rerun finds most items by chunk,
+    // the rest by key.
+    let runner = Runner::new().store(MemoryStore::new());
+    let p = "long-";
+    let list: Vec<String> = (0..3_000).map(|i| format!("long-{i}")).collect();
+    runner.run(pipeline!(list.clone())).await.unwrap();
+
+    let mut edited = list.clone();
+    edited.insert(1_500, "long-new-a".to_owned());
+    edited.remove(10);
+    edited[2_500] = "long-new-b".to_owned();
+    edited.swap(100, 2_000);
+    edited[2_900..].reverse();
+    let before = runs(p);
+    let second = runner.run_partial(pipeline!(edited.clone())).await.unwrap();
+    assert_eq!(ran_since(&before, p), ["long-new-a", "long-new-b"]);
+    let pages: Vec<String> = edited.iter().map(|n| format!("{n}!")).collect();
+    assert!(
+        second.outputs.pages.as_ref() == Some(&pages),
+        "pages out of order"
+    );
+    let items = second.report.node("pages").unwrap().items.unwrap();
+    assert_eq!((items.total, items.ran, items.cached), (3_000, 2, 2_998));
+
+    // And back: the two items the last list did not have run again (the store keeps the
+    // items of the last list, not of every list ever mapped); the others are found.
+    let before = runs(p);
+    let third = runner.run_partial(pipeline!(list.clone())).await.unwrap();
+    assert_eq!(ran_since(&before, p), ["long-10", "long-2500"]);
+    let pages: Vec<String> = list.iter().map(|n| format!("{n}!")).collect();
+    assert!(
+        third.outputs.pages.as_ref() == Some(&pages),
+        "pages out of order"
+    );
+}
+
+#[tokio::test]
 async fn the_other_inputs_reach_every_item_and_changing_one_runs_every_item() {
     let runner = Runner::new().store(MemoryStore::new());
     let p = "other-";

@@ -63,23 +63,21 @@ pub trait Output: 'static {
     where
         Self: Sized;
 
-    /// The `Vec` of the outputs of a map node's items, in order, shared; `None` if one is
-    /// of another type or held by someone else.
-    #[doc(hidden)]
-    fn collect_shared(items: Vec<Arc<dyn Any + Send + Sync>>) -> Option<Arc<dyn Any + Send + Sync>>
-    where
-        Self: Sized;
-
     /// A `Vec` of outputs, shared.
     #[doc(hidden)]
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync>
     where
         Self: Sized;
 
-    /// A shared `Vec` of outputs held by no one else, as each output shared; `None` if it is
-    /// of another type or held elsewhere.
+    /// The `Vec` of a map node's outputs, in order, shared: item `i` is `old[p]` where
+    /// `from_old[i]` is `Some(p)` (`old`, a `Vec` of outputs held by no one else), else
+    /// `fresh[i]`. `None` if one is missing, of another type, or held by someone else.
     #[doc(hidden)]
-    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>>
+    fn assemble_shared(
+        old: Option<Arc<dyn Any + Send + Sync>>,
+        from_old: &[Option<usize>],
+        fresh: Vec<Option<Arc<dyn Any + Send + Sync>>>,
+    ) -> Option<Arc<dyn Any + Send + Sync>>
     where
         Self: Sized;
 }
@@ -101,23 +99,32 @@ impl<T: Send + Sync + 'static> Output for T {
         Arc::new(None::<T>)
     }
 
-    fn collect_shared(
-        items: Vec<Arc<dyn Any + Send + Sync>>,
-    ) -> Option<Arc<dyn Any + Send + Sync>> {
-        let list = items
-            .into_iter()
-            .map(Self::from_shared)
-            .collect::<Option<Vec<T>>>()?;
-        Some(Arc::new(list))
-    }
-
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync> {
         Arc::new(list)
     }
 
-    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>> {
-        let list = Arc::try_unwrap(list.downcast::<Vec<T>>().ok()?).ok()?;
-        Some(list.into_iter().map(Self::into_shared).collect())
+    fn assemble_shared(
+        old: Option<Arc<dyn Any + Send + Sync>>,
+        from_old: &[Option<usize>],
+        fresh: Vec<Option<Arc<dyn Any + Send + Sync>>>,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let mut old: Vec<Option<T>> = match old {
+            Some(old) => Arc::try_unwrap(old.downcast::<Vec<T>>().ok()?)
+                .ok()?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => Vec::new(),
+        };
+        let list = from_old
+            .iter()
+            .zip(fresh)
+            .map(|(at, fresh)| match at {
+                Some(p) => old.get_mut(*p)?.take(),
+                None => Self::from_shared(fresh?),
+            })
+            .collect::<Option<Vec<T>>>()?;
+        Some(Arc::new(list))
     }
 }
 

@@ -187,7 +187,7 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
             lines.push((
                 "items",
                 format!(
-                    "{} of items finished while the node had not completed, and {} failed; items are keyed by their bytes: a rerun runs only items it has not seen",
+                    "{} of items finished while the node had not completed, and {} failed; items are cached by their bytes: a rerun runs only the items its last list did not have",
                     human::count(items.len() - failed, "batch record"),
                     human::count(failed, "item")
                 ),

@@ -13,6 +13,11 @@ use super::node::{Node, Source};
 /// An item of a map node's list, with its type erased.
 pub(crate) type AnyItem = dyn Any + Send + Sync;
 
+/// Appends a list's items' bytes to a buffer and each one's end to a list; or says which
+/// item could not be serialized, and why.
+pub(crate) type EncodeAll =
+    fn(&AnyItem, &mut Vec<u8>, &mut Vec<usize>) -> Result<(), (usize, String)>;
+
 /// How a run reads the items of a `Vec<T>` output, with `T` erased.
 #[derive(Clone, Copy)]
 pub(crate) struct ItemFns {
@@ -20,8 +25,9 @@ pub(crate) struct ItemFns {
     pub len: fn(&AnyItem) -> usize,
     /// Item `i`.
     pub get: fn(&AnyItem, usize) -> Option<&AnyItem>,
-    /// Item `i`'s postcard bytes: what its record is keyed by.
-    pub encode: fn(&AnyItem, usize) -> Result<Vec<u8>, String>,
+    /// Appends every item's postcard bytes (what an item is keyed by) to `bytes`, and where
+    /// each ends to `ends`; or says which item could not be serialized, and why.
+    pub encode_all: EncodeAll,
     /// A short form of item `i` for messages: the item itself when it is a string, a path
     /// or a number, else its position and type.
     pub show: fn(&AnyItem, usize) -> String,
@@ -39,12 +45,16 @@ impl ItemFns {
                 let item = list.downcast_ref::<Vec<T>>().and_then(|l| l.get(i));
                 item.map_or_else(|| format!("item {i}"), |item| short(item, i))
             },
-            encode: |list, i| {
-                let item = list
+            encode_all: |list, bytes, ends| {
+                let list = list
                     .downcast_ref::<Vec<T>>()
-                    .and_then(|l| l.get(i))
-                    .ok_or("typedag: no such item")?;
-                postcard::to_allocvec(item).map_err(|e| e.to_string())
+                    .ok_or((0, "typedag: not a list of items".to_owned()))?;
+                for (i, item) in list.iter().enumerate() {
+                    *bytes = postcard::to_extend(item, std::mem::take(bytes))
+                        .map_err(|e| (i, e.to_string()))?;
+                    ends.push(bytes.len());
+                }
+                Ok(())
             },
         }
     }
@@ -118,7 +128,7 @@ impl<T> From<&Node<Vec<T>>> for EachOfNode<T> {
 /// The items a map node is keyed by are hashed, so they must be `Serialize`.
 #[diagnostic::on_unimplemented(
     message = "`each` over a `Vec<{Self}>`: an item must be `Serialize + Send + Sync + 'static`",
-    label = "each item's record is keyed by its bytes",
+    label = "each item is cached by its bytes",
     note = "derive `serde::Serialize` for the item type (typedag re-exports serde as `typedag::serde`)"
 )]
 pub trait Item: Serialize + Send + Sync + 'static {}

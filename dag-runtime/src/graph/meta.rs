@@ -12,6 +12,11 @@ use crate::ids::IdHasher;
 use crate::policy::TaskOptions;
 use crate::task::{BoxFuture, Inputs, Shared, Task};
 
+/// Builds a map node's `Vec` from its last one and fresh outputs (see
+/// [`Output::assemble_shared`](crate::bounds::Output::assemble_shared)).
+pub(crate) type Assemble =
+    fn(Option<Shared>, &[Option<usize>], Vec<Option<Shared>>) -> Option<Shared>;
+
 /// What the runner needs about a task, with its types erased: one per task type and
 /// process, shared by all its nodes.
 pub(crate) struct TaskMeta {
@@ -33,10 +38,9 @@ pub(crate) struct TaskMeta {
     pub some: fn(Shared) -> Option<Shared>,
     /// `None` of the output's type, for the field of a node that did not run.
     pub none: fn() -> Shared,
-    /// The `Vec` of a map node's item outputs, in order.
-    pub collect: fn(Vec<Shared>) -> Option<Shared>,
-    /// A map node's `Vec`, held by no one else, as its items' outputs.
-    pub split: fn(Shared) -> Option<Vec<Shared>>,
+    /// A map node's `Vec` from its last `Vec`'s outputs and fresh ones (see
+    /// [`Output::assemble_shared`](crate::bounds::Output::assemble_shared)).
+    pub assemble: Assemble,
 }
 
 impl TaskMeta {
@@ -67,8 +71,7 @@ impl TaskMeta {
                 optional: T::OPTIONAL,
                 some: erased_some::<T>,
                 none: erased_none::<T>,
-                collect: T::Output::collect_shared,
-                split: T::Output::split_shared,
+                assemble: T::Output::assemble_shared,
             }))
         })
     }

@@ -168,8 +168,8 @@ impl<O> Graph<O> {
     /// `Vec` of the results, in item order.
     ///
     /// Each item is a child of the node with its own attempts, retries, timeout and events,
-    /// and its own record keyed by the item's bytes, not its position: a rerun after items
-    /// were inserted, removed or reordered runs only the new ones. A failed item fails the
+    /// cached by the item's bytes, not its position: a rerun after items were inserted,
+    /// removed or reordered runs only the ones the last list did not have. A failed item fails the
     /// node once the others have finished and are stored; the next run runs only the items
     /// that failed.
     ///

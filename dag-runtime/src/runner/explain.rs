@@ -1,9 +1,9 @@
 //! What a run of a graph would do with each node, without running anything.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::condition::{bool_of_digest, not_run_digest};
+use super::item_keys::{Encoded, match_items};
 use super::plan::{fixed_parts, upstream_of};
 use super::{Pending, Runner, item_log, map};
 use crate::cache::{Digest, InputDigest, Reason, Stamp, Verdict, verdict};
@@ -322,8 +322,8 @@ async fn plan_items(
         .await
         .ok()??;
     let list = (nodes[j].decoder()?)(&bytes).ok()?;
-    let keys = map::item_keys(&items, &*list).ok()?;
-    let n = keys.len();
+    let encoded = Encoded::new(&items, &*list).ok()?;
+    let n = encoded.len();
     let others: Vec<(usize, Option<Digest>)> = spec
         .upstream()
         .map(|(p, u)| (p, digests[u].as_ref().ok().copied()))
@@ -332,20 +332,22 @@ async fn plan_items(
         return None;
     }
     let stored = if spec.meta.task_options.cache {
+        // The items a run would find: in the last `Vec`, then in the batches.
         let context = map::item_context(&parts, param, others.into_iter());
-        let mut found: HashSet<map::Key> = HashSet::new();
-        if let Some(Stamp::Done { digest, .. }) = stamp
-            && let Some(keys) = map::stored_index(store, graph, &spec.id, digest, &context).await
-        {
-            found.extend(keys);
-        }
-        found.extend(
-            item_log::read(store, graph, &spec.id, &context)
-                .await
-                .items
-                .into_keys(),
-        );
-        keys.iter().filter(|k| found.contains(*k)).count()
+        let last = match stamp {
+            Some(Stamp::Done { digest, .. }) => {
+                map::stored_index(store, graph, &spec.id, digest, &context).await
+            }
+            _ => None,
+        };
+        let matched = match_items(&encoded, last.as_ref().map(|(k, c)| (&k[..], &c[..])));
+        let logged = item_log::read(store, graph, &spec.id, &context).await;
+        matched
+            .from_old
+            .iter()
+            .zip(&matched.keys)
+            .filter(|(at, key)| at.is_some() || logged.items.contains_key(*key))
+            .count()
     } else {
         0
     };

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::map::Key;
+use super::item_keys::Key;
 use super::persist::done_record;
 use super::state::Run;
 use crate::cache::{Digest, Fingerprint, Reason, Stamp};

@@ -8,8 +8,6 @@
 //! every item is in, with an index of its items' keys (`node#items`), so that the next run
 //! over a changed list finds the unchanged items in the last `Vec` (two reads).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,20 +16,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::attempt::{Success, attempt_unless_cancelled};
 use super::driver::{Alive, drive};
 use super::inputs::Prepared;
+use super::item_keys::{Chunk, Encoded, Key, Matched, match_items};
 use super::item_log::{self, Finished, ItemLog, Logged};
 use super::persist::{completed_record, encode_output, failed_record};
 use super::state::Run;
 use crate::cache::{Digest, Fingerprint, FixedParts, Reason, Stamp};
 use crate::event::Event;
 use crate::failure::Failure;
-use crate::graph::map::{AnyItem, ItemFns};
+use crate::graph::map::AnyItem;
 use crate::ids::NodeIds;
 use crate::report::Items;
 use crate::store::{Store, Write};
 use crate::task::Shared;
-
-/// An item's key: the start of the digest of its bytes.
-pub(super) type Key = [u8; 16];
 
 /// What a map node records beside its `Vec`: the keys of its items, in order, and what
 /// else they were computed from, so that a later run can reuse them.
@@ -43,6 +39,8 @@ struct ItemsIndex {
     list: Digest,
     /// Each item's key, in order.
     keys: Keys,
+    /// The list's chunks, in order.
+    chunks: Vec<Chunk>,
 }
 
 /// Keys, written as one byte string of 16 bytes each.
@@ -106,23 +104,22 @@ pub(super) async fn run_map(
     };
     let n = (items.len)(&*list);
 
-    // Each item's key, the digest of its bytes, when its output is kept in a store.
+    // Each item's bytes, when its output is kept in a store: items are known by them.
     let parts = run.plan[index].parts.as_ref();
     let kept = (run.store.as_ref(), parts, fingerprint)
         .0
         .filter(|_| spec.meta.task_options.cache && parts.is_some() && fingerprint.is_some());
-    let keys = if kept.is_some() {
-        match item_keys(&items, &*list) {
-            Ok(keys) => keys,
+    let encoded = match kept {
+        Some(_) => match Encoded::new(&items, &*list) {
+            Ok(encoded) => Some(encoded),
             Err((i, e)) => {
                 let message = format!(
-                    "item {i} could not be serialized, and an item's record is keyed by its bytes: {e}"
+                    "item {i} could not be serialized, and an item is stored by its bytes: {e}"
                 );
                 return fail(run, index, fingerprint, reason, message);
             }
-        }
-    } else {
-        Vec::new()
+        },
+        None => None,
     };
     run.events.emit(&Event::Mapped {
         node: &spec.id,
@@ -130,40 +127,64 @@ pub(super) async fn run_map(
         items: n,
     });
 
-    // Items found in the node's last `Vec`, then in the batches of earlier runs.
+    // Items found in the node's last `Vec` (by chunk, then by key), then in the batches of
+    // earlier runs.
     let context = parts.filter(|_| kept.is_some()).map(|parts| {
         let state = run.lock();
         let others = spec.upstream().map(|(p, j)| (p, state.digests[j]));
         item_context(parts, param, others)
     });
-    let mut ends: Vec<Option<Result<Shared, Failure>>> = (0..n).map(|_| None).collect();
-    let mut cached = 0usize;
+    let last = match &context {
+        Some(context) => last_index(run, index, context).await,
+        None => None,
+    };
+    let Matched {
+        mut from_old,
+        keys,
+        chunks,
+    } = match &encoded {
+        Some(encoded) => match_items(
+            encoded,
+            last.as_ref().map(|(_, i)| (&i.keys.0[..], &i.chunks[..])),
+        ),
+        None => Matched {
+            from_old: vec![None; n],
+            keys: Vec::new(),
+            chunks: Vec::new(),
+        },
+    };
+    drop(encoded);
+    let old = match &last {
+        Some((list, _)) if from_old.iter().any(Option::is_some) => last_vec(run, index, list).await,
+        _ => None,
+    };
+    if old.is_none() {
+        // The last `Vec` could not be read: its items are looked for elsewhere.
+        from_old.iter_mut().for_each(|p| *p = None);
+    }
+    // Each item's output when it is not taken from the last `Vec`: loaded from a batch, or
+    // run in this run.
+    let mut fresh: Vec<Option<Shared>> = vec![None; n];
+    let mut cached = from_old.iter().filter(|p| p.is_some()).count();
     let mut logged = Logged::default();
     if let (Some(store), Some(context)) = (kept, &context) {
-        if let Some((old_keys, mut old_values)) = previous_items(run, index, context).await {
-            let at = key_positions(&old_keys);
-            for (i, key) in keys.iter().enumerate() {
-                if let Some(value) = at.get(key).and_then(|&p| old_values[p].take()) {
-                    ends[i] = Some(Ok(value));
-                    cached += 1;
-                }
-            }
-        }
         logged = item_log::read(store.as_ref(), &run.graph, &spec.id, context).await;
-        if let Some(codec) = &spec.meta.codec {
+        if let Some(codec) = &spec.meta.codec
+            && !logged.items.is_empty()
+        {
             for (i, key) in keys.iter().enumerate() {
-                if ends[i].is_none()
+                if from_old[i].is_none()
                     && let Some(value) = logged.items.get(key).and_then(|b| (codec.decode)(b).ok())
                 {
-                    ends[i] = Some(Ok(value));
+                    fresh[i] = Some(value);
                     cached += 1;
                 }
             }
         }
     }
     if run.events.on() {
-        for (i, end) in ends.iter().enumerate() {
-            if end.is_some() {
+        for i in 0..n {
+            if from_old[i].is_some() || fresh[i].is_some() {
                 run.events.emit(&Event::Cached {
                     node: &label(&spec.id, i),
                     task,
@@ -171,7 +192,9 @@ pub(super) async fn run_map(
             }
         }
     }
-    let to_run: Vec<usize> = (0..n).filter(|&i| ends[i].is_none()).collect();
+    let to_run: Vec<usize> = (0..n)
+        .filter(|&i| from_old[i].is_none() && fresh[i].is_none())
+        .collect();
     let item_reason = if kept.is_some() {
         reason
     } else if run.store.is_none() {
@@ -229,12 +252,15 @@ pub(super) async fn run_map(
     }
     // One worker is this task.
     work.clone().worker(tx).await;
-    let mut cancelled = false;
+    let (mut cancelled, mut ended) = (false, 0usize);
+    let mut failed: Vec<(usize, Failure)> = Vec::new();
     while let Some((i, end)) = rx.recv().await {
         match end {
-            Some(end) => ends[i] = Some(end),
+            Some(Ok(value)) => fresh[i] = Some(value),
+            Some(Err(failure)) => failed.push((i, failure)),
             None => cancelled = true,
         }
+        ended += 1;
     }
     // Every worker has let go of the work: its inputs go with it.
     let keys = Arc::into_inner(work).map(|w| w.keys).unwrap_or_default();
@@ -245,15 +271,8 @@ pub(super) async fn run_map(
     }
 
     let show = items.show;
-    let failed: Vec<(usize, &Failure)> = ends
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| match e {
-            Some(Err(f)) => Some((i, f)),
-            _ => None,
-        })
-        .collect();
-    let unstarted = ends.iter().filter(|e| e.is_none()).count();
+    failed.sort_by_key(|(i, _)| *i);
+    let unstarted = ran - ended;
     run.lock().items.insert(
         index,
         Items {
@@ -291,8 +310,7 @@ pub(super) async fn run_map(
     }
 
     // Every item is in: the node's `Vec`, in item order, and its bytes.
-    let values: Vec<Shared> = ends.into_iter().flatten().filter_map(Result::ok).collect();
-    let Some(value) = (spec.meta.collect)(values) else {
+    let Some(value) = (spec.meta.assemble)(old, &from_old, fresh) else {
         return fail(
             run,
             index,
@@ -325,6 +343,7 @@ pub(super) async fn run_map(
                 context,
                 list: digest,
                 keys: Keys(keys),
+                chunks,
             })
             .expect("an index of keys always encodes");
             let index_digest = *blake3::hash(&index_bytes).as_bytes();
@@ -358,13 +377,6 @@ pub(super) async fn run_map(
         _ => (None, None),
     };
     (Some(Ok(done)), write, then)
-}
-
-/// Each key's position in `keys` (the last, for a key listed twice).
-fn key_positions(keys: &[Key]) -> HashMap<&Key, usize, BuildHasherDefault<KeyHasher>> {
-    let mut at = HashMap::with_capacity_and_hasher(keys.len(), BuildHasherDefault::default());
-    at.extend(keys.iter().enumerate().map(|(p, k)| (k, p)));
-    at
 }
 
 /// The items a map node runs, shared by its workers.
@@ -519,24 +531,6 @@ pub(super) fn item_id(node: &str, key: &Key) -> String {
     id
 }
 
-/// Hashes an item's key, already a digest, by its first eight bytes.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-}
-
 /// The record id of a map node's index of item keys.
 fn items_index_id(node: &str) -> String {
     format!("{node}#items")
@@ -563,15 +557,15 @@ pub(super) fn item_context(
     h.finish()
 }
 
-/// The keys of map node `node`'s last `Vec`, stored with digest `list`, if its index is there
-/// and its items were computed in `context`.
+/// The keys and chunks of map node `node`'s last `Vec`, stored with digest `list`, if its
+/// index is there and its items were computed in `context`.
 pub(super) async fn stored_index(
     store: &dyn Store,
     graph: &str,
     node: &str,
     list: &Digest,
     context: &Digest,
-) -> Option<Vec<Key>> {
+) -> Option<(Vec<Key>, Vec<Chunk>)> {
     let index_id = items_index_id(node);
     let mut ids = NodeIds::default();
     ids.map_mut().insert(Arc::from(index_id.as_str()), 0);
@@ -581,47 +575,46 @@ pub(super) async fn stored_index(
     };
     let bytes = store.output(graph, &index_id, &digest).await.ok()??;
     let items: ItemsIndex = postcard::from_bytes(&bytes).ok()?;
-    (items.context == *context && items.list == *list).then_some(items.keys.0)
+    let whole = items.chunks.iter().map(|c| c.len as usize).sum::<usize>() == items.keys.0.len();
+    (items.context == *context && items.list == *list && whole)
+        .then_some((items.keys.0, items.chunks))
 }
 
-/// The keys and outputs of the node's last `Vec`, if its record and index are there and its
-/// items were computed in the same context.
-async fn previous_items(
-    run: &Arc<Run>,
-    index: usize,
-    context: &Digest,
-) -> Option<(Vec<Key>, Vec<Option<Shared>>)> {
+/// The node's last `Vec`'s digest and index, if its record and index are there and its
+/// items were computed in `context`.
+async fn last_index(run: &Arc<Run>, index: usize, context: &Digest) -> Option<(Digest, Index)> {
     let spec = &run.nodes[index];
     let Some(Stamp::Done { digest: list, .. }) = run.stamp(index).copied() else {
         return None;
     };
+    let store = run.store.as_ref()?;
+    let (keys, chunks) = stored_index(store.as_ref(), &run.graph, &spec.id, &list, context).await?;
+    Some((
+        list,
+        Index {
+            keys: Keys(keys),
+            chunks,
+        },
+    ))
+}
+
+/// The keys and chunks of a map node's last `Vec`.
+struct Index {
+    keys: Keys,
+    chunks: Vec<Chunk>,
+}
+
+/// The node's last `Vec` (stored with digest `list`), decoded.
+async fn last_vec(run: &Arc<Run>, index: usize, list: &Digest) -> Option<Shared> {
+    let spec = &run.nodes[index];
     let (store, codec) = (run.store.as_ref()?, spec.meta.codec.as_ref()?);
-    let keys = stored_index(store.as_ref(), &run.graph, &spec.id, &list, context).await?;
-    let bytes = store.output(&run.graph, &spec.id, &list).await.ok()??;
-    let values = (spec.meta.split)((codec.decode_list)(&bytes).ok()?)?;
-    (values.len() == keys.len()).then(|| (keys, values.into_iter().map(Some).collect()))
+    let bytes = store.output(&run.graph, &spec.id, list).await.ok()??;
+    (codec.decode_list)(&bytes).ok()
 }
 
 /// How events and messages name item `i` of a map node: `pages[3]`.
 pub(super) fn label(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
-}
-
-/// Each item's key, from the digest of its bytes; or the first item that cannot be
-/// serialized, with why.
-pub(super) fn item_keys(items: &ItemFns, list: &AnyItem) -> Result<Vec<Key>, (usize, String)> {
-    (0..(items.len)(list))
-        .map(|i| {
-            (items.encode)(list, i)
-                .map(|bytes| {
-                    let digest = blake3::hash(&bytes);
-                    let mut key = [0; 16];
-                    key.copy_from_slice(&digest.as_bytes()[..16]);
-                    key
-                })
-                .map_err(|e| (i, e))
-        })
-        .collect()
 }
 
 /// The map node fails with `message`: its result and the write of its record.

@@ -26,6 +26,7 @@ mod driver;
 mod env;
 mod explain;
 mod inputs;
+mod item_keys;
 mod item_log;
 mod map;
 mod persist;
