@@ -36,17 +36,17 @@ pub(super) type Key = [u8; 16];
 /// What a map node records beside its `Vec`: the keys of its items, in order, and what
 /// else they were computed from, so that a later run can reuse them.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct ItemsIndex {
+pub(super) struct ItemsIndex {
     /// The digest of everything an item's output depends on but the item itself.
-    context: Digest,
+    pub(super) context: Digest,
     /// The digest of the `Vec` these keys describe.
-    list: Digest,
+    pub(super) list: Digest,
     /// Each item's key, in order.
-    keys: Keys,
+    pub(super) keys: Keys,
 }
 
 /// Keys, written as one byte string of 16 bytes each.
-struct Keys(Vec<Key>);
+pub(super) struct Keys(pub(super) Vec<Key>);
 
 impl serde::Serialize for Keys {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -361,7 +361,7 @@ pub(super) async fn run_map(
 }
 
 /// Each key's position in `keys` (the last, for a key listed twice).
-fn key_positions(keys: &[Key]) -> HashMap<&Key, usize, BuildHasherDefault<KeyHasher>> {
+pub(super) fn key_positions(keys: &[Key]) -> HashMap<&Key, usize, BuildHasherDefault<KeyHasher>> {
     let mut at = HashMap::with_capacity_and_hasher(keys.len(), BuildHasherDefault::default());
     at.extend(keys.iter().enumerate().map(|(p, k)| (k, p)));
     at
@@ -521,7 +521,7 @@ pub(super) fn item_id(node: &str, key: &Key) -> String {
 
 /// Hashes an item's key, already a digest, by its first eight bytes.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(super) struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -538,7 +538,7 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 /// The record id of a map node's index of item keys.
-fn items_index_id(node: &str) -> String {
+pub(super) fn items_index_id(node: &str) -> String {
     format!("{node}#items")
 }
 
@@ -586,7 +586,7 @@ pub(super) async fn stored_index(
 
 /// The keys and outputs of the node's last `Vec`, if its record and index are there and its
 /// items were computed in the same context.
-async fn previous_items(
+pub(super) async fn previous_items(
     run: &Arc<Run>,
     index: usize,
     context: &Digest,
