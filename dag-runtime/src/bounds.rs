@@ -69,6 +69,13 @@ pub trait Output: 'static {
     where
         Self: Sized;
 
+    /// A shared `Vec` of outputs held by no one else, as each output shared; `None` if it is
+    /// of another type or held elsewhere.
+    #[doc(hidden)]
+    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>>
+    where
+        Self: Sized;
+
     /// The `Vec` of a map node's outputs, in order, shared: item `i` is `old[p]` where
     /// `from_old[i]` is `Some(p)` (`old`, a `Vec` of outputs held by no one else), else
     /// `fresh[i]`. `None` if one is missing, of another type, or held by someone else.
@@ -101,6 +108,11 @@ impl<T: Send + Sync + 'static> Output for T {
 
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync> {
         Arc::new(list)
+    }
+
+    fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>> {
+        let list = Arc::try_unwrap(list.downcast::<Vec<T>>().ok()?).ok()?;
+        Some(list.into_iter().map(Self::into_shared).collect())
     }
 
     fn assemble_shared(

@@ -119,18 +119,6 @@ pub enum GraphError {
         map: bool,
     },
 
-    /// In a distributed run, a map node (one that runs once per item of a list), which
-    /// distributed runs do not support yet.
-    #[error(
-        "node `{node}` of graph `{graph}` runs once per item (`each`), which distributed runs do not support yet: run the graph in one process"
-    )]
-    DynamicNotShared {
-        /// The graph's name.
-        graph: String,
-        /// The node.
-        node: String,
-    },
-
     /// A constant input whose `Serialize` impl failed.
     #[error(
         "constant input {param} of node `{node}` in graph `{graph}` could not be serialized for its fingerprint: {message}"

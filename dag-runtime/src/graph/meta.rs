@@ -41,6 +41,8 @@ pub(crate) struct TaskMeta {
     /// A map node's `Vec` from its last `Vec`'s outputs and fresh ones (see
     /// [`Output::assemble_shared`](crate::bounds::Output::assemble_shared)).
     pub assemble: Assemble,
+    /// A map node's `Vec`, held by no one else, as its items' outputs.
+    pub split: fn(Shared) -> Option<Vec<Shared>>,
 }
 
 impl TaskMeta {
@@ -72,6 +74,7 @@ impl TaskMeta {
                 some: erased_some::<T>,
                 none: erased_none::<T>,
                 assemble: T::Output::assemble_shared,
+                split: T::Output::split_shared,
             }))
         })
     }

@@ -1,7 +1,7 @@
 //! A run shared by several processes: this process claims ready nodes from the store's
 //! coordinator, runs them with the same attempts, retries and timeouts as a local run,
 //! and records each end in a transaction fenced by its claim. The run ends, in every
-//! process, when no node is left to run.
+//! process, when no node is left to run. Map nodes and their items: `distributed_map.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use super::attempt::attempt;
+use super::attempt::{Success, attempt};
 use super::condition::{self, bool_of_digest, not_run_digest};
+use super::distributed_map::{self, Maps, SharedItems};
 use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
@@ -24,12 +25,14 @@ use crate::event::Event;
 use crate::failure::Failure;
 use crate::report::Outcome;
 use crate::store::StoreError;
-use crate::store::shared::{Begin, Claim, Completion, Coordinator, Join, JoinNode, RowState};
+use crate::store::shared::{
+    Begin, Claim, ClaimKind, Completion, Coordinator, Join, JoinNode, RowState,
+};
 use crate::task::Shared;
 
 /// A node's outcome as every process of the run reads it.
 #[derive(Serialize, Deserialize)]
-enum SharedOutcome {
+pub(super) enum SharedOutcome {
     Ran {
         attempts: u32,
         duration_us: u64,
@@ -46,11 +49,35 @@ enum SharedOutcome {
     NotRun {
         condition: String,
     },
+    /// A map node's end, and what became of its items.
+    Mapped {
+        end: Box<SharedOutcome>,
+        items: SharedItems,
+    },
 }
 
 impl SharedOutcome {
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("an outcome is strings and numbers, which always encode")
+    }
+
+    /// This outcome, with a map node's items when it has them.
+    fn with_items(self, items: Option<SharedItems>) -> Self {
+        match items {
+            Some(items) => SharedOutcome::Mapped {
+                end: Box::new(self),
+                items,
+            },
+            None => self,
+        }
+    }
+
+    /// The outcome of the node itself, and what became of its items if it is a map node.
+    fn split(self) -> (SharedOutcome, Option<SharedItems>) {
+        match self {
+            SharedOutcome::Mapped { end, items } => (end.split().0, Some(items)),
+            other => (other, None),
+        }
     }
 
     fn outcome(self) -> Outcome {
@@ -68,21 +95,32 @@ impl SharedOutcome {
             SharedOutcome::Failed { attempts } => Outcome::Failed { attempts },
             SharedOutcome::Skipped { because } => Outcome::Skipped { because },
             SharedOutcome::NotRun { condition } => Outcome::NotRun { condition },
+            SharedOutcome::Mapped { end, .. } => end.outcome(),
         }
     }
 }
 
+/// The fingerprint recorded for what has none (a node without fixed parts).
+pub(super) const UNFINGERPRINTED: Fingerprint = Fingerprint {
+    code: [0; 32],
+    output_type: [0; 32],
+    inputs: [0; 32],
+    upstream: [0; 32],
+};
+
 /// What every claim of this process shares.
-struct Participant {
-    run: Arc<Run>,
-    coordinator: Arc<dyn Coordinator>,
-    name: String,
+pub(super) struct Participant {
+    pub(super) run: Arc<Run>,
+    pub(super) coordinator: Arc<dyn Coordinator>,
+    pub(super) name: String,
     me: String,
     lease: Duration,
     /// Each node's distinct upstream nodes.
-    upstream: Vec<Vec<u32>>,
+    pub(super) upstream: Vec<Vec<u32>>,
     /// Each node's distinct dependents.
     dependents: Vec<Vec<u32>>,
+    /// The inputs of the map nodes whose items this process runs, read once.
+    pub(super) maps: Maps,
 }
 
 /// Takes part in shared run `name` until it has ended, then fills the run's state with
@@ -95,13 +133,6 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
-        if node.each().is_some() {
-            return Err(GraphError::DynamicNotShared {
-                graph: run.graph.clone(),
-                node: node.id.to_string(),
-            }
-            .into());
-        }
         if node.meta.codec.is_none() {
             return Err(GraphError::NotShareable {
                 graph: run.graph.clone(),
@@ -131,6 +162,7 @@ pub(super) async fn drive(
         lease,
         upstream,
         dependents,
+        maps: Maps::default(),
     });
     ctx.coordinator.join(plan(&ctx)).await?;
     let cancelled = claim_and_run(&ctx).await;
@@ -142,10 +174,17 @@ pub(super) async fn drive(
             if i >= n {
                 continue;
             }
-            let ended = end
+            let (ended, items) = end
                 .outcome
                 .as_deref()
-                .and_then(|b| postcard::from_bytes::<SharedOutcome>(b).ok());
+                .and_then(|b| postcard::from_bytes::<SharedOutcome>(b).ok())
+                .map_or((None, None), |o| {
+                    let (ended, items) = o.split();
+                    (Some(ended), items)
+                });
+            if let Some(items) = items {
+                state.items.insert(i, items.into());
+            }
             // A node that did not run is done, with a digest that stands for it and no
             // output in the store.
             let not_run = matches!(ended, Some(SharedOutcome::NotRun { .. }));
@@ -304,21 +343,25 @@ async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
     }
 }
 
-/// Runs one claimed node (or finds it cached) and records its end.
+/// Runs one claimed node (or finds it cached) and records its end; an item of a map node
+/// goes to `distributed_map.rs`, as does a map node once its verdict says it runs.
 async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     let run = &ctx.run;
+    if let ClaimKind::Item {
+        parent,
+        position,
+        key,
+    } = claim.kind
+    {
+        return distributed_map::run_item(ctx, &claim, parent as usize, position as usize, key)
+            .await;
+    }
     let i = claim.index as usize;
     let node = run
         .nodes
         .get(i)
         .ok_or_else(|| Error::Internal(format!("claimed node {i} is not in the graph")))?;
-    let digests = Finished(
-        ctx.upstream[i]
-            .iter()
-            .zip(&claim.digests)
-            .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
-            .collect(),
-    );
+    let digests = finished(ctx, i, &claim);
     let mut scratch = Vec::new();
     let upstream = upstream_of(
         node,
@@ -328,25 +371,12 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         },
         &mut scratch,
     );
-    let end = |state: RowState, digest: Option<Digest>, ended: &SharedOutcome| Completion {
-        index: claim.index,
-        token: claim.token,
-        state,
-        digest,
-        outcome: ended.encode(),
-        save: None,
-        dependents: Vec::new(),
-        skip: Vec::new(),
-        skip_outcome: Vec::new(),
-        stop: false,
-        fingerprint: None,
-    };
     if let Some(why) = condition::unmet(&run.nodes, i, |j| digests.not_run(j), |j| digests.value(j))
     {
         let ended = SharedOutcome::NotRun {
             condition: why.clone(),
         };
-        let mut e = end(RowState::Done, Some(not_run_digest()), &ended);
+        let mut e = end(&claim, RowState::Done, Some(not_run_digest()), &ended);
         e.dependents.clone_from(&ctx.dependents[i]);
         if complete(ctx, e).await? {
             run.emit_not_run(&[(i, why)]);
@@ -355,7 +385,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     }
     let (reason, fingerprint) = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
         Verdict::Cached(digest) => {
-            let mut e = end(RowState::Done, Some(digest), &SharedOutcome::Cached);
+            let mut e = end(&claim, RowState::Done, Some(digest), &SharedOutcome::Cached);
             e.dependents.clone_from(&ctx.dependents[i]);
             if complete(ctx, e).await? {
                 run.emit_cached(&[i]);
@@ -365,12 +395,19 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         Verdict::Run(reason, fingerprint) => (reason, fingerprint),
         Verdict::Waits(_) => unreachable!("every upstream digest is known when claimed"),
     };
-    let fingerprint = fingerprint.unwrap_or(Fingerprint {
-        code: [0; 32],
-        output_type: [0; 32],
-        inputs: [0; 32],
-        upstream: [0; 32],
-    });
+    let fingerprint = fingerprint.unwrap_or(UNFINGERPRINTED);
+    if node.map {
+        // A map node is not computed whole, so no other claim computes its fingerprint:
+        // its items are claimed one by one instead.
+        let settling = Settling {
+            claim: &claim,
+            index: i,
+            reason,
+            fingerprint,
+            key: None,
+        };
+        return distributed_map::run_map(ctx, &settling, &digests).await;
+    }
     // One computation per fingerprint at a time, over every run: if another claim is
     // computing the same thing, wait for it and take its output. The inputs are read
     // meanwhile.
@@ -400,7 +437,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
                 }
                 Begin::Found(found) => {
                     let digest = found.digest().copied();
-                    let mut e = end(RowState::Done, digest, &SharedOutcome::Cached);
+                    let mut e = end(&claim, RowState::Done, digest, &SharedOutcome::Cached);
                     e.dependents.clone_from(&ctx.dependents[i]);
                     e.fingerprint = Some(key);
                     let record = adopted_record(node, fingerprint, reason, *found);
@@ -425,75 +462,160 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         Ok((bytes, digest)) => Ok((done, bytes, digest)),
         Err(failure) => Err(vec![failure]),
     });
-    let (id, task) = (&*node.id, node.meta.task);
+    let settling = Settling {
+        claim: &claim,
+        index: i,
+        reason,
+        fingerprint,
+        key,
+    };
     match encoded {
         Ok((done, bytes, digest)) => {
-            let ended = SharedOutcome::Ran {
-                attempts: done.attempts,
-                duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
-                reason,
-            };
-            let mut e = end(RowState::Done, Some(digest), &ended);
-            e.dependents.clone_from(&ctx.dependents[i]);
-            e.fingerprint = key;
-            let record = completed_record(node, fingerprint, reason, digest, &bytes, &done);
-            e.save = Some((id.to_owned(), record, Some(bytes)));
-            if complete(ctx, e).await? {
-                run.events.emit(&Event::Completed {
-                    node: id,
-                    task,
-                    duration: done.duration,
-                    attempts: done.attempts,
-                });
-            } else {
-                run.events.emit(&Event::Lost { node: id, task });
-            }
+            settle_ran(ctx, &settling, &done, bytes, digest, None).await?;
         }
         Err(failures) => {
-            let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
-            let mut e = end(
-                RowState::Failed,
-                None,
-                &SharedOutcome::Failed {
-                    attempts: failures.clone(),
-                },
-            );
-            e.fingerprint = key;
-            e.stop = run.fail_fast;
-            e.skip = descendants(ctx, i);
-            e.skip_outcome = SharedOutcome::Skipped {
-                because: id.to_owned(),
-            }
-            .encode();
-            let record = failed_record(node, fingerprint, reason, &failures, Duration::ZERO);
-            e.save = Some((id.to_owned(), record, None));
-            let skipped = e.skip.clone();
-            if complete(ctx, e).await? {
-                if let Some(error) = failures.last() {
-                    run.events.emit(&Event::Failed {
-                        node: id,
-                        task,
-                        error,
-                        attempts,
-                    });
-                }
-                for s in skipped {
-                    let s = &run.nodes[s as usize];
-                    run.events.emit(&Event::Skipped {
-                        node: &s.id,
-                        task: s.meta.task,
-                        because: id,
-                    });
-                }
-            } else {
-                run.events.emit(&Event::Lost { node: id, task });
-            }
+            settle_failed(ctx, &settling, failures, None).await?;
         }
     }
     Ok(())
 }
 
-async fn complete(ctx: &Participant, end: Completion) -> Result<bool, StoreError> {
+/// A claimed node of the graph that ran (or tried to), about to be recorded.
+pub(super) struct Settling<'a> {
+    pub(super) claim: &'a Claim,
+    /// The node's position.
+    pub(super) index: usize,
+    pub(super) reason: Reason,
+    pub(super) fingerprint: Fingerprint,
+    /// The fingerprint it took to compute, to let go of.
+    pub(super) key: Option<Digest>,
+}
+
+/// Records a claimed node that completed with `bytes`: its output, record and outcome
+/// (with its items', for a map node), and readies its dependents; then sends its
+/// `Completed` event, or `Lost` if its claim was lost. Whether the claim held.
+pub(super) async fn settle_ran(
+    ctx: &Participant,
+    s: &Settling<'_>,
+    done: &Success,
+    bytes: Vec<u8>,
+    digest: Digest,
+    items: Option<SharedItems>,
+) -> Result<bool, Error> {
+    let run = &ctx.run;
+    let node = &run.nodes[s.index];
+    let (id, task) = (&*node.id, node.meta.task);
+    let ended = SharedOutcome::Ran {
+        attempts: done.attempts,
+        duration_us: u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX),
+        reason: s.reason,
+    }
+    .with_items(items);
+    let mut e = end(s.claim, RowState::Done, Some(digest), &ended);
+    e.dependents.clone_from(&ctx.dependents[s.index]);
+    e.fingerprint = s.key;
+    let record = completed_record(node, s.fingerprint, s.reason, digest, &bytes, done);
+    e.save = Some((id.to_owned(), record, Some(bytes)));
+    let held = complete(ctx, e).await?;
+    if held {
+        run.events.emit(&Event::Completed {
+            node: id,
+            task,
+            duration: done.duration,
+            attempts: done.attempts,
+        });
+    } else {
+        run.events.emit(&Event::Lost { node: id, task });
+    }
+    Ok(held)
+}
+
+/// Records a claimed node that failed for good after `failures`: its record and outcome
+/// (with its items', for a map node), every node below skipped, the run stopped if it
+/// stops at the first failure; then sends the events, or `Lost` if its claim was lost.
+pub(super) async fn settle_failed(
+    ctx: &Participant,
+    s: &Settling<'_>,
+    failures: Vec<Failure>,
+    items: Option<SharedItems>,
+) -> Result<(), Error> {
+    let run = &ctx.run;
+    let node = &run.nodes[s.index];
+    let (id, task) = (&*node.id, node.meta.task);
+    let attempts = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+    let ended = SharedOutcome::Failed {
+        attempts: failures.clone(),
+    }
+    .with_items(items);
+    let mut e = end(s.claim, RowState::Failed, None, &ended);
+    e.fingerprint = s.key;
+    e.stop = run.fail_fast;
+    e.skip = descendants(ctx, s.index);
+    e.skip_outcome = SharedOutcome::Skipped {
+        because: id.to_owned(),
+    }
+    .encode();
+    let record = failed_record(node, s.fingerprint, s.reason, &failures, Duration::ZERO);
+    e.save = Some((id.to_owned(), record, None));
+    let skipped = e.skip.clone();
+    if complete(ctx, e).await? {
+        if let Some(error) = failures.last() {
+            run.events.emit(&Event::Failed {
+                node: id,
+                task,
+                error,
+                attempts,
+            });
+        }
+        for s in skipped {
+            let s = &run.nodes[s as usize];
+            run.events.emit(&Event::Skipped {
+                node: &s.id,
+                task: s.meta.task,
+                because: id,
+            });
+        }
+    } else {
+        run.events.emit(&Event::Lost { node: id, task });
+    }
+    Ok(())
+}
+
+/// The end of claimed row `claim`, with nothing else to do yet: no record, no dependents.
+pub(super) fn end(
+    claim: &Claim,
+    state: RowState,
+    digest: Option<Digest>,
+    ended: &SharedOutcome,
+) -> Completion {
+    Completion {
+        index: claim.index,
+        token: claim.token,
+        state,
+        digest,
+        outcome: ended.encode(),
+        save: None,
+        dependents: Vec::new(),
+        skip: Vec::new(),
+        skip_outcome: Vec::new(),
+        stop: false,
+        fingerprint: None,
+    }
+}
+
+/// The digests of node `i`'s finished upstream nodes, as `claim` brought them (a claim of
+/// node `i`, or of one of its items).
+pub(super) fn finished(ctx: &Participant, i: usize, claim: &Claim) -> Finished {
+    Finished(
+        ctx.upstream[i]
+            .iter()
+            .zip(&claim.digests)
+            .filter_map(|(&j, d)| d.map(|d| (j as usize, d)))
+            .collect(),
+    )
+}
+
+pub(super) async fn complete(ctx: &Participant, end: Completion) -> Result<bool, StoreError> {
     ctx.coordinator
         .complete(ctx.name.clone(), ctx.run.graph.clone(), end)
         .await
@@ -515,10 +637,10 @@ fn descendants(ctx: &Participant, i: usize) -> Vec<u32> {
 
 /// The output digests of a claimed node's finished upstream nodes, by node, as its claim
 /// brought them: what the node's condition, fingerprint and inputs are worked out from.
-struct Finished(HashMap<usize, Digest>);
+pub(super) struct Finished(HashMap<usize, Digest>);
 
 impl Finished {
-    fn digest(&self, j: usize) -> Option<&Digest> {
+    pub(super) fn digest(&self, j: usize) -> Option<&Digest> {
         self.0.get(&j)
     }
 
@@ -535,7 +657,11 @@ impl Finished {
 
 /// A claimed node's inputs: the upstream outputs it reads (not its condition, nor a node
 /// that did not run), read from the store and decoded.
-async fn inputs(ctx: &Participant, i: usize, digests: &Finished) -> Result<Vec<Prepared>, Failure> {
+pub(super) async fn inputs(
+    ctx: &Participant,
+    i: usize,
+    digests: &Finished,
+) -> Result<Vec<Prepared>, Failure> {
     let run = &ctx.run;
     let spec = &run.nodes[i];
     let needed: Vec<Option<usize>> = spec
@@ -563,8 +689,8 @@ async fn inputs(ctx: &Participant, i: usize, digests: &Finished) -> Result<Vec<P
                 input.id
             )));
         };
-        let codec = input.meta.codec.as_ref().expect("checked before the run");
-        let value = (codec.decode)(&b).map_err(|e| {
+        let decode = input.decoder().expect("checked before the run");
+        let value = decode(&b).map_err(|e| {
             Failure::fatal(format!(
                 "the output of node `{}` cannot be decoded: {e}",
                 input.id

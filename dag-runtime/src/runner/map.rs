@@ -44,7 +44,7 @@ struct ItemsIndex {
 }
 
 /// Keys, written as one byte string of 16 bytes each.
-struct Keys(Vec<Key>);
+pub(super) struct Keys(pub Vec<Key>);
 
 impl serde::Serialize for Keys {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -112,12 +112,7 @@ pub(super) async fn run_map(
     let encoded = match kept {
         Some(_) => match Encoded::new(&items, &*list) {
             Ok(encoded) => Some(encoded),
-            Err((i, e)) => {
-                let message = format!(
-                    "item {i} could not be serialized, and an item is stored by its bytes: {e}"
-                );
-                return fail(run, index, fingerprint, reason, message);
-            }
+            Err((i, e)) => return fail(run, index, fingerprint, reason, unserializable(i, &e)),
         },
         None => None,
     };
@@ -283,29 +278,7 @@ pub(super) async fn run_map(
         },
     );
     if !failed.is_empty() {
-        let shown: Vec<String> = failed
-            .iter()
-            .take(5)
-            .map(|(i, f)| format!("{}: {}", show(&*list, *i), f.message()))
-            .collect();
-        let more = if failed.len() > shown.len() {
-            format!("; and {} more", failed.len() - shown.len())
-        } else {
-            String::new()
-        };
-        let message = if unstarted > 0 {
-            format!(
-                "{} of {n} items failed ({}{more}), and {unstarted} did not start (the run stops at the first failure); the others are stored, and the next run runs only the failed and unstarted ones",
-                failed.len(),
-                shown.join("; ")
-            )
-        } else {
-            format!(
-                "{} of {n} items failed ({}{more}); the others are stored, and the next run runs only the failed ones",
-                failed.len(),
-                shown.join("; ")
-            )
-        };
+        let message = failed_items_message(n, &failed, unstarted, |i| show(&*list, i));
         return fail(run, index, fingerprint, reason, message);
     }
 
@@ -339,13 +312,7 @@ pub(super) async fn run_map(
     };
     let (write, then) = match (fingerprint, bytes, digest, context) {
         (Some(fp), Some(bytes), Some(digest), Some(context)) if kept.is_some() => {
-            let index_bytes = postcard::to_allocvec(&ItemsIndex {
-                context,
-                list: digest,
-                keys: Keys(keys),
-                chunks,
-            })
-            .expect("an index of keys always encodes");
+            let index_bytes = index_bytes(context, digest, keys, chunks);
             let index_digest = *blake3::hash(&index_bytes).as_bytes();
             let record = completed_record(spec, fp, reason, index_digest, &index_bytes, &done);
             run.send_then(
@@ -531,8 +498,25 @@ pub(super) fn item_id(node: &str, key: &Key) -> String {
     id
 }
 
+/// The value of a map node's index: the keys and chunks of its `Vec` (of digest `list`),
+/// computed in `context`.
+pub(super) fn index_bytes(
+    context: Digest,
+    list: Digest,
+    keys: Vec<Key>,
+    chunks: Vec<Chunk>,
+) -> Vec<u8> {
+    postcard::to_allocvec(&ItemsIndex {
+        context,
+        list,
+        keys: Keys(keys),
+        chunks,
+    })
+    .expect("an index of keys always encodes")
+}
+
 /// The record id of a map node's index of item keys.
-fn items_index_id(node: &str) -> String {
+pub(super) fn items_index_id(node: &str) -> String {
     format!("{node}#items")
 }
 
@@ -582,7 +566,11 @@ pub(super) async fn stored_index(
 
 /// The node's last `Vec`'s digest and index, if its record and index are there and its
 /// items were computed in `context`.
-async fn last_index(run: &Arc<Run>, index: usize, context: &Digest) -> Option<(Digest, Index)> {
+pub(super) async fn last_index(
+    run: &Arc<Run>,
+    index: usize,
+    context: &Digest,
+) -> Option<(Digest, Index)> {
     let spec = &run.nodes[index];
     let Some(Stamp::Done { digest: list, .. }) = run.stamp(index).copied() else {
         return None;
@@ -599,13 +587,13 @@ async fn last_index(run: &Arc<Run>, index: usize, context: &Digest) -> Option<(D
 }
 
 /// The keys and chunks of a map node's last `Vec`.
-struct Index {
-    keys: Keys,
-    chunks: Vec<Chunk>,
+pub(super) struct Index {
+    pub keys: Keys,
+    pub chunks: Vec<Chunk>,
 }
 
 /// The node's last `Vec` (stored with digest `list`), decoded.
-async fn last_vec(run: &Arc<Run>, index: usize, list: &Digest) -> Option<Shared> {
+pub(super) async fn last_vec(run: &Arc<Run>, index: usize, list: &Digest) -> Option<Shared> {
     let spec = &run.nodes[index];
     let (store, codec) = (run.store.as_ref()?, spec.meta.codec.as_ref()?);
     let bytes = store.output(&run.graph, &spec.id, list).await.ok()??;
@@ -615,6 +603,44 @@ async fn last_vec(run: &Arc<Run>, index: usize, list: &Digest) -> Option<Shared>
 /// How events and messages name item `i` of a map node: `pages[3]`.
 pub(super) fn label(node: &str, i: usize) -> String {
     format!("{node}[{i}]")
+}
+
+/// The map node's error when some items failed: which ones and why, the first few by a
+/// short form of the item (`show`), and how many did not start.
+pub(super) fn failed_items_message(
+    n: usize,
+    failed: &[(usize, Failure)],
+    unstarted: usize,
+    show: impl Fn(usize) -> String,
+) -> String {
+    let shown: Vec<String> = failed
+        .iter()
+        .take(5)
+        .map(|(i, f)| format!("{}: {}", show(*i), f.message()))
+        .collect();
+    let more = if failed.len() > shown.len() {
+        format!("; and {} more", failed.len() - shown.len())
+    } else {
+        String::new()
+    };
+    if unstarted > 0 {
+        format!(
+            "{} of {n} items failed ({}{more}), and {unstarted} did not start (the run stops at the first failure); the others are stored, and the next run runs only the failed and unstarted ones",
+            failed.len(),
+            shown.join("; ")
+        )
+    } else {
+        format!(
+            "{} of {n} items failed ({}{more}); the others are stored, and the next run runs only the failed ones",
+            failed.len(),
+            shown.join("; ")
+        )
+    }
+}
+
+/// The map node's error when item `i` cannot be serialized (`e`, why).
+pub(super) fn unserializable(i: usize, e: &str) -> String {
+    format!("item {i} could not be serialized, and an item is stored by its bytes: {e}")
 }
 
 /// The map node fails with `message`: its result and the write of its record.

@@ -16,12 +16,14 @@
 //! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
 //! - [`persist`]: the records a run writes (the only part that names store records);
 //! - [`distributed`]: a run shared by several processes through the store;
+//! - [`distributed_map`]: map nodes in such a run, their items claimed by any process;
 //! - [`explain`]: what a run would do, without running anything.
 
 mod attempt;
 mod check;
 mod condition;
 mod distributed;
+mod distributed_map;
 mod driver;
 mod env;
 mod explain;
@@ -219,11 +221,15 @@ impl Runner {
     /// again; the store's cache makes that cheap. `TYPEDAG_RUN` sets it without code.
     ///
     /// The run fails with [`Error::NotShared`] if the store is not shared, and with
-    /// [`GraphError::NotShareable`](crate::GraphError::NotShareable) if a node's output has no serde (outputs pass between
-    /// processes through the store), or
-    /// [`GraphError::DynamicNotShared`](crate::GraphError::DynamicNotShared) if it has a map
-    /// node (`each`). Nodes under a condition (`if`) end as in a local run: the process that
-    /// claims one decides it, and every process reports the same.
+    /// [`GraphError::NotShareable`](crate::GraphError::NotShareable) if a node's output has
+    /// no serde (outputs pass between processes through the store). Nodes under a condition
+    /// (`if`) end as in a local run: the process that claims one decides it, and every
+    /// process reports the same. A map node (`each`) is expanded by the process that claims
+    /// it; its items are then claimed by any process, under a lease like nodes, each
+    /// running once, cached by its bytes as in a local run (a local run and a distributed
+    /// one on the same store find each other's items once the map node's `Vec` is stored).
+    /// Whoever claims the map node once its last item has ended records its `Vec`, or its
+    /// failure naming the failed items, and every process reports the same item counts.
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]

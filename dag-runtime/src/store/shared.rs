@@ -1,5 +1,8 @@
 //! The protocol of runs shared by several processes: nodes as rows in a [`RowState`],
-//! claimed under a lease, completed in transactions that ready their dependents. A store
+//! claimed under a lease, completed in transactions that ready their dependents. A map
+//! node, once claimed, is expanded into rows of its own items ([`Coordinator::expand`]),
+//! claimed and completed like nodes; the map node waits for them, and is claimed again
+//! to gather their outputs once the last has ended. A store
 //! that several processes share offers it as a [`Coordinator`] (the PostgreSQL store does);
 //! [`Runner::distributed`](crate::Runner::distributed) drives it.
 
@@ -29,7 +32,8 @@ pub(crate) fn nonce() -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i16)]
 pub enum RowState {
-    /// Some inputs have not completed.
+    /// Some inputs have not completed; or, for an expanded map node, some items have not
+    /// ended.
     Waiting = 0,
     /// Every input completed: a process may claim it.
     Ready = 1,
@@ -97,12 +101,73 @@ pub struct JoinNode {
 /// A node claimed by this process.
 #[derive(Clone, Debug)]
 pub struct Claim {
-    /// The node's position in the graph.
+    /// The node's position in the graph; for an item, its row's position after them.
     pub index: u32,
     /// The lease token: a completion must carry it.
     pub token: i64,
-    /// The output digests of its upstream nodes, in [`JoinNode::inputs`] order.
+    /// The output digests of its upstream nodes, in [`JoinNode::inputs`] order (an item's
+    /// are its map node's).
     pub digests: Vec<Option<Digest>>,
+    /// What the claimed row is: a node, an item, or a map node to gather.
+    pub kind: ClaimKind,
+}
+
+/// What a claimed row stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// A node of the graph, to run (or, for a map node, to expand into items).
+    Node,
+    /// A map node expanded into this many items, every one of which has ended: to gather.
+    Expanded(u32),
+    /// An item of a map node.
+    Item {
+        /// The map node's position in the graph.
+        parent: u32,
+        /// The item's position in its list.
+        position: u32,
+        /// The digest of the item's bytes.
+        key: [u8; 16],
+    },
+}
+
+/// A claimed map node's items, to add to the run: [`Coordinator::expand`] takes it.
+#[derive(Debug)]
+pub struct Expansion {
+    /// The map node's position.
+    pub index: u32,
+    /// The token of its claim.
+    pub token: i64,
+    /// Each item, in list order.
+    pub items: Vec<NewItem>,
+}
+
+/// One item of an [`Expansion`].
+#[derive(Debug)]
+pub struct NewItem {
+    /// How events and reports name it (`pages[3]`).
+    pub label: String,
+    /// The digest of its bytes.
+    pub key: [u8; 16],
+    /// Its output's digest and encoded outcome, when the store holds it already: it is
+    /// done without running.
+    pub done: Option<(Digest, Vec<u8>)>,
+    /// That output's bytes, when the store holds them elsewhere than by digest.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// An item's row, as the map node's gathering reads it.
+#[derive(Debug)]
+pub struct ItemRow {
+    /// Its position in the list.
+    pub position: u32,
+    /// The digest of its bytes.
+    pub key: [u8; 16],
+    /// Its state; `None` for a number this typedag does not know.
+    pub state: Option<RowState>,
+    /// Its output's digest, if it completed.
+    pub digest: Option<Digest>,
+    /// Its encoded outcome, if it ended.
+    pub outcome: Option<Vec<u8>>,
 }
 
 /// How a claimed node ended, to record: what [`Coordinator::complete`] takes.
@@ -206,6 +271,13 @@ pub trait Coordinator: Send + Sync {
         lease: Duration,
         search: bool,
     ) -> StoreFuture<'_, Vec<Claim>>;
+    /// Adds a claimed map node's items to the run, if the claim still holds: `None` if it
+    /// was lost (nothing was written), else the rows of the items left to run, which this
+    /// process claims first. With none left the map node stays claimed, to gather at once;
+    /// otherwise it waits for them, and is claimed again once the last has ended.
+    fn expand(&self, run: String, expansion: Expansion) -> StoreFuture<'_, Option<Vec<u32>>>;
+    /// The rows of map node `parent`'s items, in list order.
+    fn items(&self, run: String, parent: u32) -> StoreFuture<'_, Vec<ItemRow>>;
     /// Output bytes by digest, checked.
     fn outputs(&self, digests: Vec<Digest>) -> StoreFuture<'_, Vec<Option<Vec<u8>>>>;
     /// Asks to compute `fingerprint` under `claim`.
@@ -226,7 +298,7 @@ pub trait Coordinator: Send + Sync {
     fn release(&self, run: String, me: String) -> StoreFuture<'_, ()>;
     /// How far the run is.
     fn progress(&self, run: String) -> StoreFuture<'_, Progress>;
-    /// Every node's row, in graph order.
+    /// Every node's row, in graph order (not the items').
     fn nodes(&self, run: String) -> StoreFuture<'_, Vec<NodeRow>>;
     /// Every run the store knows, oldest first.
     fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;

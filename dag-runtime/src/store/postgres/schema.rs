@@ -9,7 +9,11 @@ use crate::store::StoreError;
 
 /// Each schema version, as the statements that reach it from the one before; a version
 /// once released never changes.
-const MIGRATIONS: &[&str] = &[include_str!("schema/v1.sql"), include_str!("schema/v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/v1.sql"),
+    include_str!("schema/v2.sql"),
+    include_str!("schema/v3.sql"),
+];
 
 /// How long [`PostgresStore::connect`](super::PostgresStore::connect) tries to reach the
 /// server at first, at most.

@@ -18,33 +18,41 @@ use crate::store::contract::StoreFuture;
 use crate::store::envelope;
 use crate::store::error::StoreError;
 use crate::store::shared::{
-    Begin, Claim, Completion, Coordinator, Join, NodeRow, Progress, RowState, RunSummary,
+    Begin, Claim, ClaimKind, Completion, Coordinator, Expansion, ItemRow, Join, NodeRow, Progress,
+    RowState, RunSummary,
 };
 
 /// The claim statement: ready nodes of run $1 (unless the run is stopping) that match
 /// `$filter`, in `$order`, at most $3, skipping those another process is claiming
-/// right now; each returned with its inputs' digests.
+/// right now; each returned with its inputs' digests, and what it is (a node, an item,
+/// an expanded map node). The rows are picked once, in a materialized step: as a subquery
+/// of the update, the planner may scan the pick again for each row it updates, each scan
+/// skipping the rows locked by the last and so claiming past the limit (seen when a map's
+/// items are all ready at once).
 macro_rules! claim_sql {
     ($filter:literal, $order:literal) => {
         concat!(
-            "WITH claimed AS (
-                 UPDATE typedag_nodes n
-                 SET state = {Claimed}, owner = $2, token = nextval('typedag_tokens'),
-                     lease_until = now() + $4 * interval '1 millisecond'
-                 FROM (SELECT idx FROM typedag_nodes
-                       WHERE run = $1
-                         AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) ",
+            "WITH picked AS MATERIALIZED (
+                 SELECT idx FROM typedag_nodes
+                 WHERE run = $1
+                   AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) ",
             $filter,
             $order,
             " LIMIT $3
-                       FOR UPDATE SKIP LOCKED) p
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE typedag_nodes n
+                 SET state = {Claimed}, owner = $2, token = nextval('typedag_tokens'),
+                     lease_until = now() + $4 * interval '1 millisecond'
+                 FROM picked p
                  WHERE n.run = $1 AND n.idx = p.idx AND n.state = {Ready}
-                 RETURNING n.idx, n.token, n.inputs)
+                 RETURNING n.idx, n.token, n.inputs, n.parent, n.item, n.key, n.items)
              SELECT c.idx, c.token,
                     ARRAY(SELECT u.digest
                           FROM unnest(c.inputs) WITH ORDINALITY AS x(i, o)
                           LEFT JOIN typedag_nodes u ON u.run = $1 AND u.idx = x.i
-                          ORDER BY x.o)
+                          ORDER BY x.o),
+                    c.parent, c.item, c.key, c.items
              FROM claimed c"
         )
     };
@@ -57,6 +65,16 @@ const CLAIM_HINTED: &str = claim_sql!("AND idx = ANY($5)", "");
 const CLAIM_ANY: &str = claim_sql!("AND state = {Ready} ", "ORDER BY priority DESC, idx");
 
 fn claim_of(row: &tokio_postgres::Row) -> Claim {
+    let number = |i: Option<i32>| i.map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+    let kind = match (number(row.get(3)), number(row.get(4)), number(row.get(6))) {
+        (Some(parent), Some(position), _) => ClaimKind::Item {
+            parent,
+            position,
+            key: key_of(row.get(5)),
+        },
+        (_, _, Some(items)) => ClaimKind::Expanded(items),
+        _ => ClaimKind::Node,
+    };
     Claim {
         index: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
         token: row.get(1),
@@ -65,7 +83,15 @@ fn claim_of(row: &tokio_postgres::Row) -> Claim {
             .iter()
             .map(|d| digest_of(d.as_deref()))
             .collect(),
+        kind,
     }
+}
+
+/// An item's key as its row keeps it; zeros for one that is not a key (never written).
+fn key_of(bytes: Option<&[u8]>) -> [u8; 16] {
+    bytes
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .unwrap_or_default()
 }
 
 /// Puts back the nodes whose lease ran out (their process died or lost the database), so
@@ -166,6 +192,53 @@ impl Coordinator for Inner {
                     claims.extend(rows.iter().map(claim_of));
                 }
                 Ok(claims)
+            }
+        })
+    }
+
+    fn expand(&self, run: String, expansion: Expansion) -> StoreFuture<'_, Option<Vec<u32>>> {
+        let (hints, origin) = (self.hints.clone(), self.wakes.origin.clone());
+        let expansion = Arc::new(expansion);
+        self.read(move |conn| {
+            let (run, origin, e) = (run.clone(), origin.clone(), expansion.clone());
+            let hints = hints.clone();
+            async move {
+                let readied = expand(&conn, &run, &e, &origin).await?;
+                if let Some(readied) = &readied {
+                    let mut all = hints.lock().unwrap_or_else(|e| e.into_inner());
+                    all.entry(run.clone())
+                        .or_default()
+                        .extend(readied.iter().filter_map(|&i| i32::try_from(i).ok()));
+                }
+                Ok(readied)
+            }
+        })
+    }
+
+    fn items(&self, run: String, parent: u32) -> StoreFuture<'_, Vec<ItemRow>> {
+        self.read(move |conn| {
+            let run = run.clone();
+            async move {
+                let select = conn
+                    .prepare(
+                        "SELECT item, key, state, digest, outcome FROM typedag_nodes
+                         WHERE run = $1 AND parent = $2 ORDER BY item",
+                    )
+                    .await?;
+                let parent = i32::try_from(parent).unwrap_or(i32::MAX);
+                Ok(conn
+                    .client
+                    .query(&select, &[&run, &parent])
+                    .await?
+                    .into_iter()
+                    .map(|row| ItemRow {
+                        position: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
+                        key: key_of(row.get(1)),
+                        state: RowState::from_number(row.get(2)),
+                        digest: digest_of(row.get(3)),
+                        outcome: row.get(4),
+                    })
+                    .collect())
             }
         })
     }
@@ -351,7 +424,7 @@ impl Coordinator for Inner {
                     .client
                     .query(
                         "SELECT idx, state, digest, outcome FROM typedag_nodes
-                         WHERE run = $1 ORDER BY idx",
+                         WHERE run = $1 AND parent IS NULL ORDER BY idx",
                         &[&run],
                     )
                     .await?
@@ -375,10 +448,10 @@ impl Coordinator for Inner {
                     sql!(
                         "SELECT r.run, r.graph, r.stopping,
                                 (extract(epoch FROM r.started_at) * 1000)::bigint,
-                                count(n.idx),
-                                count(*) FILTER (WHERE n.state = {Done}),
-                                count(*) FILTER (WHERE n.state = {Failed}),
-                                count(*) FILTER (WHERE n.state = {Skipped}),
+                                count(n.idx) FILTER (WHERE n.parent IS NULL),
+                                count(*) FILTER (WHERE n.state = {Done} AND n.parent IS NULL),
+                                count(*) FILTER (WHERE n.state = {Failed} AND n.parent IS NULL),
+                                count(*) FILTER (WHERE n.state = {Skipped} AND n.parent IS NULL),
                                 count(*) FILTER (WHERE n.state = {Claimed}),
                                 array_agg(DISTINCT n.owner) FILTER (WHERE n.state = {Claimed})
                          FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
@@ -450,6 +523,59 @@ impl Coordinator for Inner {
             Ok(())
         })
     }
+}
+
+/// How many rows an expansion adds before the planner is told the table grew.
+const EXPANSION_ANALYZED: usize = 1000;
+
+/// Adds a map node's item rows in one call of `typedag_expand`, fenced by the claim's
+/// token: `None` if the claim was lost, else the rows of the items left to run.
+async fn expand(
+    conn: &Conn,
+    run: &str,
+    e: &Expansion,
+    origin: &str,
+) -> Result<Option<Vec<u32>>, PgError> {
+    let call = conn
+        .prepare("SELECT held, readied FROM typedag_expand($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await?;
+    let labels: Vec<&str> = e.items.iter().map(|i| i.label.as_str()).collect();
+    let keys: Vec<&[u8]> = e.items.iter().map(|i| i.key.as_slice()).collect();
+    let digests: Vec<Option<&[u8]>> = e
+        .items
+        .iter()
+        .map(|i| i.done.as_ref().map(|(d, _)| d.as_slice()))
+        .collect();
+    let outcomes: Vec<Option<&[u8]>> = e
+        .items
+        .iter()
+        .map(|i| i.done.as_ref().map(|(_, o)| o.as_slice()))
+        .collect();
+    let bytes: Vec<Option<&[u8]>> = e.items.iter().map(|i| i.bytes.as_deref()).collect();
+    let index = i32::try_from(e.index).unwrap_or(i32::MAX);
+    let row = conn
+        .client
+        .query_one(
+            &call,
+            &[
+                &run, &index, &e.token, &labels, &keys, &digests, &outcomes, &bytes, &origin,
+            ],
+        )
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(None);
+    }
+    if e.items.len() >= EXPANSION_ANALYZED {
+        // As when a run is created: the planner must know the table is no longer small.
+        conn.client.batch_execute("ANALYZE typedag_nodes").await?;
+    }
+    let readied: Vec<i32> = row.get(1);
+    Ok(Some(
+        readied
+            .into_iter()
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect(),
+    ))
 }
 
 /// Creates the run's rows, or checks that the run already there is of the same graph.
