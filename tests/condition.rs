@@ -215,3 +215,39 @@ async fn explain_says_which_nodes_will_not_run() {
     assert_eq!(plan.node("digest"), Some(&NodeState::Cached));
     assert!(plan.to_string().contains("2 not run"), "{plan}");
 }
+
+#[task]
+async fn digits(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+#[task]
+async fn double(x: &u64) -> u64 {
+    x * 2
+}
+
+#[task]
+async fn total(xs: Option<&Vec<u64>>) -> u64 {
+    xs.map_or(0, |xs| xs.iter().sum())
+}
+
+#[tokio::test]
+async fn a_map_node_under_a_condition_has_its_vec_or_none() {
+    for (n, want) in [
+        (20u64, Some((0..20).map(|x| x * 2).collect::<Vec<u64>>())),
+        (5, None),
+    ] {
+        let g = dag! {
+            name = "map-if";
+            s      = stats(n);
+            big    = is_big(s);
+            xs     = digits(n);
+            twice  = double(each xs) if big;
+            sum    = total(twice);
+        };
+        let out = Runner::new().without_store().run(g).await.unwrap();
+        let sum = want.as_ref().map_or(0, |w| w.iter().sum());
+        assert_eq!(out.twice, want, "n = {n}");
+        assert_eq!(out.sum, sum, "n = {n}");
+    }
+}

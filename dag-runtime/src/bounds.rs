@@ -69,6 +69,19 @@ pub trait Output: 'static {
     where
         Self: Sized;
 
+    /// `Some` of a shared `Vec` of outputs held by no one else, shared: the field of a map
+    /// node that may not run; `None` if it is of another type or held elsewhere.
+    #[doc(hidden)]
+    fn some_list_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Arc<dyn Any + Send + Sync>>
+    where
+        Self: Sized;
+
+    /// `None` of a `Vec` of this type, shared: the field of a map node that did not run.
+    #[doc(hidden)]
+    fn none_list_shared() -> Arc<dyn Any + Send + Sync>
+    where
+        Self: Sized;
+
     /// A shared `Vec` of outputs held by no one else, as each output shared; `None` if it is
     /// of another type or held elsewhere.
     #[doc(hidden)]
@@ -108,6 +121,15 @@ impl<T: Send + Sync + 'static> Output for T {
 
     fn list_shared(list: Vec<Self>) -> Arc<dyn Any + Send + Sync> {
         Arc::new(list)
+    }
+
+    fn some_list_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Arc<dyn Any + Send + Sync>> {
+        let list = Arc::try_unwrap(list.downcast::<Vec<T>>().ok()?).ok()?;
+        Some(Arc::new(Some(list)))
+    }
+
+    fn none_list_shared() -> Arc<dyn Any + Send + Sync> {
+        Arc::new(None::<Vec<T>>)
     }
 
     fn split_shared(list: Arc<dyn Any + Send + Sync>) -> Option<Vec<Arc<dyn Any + Send + Sync>>> {

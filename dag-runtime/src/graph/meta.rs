@@ -38,6 +38,10 @@ pub(crate) struct TaskMeta {
     pub some: fn(Shared) -> Option<Shared>,
     /// `None` of the output's type, for the field of a node that did not run.
     pub none: fn() -> Shared,
+    /// [`some`](Self::some) and [`none`](Self::none) for a map node, whose output is a
+    /// `Vec` of the task's.
+    pub some_list: fn(Shared) -> Option<Shared>,
+    pub none_list: fn() -> Shared,
     /// A map node's `Vec` from its last `Vec`'s outputs and fresh ones (see
     /// [`Output::assemble_shared`](crate::bounds::Output::assemble_shared)).
     pub assemble: Assemble,
@@ -73,6 +77,8 @@ impl TaskMeta {
                 optional: T::OPTIONAL,
                 some: erased_some::<T>,
                 none: erased_none::<T>,
+                some_list: T::Output::some_list_shared,
+                none_list: T::Output::none_list_shared,
                 assemble: T::Output::assemble_shared,
                 split: T::Output::split_shared,
             }))

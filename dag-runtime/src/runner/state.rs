@@ -203,9 +203,13 @@ impl State {
                 continue;
             }
             let value = self.outputs[i].take();
+            let (some, none) = match node.map {
+                true => (node.meta.some_list, node.meta.none_list),
+                false => (node.meta.some, node.meta.none),
+            };
             self.outputs[i] = match (&self.outcomes[i], value) {
-                (Some(Outcome::NotRun { .. }), _) => Some((node.meta.none)()),
-                (_, Some(v)) => (node.meta.some)(v),
+                (Some(Outcome::NotRun { .. }), _) => Some(none()),
+                (_, Some(v)) => some(v),
                 (_, None) => None,
             };
         }
