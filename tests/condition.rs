@@ -251,3 +251,33 @@ async fn a_map_node_under_a_condition_has_its_vec_or_none() {
         assert_eq!(out.sum, sum, "n = {n}");
     }
 }
+
+#[task]
+async fn owned_summary(x: u64, alert: Option<String>) -> String {
+    format!("{x}: {}", alert.unwrap_or_else(|| "quiet".to_owned()))
+}
+
+#[task]
+async fn maybe_name(x: &u64) -> Option<String> {
+    (*x > 100).then(|| format!("n{x}"))
+}
+
+#[tokio::test]
+async fn an_owned_option_parameter_gets_none_from_a_node_that_did_not_run() {
+    for (n, want) in [(50u64, "500: alert 500"), (5, "50: quiet")] {
+        let g = dag! {
+            name = "owned-option";
+            s     = stats(n);
+            big   = is_big(s);
+            alert = notify(s) if big;
+            line  = owned_summary(s, alert);
+            // A node whose output is an `Option<String>` feeds it as it is.
+            name  = maybe_name(s);
+            named = owned_summary(s, name);
+        };
+        let out = Runner::new().without_store().run(g).await.unwrap();
+        assert_eq!(out.line, want);
+        let named = if n == 50 { "500: n500" } else { "50: quiet" };
+        assert_eq!(out.named, named);
+    }
+}

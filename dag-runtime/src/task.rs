@@ -186,6 +186,26 @@ impl Inputs {
             .expect("typedag: input type checked at compile time")
     }
 
+    /// Takes parameter `i`, an `Option<T>` by value, fed by a node of output `Option<T>`
+    /// (its output) or `T` (`Some` of it; `None` if that node did not run).
+    pub fn take_option<T: crate::bounds::Owned>(&mut self, i: usize) -> Option<T> {
+        fn either<T: Clone + 'static>(v: &(dyn Any + Send + Sync)) -> Option<T> {
+            match v.downcast_ref::<Option<T>>() {
+                Some(option) => option.clone(),
+                None => v.downcast_ref::<T>().cloned(),
+            }
+        }
+        match &mut self.values[i] {
+            Value::Shared(v) => either(&**v),
+            Value::Owned(v) => v.take().and_then(|b| match b.downcast::<Option<T>>() {
+                Ok(option) => *option,
+                Err(b) => b.downcast::<T>().ok().map(|b| *b),
+            }),
+            Value::Absent => None,
+            Value::Item(item) => item.get().and_then(either),
+        }
+    }
+
     /// Takes `Option` parameter `i` by value: `None` if the node feeding it did not run.
     pub fn take_opt<T: crate::bounds::Owned>(&mut self, i: usize) -> Option<T> {
         match &mut self.values[i] {

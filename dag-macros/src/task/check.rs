@@ -38,6 +38,10 @@ pub struct Param {
     /// `Option<&T>`: `None` when the node feeding it did not run (its condition did not
     /// hold); `input` and `by_ref` describe the `&T` inside.
     pub optional: bool,
+    /// `Option<T>` taken by value: the `T`. Fed by a node of output `T` it gets `Some` of a
+    /// clone, or `None` when that node did not run; fed by a node of output `Option<T>`, its
+    /// output. `input` is the `Option<T>`.
+    pub option_of: Option<Type>,
     /// For `&str`, `&[T]`...: the method that borrows the view from the owned input.
     pub view: Option<&'static str>,
     /// As written, for messages.
@@ -212,8 +216,32 @@ fn param(index: usize, pt: &syn::PatType) -> syn::Result<Param> {
     param_of(name, &pt.ty, written)
 }
 
+impl Param {
+    /// Whether the parameter takes `None` from a node that did not run, rather than not
+    /// running with it: `Option<&T>` and `Option<T>`.
+    pub fn takes_none(&self) -> bool {
+        self.optional || self.option_of.is_some()
+    }
+}
+
+/// `T` of a parameter written `Option<T>`, `T` not a reference.
+fn option_inner(ty: &Type) -> Option<&Type> {
+    match option_arg(ty)? {
+        Type::Reference(_) => None,
+        inner => Some(inner),
+    }
+}
+
 /// `&T` of a parameter written `Option<&T>`.
 fn option_of_ref(ty: &Type) -> Option<&Type> {
+    match option_arg(ty)? {
+        inner @ Type::Reference(_) => Some(inner),
+        _ => None,
+    }
+}
+
+/// The type argument of `Option<..>`.
+fn option_arg(ty: &Type) -> Option<&Type> {
     let Type::Path(p) = ty else { return None };
     if p.qself.is_some() {
         return None;
@@ -226,9 +254,7 @@ fn option_of_ref(ty: &Type) -> Option<&Type> {
         return None;
     };
     match args.args.first() {
-        Some(syn::GenericArgument::Type(inner @ Type::Reference(_))) if args.args.len() == 1 => {
-            Some(inner)
-        }
+        Some(syn::GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
         _ => None,
     }
 }
@@ -256,6 +282,7 @@ fn param_of(name: Ident, ty: &Type, written: String) -> syn::Result<Param> {
                     input: owned,
                     by_ref: true,
                     optional: false,
+                    option_of: None,
                     view: Some(view),
                     written,
                     shown,
@@ -282,11 +309,13 @@ fn param_of(name: Ident, ty: &Type, written: String) -> syn::Result<Param> {
         other => (other.clone(), false),
     };
     let shown = crate::pretty::tokens(&input);
+    let option_of = (!by_ref).then(|| option_inner(&input)).flatten().cloned();
     Ok(Param {
         name,
         input,
         by_ref,
         optional: false,
+        option_of,
         view: None,
         written,
         shown,

@@ -60,8 +60,8 @@ fn task_impl(task: &Task) -> TokenStream {
     // Spanned on the return type, so an output that cannot be shared is reported there.
     let out_ty = quote_spanned!(task.return_span=> #output);
     let params_ty = params_type(task);
-    let optional = if task.params.iter().any(|p| p.optional) {
-        let flags = task.params.iter().map(|p| p.optional);
+    let optional = if task.params.iter().any(|p| p.takes_none()) {
+        let flags = task.params.iter().map(|p| p.takes_none());
         quote!(const OPTIONAL: &'static [bool] = &[#(#flags),*];)
     } else {
         quote!()
@@ -176,6 +176,8 @@ fn call_body(task: &Task) -> TokenStream {
                 quote_spanned!(span=> .map(|v| v.#v()))
             });
             borrows.push(quote_spanned!(span=> let #local = #inputs.borrow_opt::<#ty>(#i) #view;));
+        } else if let Some(inner) = &p.option_of {
+            takes.push(quote_spanned!(span=> let #local: #ty = #inputs.take_option::<#inner>(#i);));
         } else if let Some(view) = p.view {
             let view = syn::Ident::new(view, span);
             borrows.push(quote_spanned!(span=> let #local = #inputs.borrow::<#ty>(#i).#view();));
@@ -307,7 +309,13 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         let node_msg = format!(
             "output of node `{{N}}` is `{{T}}`, but parameter `{param}` of task `{name}` takes `{written}`"
         );
-        let node_label = format!("this node's output is `{{T}}`, not `{shown}`");
+        let node_label = match &p.option_of {
+            Some(inner) => format!(
+                "this node's output is `{{T}}`, neither `{shown}` nor `{}`",
+                escape(&crate::pretty::tokens(inner))
+            ),
+            None => format!("this node's output is `{{T}}`, not `{shown}`"),
+        };
         let value_msg = format!(
             "parameter `{param}` of task `{name}` takes `{written}`, but this value is `{{T}}`"
         );
@@ -326,10 +334,15 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         let note = format!("the task is `{signature}`");
         // What the node's output contributes to whether this node may not run: nothing for
         // an `Option<&T>`, which receives `None`; otherwise, whatever it may not.
-        let maybe = if p.optional {
+        let maybe = if p.takes_none() {
             quote!(::typedag::__private::No)
         } else {
             quote!(M)
+        };
+        // What a node's output must be: the input's type; for `Option<T>`, `T` too.
+        let fits = match &p.option_of {
+            Some(inner) => quote!(::typedag::__private::OptionOf<#inner>),
+            None => quote!(::typedag::__private::Is<#input>),
         };
         items.push(quote! {
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
@@ -337,7 +350,7 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             #[allow(non_camel_case_types)]
             #vis trait #node_trait<N, T> {}
             #[diagnostic::do_not_recommend]
-            impl<N, T: ::typedag::__private::Is<#input>> #node_trait<N, T> for ::typedag::__private::Wire {}
+            impl<N, T: #fits> #node_trait<N, T> for ::typedag::__private::Wire {}
 
             #[diagnostic::on_unimplemented(message = #value_msg, label = #value_label, note = #note)]
             #[doc(hidden)]

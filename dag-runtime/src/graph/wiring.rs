@@ -16,6 +16,12 @@ pub struct Wire;
 pub trait Is<T> {}
 impl<T> Is<T> for T {}
 
+/// `T: OptionOf<U>` holds when `T` is `U` or `Option<U>`: what may feed a parameter
+/// `Option<U>` taken by value.
+pub trait OptionOf<T> {}
+impl<T> OptionOf<T> for T {}
+impl<T> OptionOf<T> for Option<T> {}
+
 /// What a node of a task produces, read off the wiring `#[task]` generates: `dag!`'s
 /// checks take a node's wiring as the node, and its outputs struct is built from them.
 pub trait Produces {
