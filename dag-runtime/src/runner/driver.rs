@@ -206,38 +206,32 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             None => load_inputs(&run, index).await,
         };
         let node = &run.nodes[index];
-        // `then`: a write that must follow the node's own (a map node's cleanup).
-        let ((result, write), then) = match inputs {
-            // Boxed: a map node's run is large, and most nodes are not maps.
+        let (result, write) = match inputs {
+            // Boxed as a trait object: a map node's run is large, and most nodes are not
+            // maps, so none of it is compiled into this loop.
             Ok(inputs) if node.map => {
-                let (result, write, then) = Box::pin(map::run_map(
-                    &run,
-                    index,
-                    inputs,
-                    job.reason,
-                    job.fingerprint.take(),
-                    &alive,
-                ))
-                .await;
-                ((result, write), then)
+                let map: std::pin::Pin<Box<dyn Future<Output = map::MapEnd> + Send + '_>> =
+                    Box::pin(map::run_map(
+                        &run,
+                        index,
+                        inputs,
+                        job.reason,
+                        job.fingerprint.take(),
+                        &alive,
+                    ));
+                map.await
             }
-            Err(failure) => (
-                record(
-                    &run,
-                    node,
-                    job.fingerprint.take(),
-                    job.reason,
-                    Some(Err(vec![failure])),
-                ),
-                None,
+            Err(failure) => record(
+                &run,
+                node,
+                job.fingerprint.take(),
+                job.reason,
+                Some(Err(vec![failure])),
             ),
             Ok(inputs) => {
                 let result =
                     attempt_unless_cancelled(&run, index, &node.id, inputs, job.reason).await;
-                (
-                    record(&run, node, job.fingerprint.take(), job.reason, result),
-                    None,
-                )
+                record(&run, node, job.fingerprint.take(), job.reason, result)
             }
         };
         let (id, task) = (&*node.id, node.meta.task);
@@ -268,7 +262,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         };
         let (next, extra, skipped, cached, not_run, done) = {
             let mut state = run.lock();
-            state.pending += usize::from(write.is_some()) + usize::from(then.is_some());
+            if write.is_some() {
+                state.pending += 1;
+            }
             let (skipped, cached) = state.finish(&run, index, result, job.reason);
             let next = state.pop_ready(&run);
             if next.is_none() {
@@ -289,8 +285,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             // Counted as pending above, under the same lock as the node's end.
             run.send_counted(write, completed);
         }
-        if let Some(then) = then {
-            run.send_counted(then, None);
+        if node.map {
+            // What must follow a map node's record: the cleanup of its items.
+            map::send_after(&run, index);
         }
         for s in skipped {
             run.events.emit(&Event::Skipped {

@@ -63,16 +63,12 @@ impl<'de> serde::Deserialize<'de> for Keys {
     }
 }
 
-/// A map node's end: its result, the write of its record, and a write to follow that one
-/// (forgetting its item batches once its `Vec` is stored).
-pub(super) type MapEnd = (
-    Option<Result<Success, Vec<Failure>>>,
-    Option<Write>,
-    Option<Write>,
-);
+/// A map node's end: its result and the write of its record.
+pub(super) type MapEnd = (Option<Result<Success, Vec<Failure>>>, Option<Write>);
 
-/// Runs map node `index` on its inputs: the node's result, the write of its record, and
-/// the write that follows it.
+/// Runs map node `index` on its inputs: the node's result and the write of its record. A
+/// write that must follow that one (the items' cleanup) waits in `State::after` for
+/// [`send_after`].
 pub(super) async fn run_map(
     run: &Arc<Run>,
     index: usize,
@@ -262,7 +258,7 @@ pub(super) async fn run_map(
     // Every item that finished goes to the store, whatever the node's end.
     let written = log.as_ref().map(ItemLog::close).unwrap_or_default();
     if cancelled || run.cancel.is_cancelled() {
-        return (None, None, None);
+        return (None, None);
     }
 
     let show = items.show;
@@ -310,7 +306,7 @@ pub(super) async fn run_map(
         duration: start.elapsed(),
         digest,
     };
-    let (write, then) = match (fingerprint, bytes, digest, context) {
+    let write = match (fingerprint, bytes, digest, context) {
         (Some(fp), Some(bytes), Some(digest), Some(context)) if kept.is_some() => {
             let index_bytes = index_bytes(context, digest, keys, chunks);
             let index_digest = *blake3::hash(&index_bytes).as_bytes();
@@ -335,15 +331,36 @@ pub(super) async fn run_map(
             let mut doomed = logged.ids;
             doomed.extend(written);
             doomed.extend(logged.failed.iter().map(|k| item_id(&spec.id, k)));
-            let then = (!doomed.is_empty()).then(|| Write::Forget {
-                graph: run.graph.clone(),
-                nodes: Some(doomed),
-            });
-            (Some(write), then)
+            if !doomed.is_empty() {
+                // Counted now, so that the run cannot end before it is sent.
+                let mut state = run.lock();
+                state.pending += 1;
+                state.after.push((
+                    index,
+                    Write::Forget {
+                        graph: run.graph.clone(),
+                        nodes: Some(doomed),
+                    },
+                ));
+            }
+            Some(write)
         }
-        _ => (None, None),
+        _ => None,
     };
-    (Some(Ok(done)), write, then)
+    (Some(Ok(done)), write)
+}
+
+/// Sends the write that follows map node `index`'s record, once that record is sent.
+pub(super) fn send_after(run: &Arc<Run>, index: usize) {
+    let after = {
+        let mut state = run.lock();
+        let at = state.after.iter().position(|(i, _)| *i == index);
+        at.map(|at| state.after.swap_remove(at).1)
+    };
+    if let Some(write) = after {
+        // Counted as pending when it was put aside.
+        run.send_counted(write, None);
+    }
 }
 
 /// The items a map node runs, shared by its workers.
@@ -661,5 +678,5 @@ fn fail(
             record: failed_record(spec, fp, reason, &failures, Duration::ZERO),
             output: None,
         });
-    (Some(Err(failures)), write, None)
+    (Some(Err(failures)), write)
 }

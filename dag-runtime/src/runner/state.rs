@@ -76,6 +76,9 @@ pub(super) struct State {
     pub(super) unfinished: usize,
     /// Store writes not yet acknowledged.
     pub(super) pending: usize,
+    /// Writes that must follow a node's record, counted in `pending`, by node: a map node's
+    /// cleanup of its items, sent once its `Vec` is.
+    pub(super) after: Vec<(usize, crate::store::Write)>,
     /// Reused for hashing each node's upstream digests.
     pub(super) scratch: Vec<u8>,
     /// Nodes settled as not run (with why) since the events were last sent.
@@ -131,6 +134,7 @@ impl Run {
             running: 0,
             unfinished: n,
             pending: 0,
+            after: Vec::new(),
             scratch: Vec::with_capacity(256),
             not_run: Vec::new(),
             items: HashMap::default(),
