@@ -2,7 +2,7 @@
 
 use super::Runner;
 use crate::error::EnvError;
-use crate::store::{Address, STORE_VAR};
+use crate::store::{Address, STORE_VAR, hide_password};
 
 impl Runner {
     pub(super) fn read_env(&mut self, get: impl Fn(&str) -> Option<String>) {
@@ -38,7 +38,8 @@ impl Runner {
         if let Some(v) = get(STORE_VAR) {
             match Address::parse(&v) {
                 Ok(address) => self.default_store = address,
-                Err(e) => bad(STORE_VAR, &v, e.expected()),
+                // A database address may hold a password: the message shows `***`.
+                Err(e) => bad(STORE_VAR, &hide_password(&v), e.expected()),
             }
         }
         if let Some(v) = get("TYPEDAG_RUN") {
@@ -133,11 +134,11 @@ mod tests {
         let r = runner_with(&[("TYPEDAG_STORE", "/var/cache/x"), ("TYPEDAG_RUN", "n-1")]);
         assert_eq!(r.default_store, Address::Dir("/var/cache/x".into()));
         assert_eq!(r.shared_run.as_deref(), Some("n-1"));
-        let r = runner_with(&[("TYPEDAG_STORE", "postgres://ann@db/x")]);
+        let r = runner_with(&[("TYPEDAG_STORE", "postgres://ann:secret@db/x")]);
         if cfg!(feature = "postgres") {
             assert_eq!(
                 r.default_store,
-                Address::Postgres("postgres://ann@db/x".into())
+                Address::Postgres("postgres://ann:secret@db/x".into())
             );
             assert!(r.env_error.is_none());
         } else {
@@ -145,6 +146,10 @@ mod tests {
             assert!(
                 text.contains("without typedag's `postgres` feature"),
                 "{text}"
+            );
+            assert!(
+                !text.contains("secret") && text.contains("ann:***@db"),
+                "the message shows the password: {text}"
             );
         }
     }

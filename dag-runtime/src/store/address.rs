@@ -123,7 +123,8 @@ pub(crate) fn hide_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((auth, host)) = rest.split_once('@') else {
+    // The last `@` ends the user and password, which may hold one.
+    let Some((auth, host)) = rest.rsplit_once('@') else {
         return url.to_owned();
     };
     match auth.split_once(':') {
@@ -166,6 +167,18 @@ mod tests {
                     "{e}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        for (url, shown) in [
+            ("postgres://ann:secret@db/x", "postgres://ann:***@db/x"),
+            ("postgres://ann:se@cret@db/x", "postgres://ann:***@db/x"),
+            ("postgres://ann@db/x", "postgres://ann@db/x"),
+            ("/var/cache/x", "/var/cache/x"),
+        ] {
+            assert_eq!(hide_password(url), shown);
         }
     }
 }

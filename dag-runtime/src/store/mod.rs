@@ -25,6 +25,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+pub(crate) use address::hide_password;
 pub use address::{Address, AddressError, DEFAULT_STORE, STORE_VAR};
 pub use contract::{Ack, Snapshot, Stamps, Store, StoreFuture, Write};
 pub use embedded::EmbeddedStore;
