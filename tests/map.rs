@@ -420,6 +420,9 @@ async fn a_cancelled_map_keeps_every_item_completed_and_the_next_run_runs_the_re
         "the cancel did not land mid-map: {} of {N} items completed",
         completed.len()
     );
+    // The report counts the items the cancelled map got through.
+    let counts = report.node("squares").unwrap().items.expect("item counts");
+    assert_eq!((counts.total, counts.ran), (N as usize, completed.len()));
 
     // The next run loads exactly the items that completed, and runs every other once.
     let cached = Arc::new(Mutex::new(HashSet::new()));
@@ -584,4 +587,35 @@ async fn with_fail_fast_no_item_starts_after_one_failed() {
     assert_eq!(ran_since(&before, p), ["ff-broken"]);
     let items = partial.report.node("pages").unwrap().items.unwrap();
     assert_eq!((items.ran, items.failed), (1, 1));
+}
+
+#[task]
+async fn boom() -> Result<u64, String> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Err("boom".to_owned())
+}
+
+#[tokio::test]
+async fn with_fail_fast_no_item_starts_once_another_node_failed() {
+    let graph = dag! {
+        name = "fail-fast-other";
+        bad     = boom();
+        list    = numbers(400);
+        squares = slow_square(each list);
+    };
+    let partial = Runner::in_memory()
+        .concurrency(2)
+        .fail_fast(true)
+        .run_partial(graph)
+        .await
+        .unwrap();
+    let node = partial.report.node("squares").unwrap();
+    let error = node.outcome.error().expect("the map stops with the run");
+    assert!(
+        error.message().contains("the run stopped before")
+            && error.message().contains("of its 400 items started"),
+        "{error}"
+    );
+    let items = node.items.unwrap();
+    assert!(items.ran < 400 && items.failed == 0, "{items:?}");
 }

@@ -243,13 +243,17 @@ pub(super) async fn run_map(
     }
     // One worker is this task.
     work.clone().worker(tx).await;
+    // `ended`: the items that ran to an end, success or failure.
     let (mut cancelled, mut ended) = (false, 0usize);
     let mut failed: Vec<(usize, Failure)> = Vec::new();
     while let Some((i, end)) = rx.recv().await {
         match end {
             Some(Ok(value)) => fresh[i] = Some(value),
             Some(Err(failure)) => failed.push((i, failure)),
-            None => cancelled = true,
+            None => {
+                cancelled = true;
+                continue;
+            }
         }
         ended += 1;
     }
@@ -257,6 +261,16 @@ pub(super) async fn run_map(
     let keys = Arc::into_inner(work).map(|w| w.keys).unwrap_or_default();
     // Every item that finished goes to the store, whatever the node's end.
     let written = log.as_ref().map(ItemLog::close).unwrap_or_default();
+    // What became of the items, for the report, the node cancelled or not.
+    run.lock().items.insert(
+        index,
+        Items {
+            total: n,
+            ran: ended,
+            cached,
+            failed: failed.len(),
+        },
+    );
     if cancelled || run.cancel.is_cancelled() {
         return (None, None);
     }
@@ -264,17 +278,14 @@ pub(super) async fn run_map(
     let show = items.show;
     failed.sort_by_key(|(i, _)| *i);
     let unstarted = ran - ended;
-    run.lock().items.insert(
-        index,
-        Items {
-            total: n,
-            ran: ran - unstarted,
-            cached,
-            failed: failed.len(),
-        },
-    );
     if !failed.is_empty() {
         let message = failed_items_message(n, &failed, unstarted, |i| show(&*list, i));
+        return fail(run, index, fingerprint, reason, message);
+    }
+    if unstarted > 0 {
+        let message = format!(
+            "the run stopped before {unstarted} of its {n} items started; the others are stored, and the next run runs the rest"
+        );
         return fail(run, index, fingerprint, reason, message);
     }
 
@@ -402,7 +413,9 @@ impl Work {
                 let _ = ends.send((i, None));
                 break;
             }
-            if self.stop.load(Ordering::Relaxed) {
+            // No item starts once the run stops (a failure under fail-fast elsewhere, a
+            // store that cannot write), looked at every few items: it takes the run's lock.
+            if self.stop.load(Ordering::Relaxed) || (k % 16 == 0 && self.run.lock().stopping) {
                 break;
             }
             let mut inputs: Vec<Prepared> = self.prepared.clone();
