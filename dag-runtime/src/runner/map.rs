@@ -415,7 +415,9 @@ impl Work {
             }
             // No item starts once the run stops (a failure under fail-fast elsewhere, a
             // store that cannot write), looked at every few items: it takes the run's lock.
-            if self.stop.load(Ordering::Relaxed) || (k % 16 == 0 && self.run.lock().stopping) {
+            if self.stop.load(Ordering::Relaxed)
+                || (k.is_multiple_of(16) && self.run.lock().stopping)
+            {
                 break;
             }
             let mut inputs: Vec<Prepared> = self.prepared.clone();
