@@ -619,3 +619,41 @@ async fn with_fail_fast_no_item_starts_once_another_node_failed() {
     let items = node.items.unwrap();
     assert!(items.ran < 400 && items.failed == 0, "{items:?}");
 }
+
+static GROW_NOW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static GROW_MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[task]
+async fn grow_item(x: &u64) -> u64 {
+    busy(&GROW_NOW, &GROW_MOST).await;
+    *x
+}
+
+/// Holds a slot of the run for 100 ms.
+#[task]
+async fn hold(x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_map_takes_the_slots_that_free_up() {
+    // Three nodes hold three of the four slots when the map starts, so it starts with one
+    // worker; once they end, it runs four items at once.
+    let graph = dag! {
+        name = "grow";
+        h1 = hold(1);
+        h2 = hold(2);
+        h3 = hold(3);
+        xs = count_to(60);
+        ys = grow_item(each xs);
+    };
+    let out = Runner::in_memory().concurrency(4).run(graph).await.unwrap();
+    assert_eq!(out.ys, (0..60).collect::<Vec<u64>>());
+    let most = GROW_MOST.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 4, "{most} items ran at once with concurrency 4");
+    assert!(
+        most >= 3,
+        "the map never took the slots freed by the others: {most} at once"
+    );
+}

@@ -278,6 +278,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 state.running += 1;
                 extra.push(more);
             }
+            if !state.growing.is_empty() {
+                state.grow_maps(&run);
+            }
             let not_run = std::mem::take(&mut state.not_run);
             (next, extra, skipped, cached, not_run, state.ended())
         };

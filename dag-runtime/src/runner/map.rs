@@ -226,21 +226,17 @@ pub(super) async fn run_map(
         to_run,
         next: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
+        workers: AtomicUsize::new(0),
+        spare: std::sync::Mutex::new(None),
+        alive: alive.clone(),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    *work.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
     for _ in 0..extra {
-        let (work, tx, alive) = (work.clone(), tx.clone(), alive.clone());
-        let run = run.clone();
-        tokio::spawn(async move {
-            // The worker lets go of the node's inputs before its last send.
-            work.worker(tx).await;
-            // The slot goes back once the worker is done: ready nodes may take it.
-            let jobs = run.lock().give_slot(&run, index);
-            for job in jobs {
-                tokio::spawn(drive(run.clone(), job, alive.clone()));
-            }
-        });
+        work.clone().spawn_worker(tx.clone());
     }
+    // Slots that free up while the items run go to more workers.
+    run.lock().growing.push((index, Arc::downgrade(&work)));
     // One worker is this task.
     work.clone().worker(tx).await;
     // `ended`: the items that ran to an end, success or failure.
@@ -257,6 +253,7 @@ pub(super) async fn run_map(
         }
         ended += 1;
     }
+    run.lock().growing.retain(|(i, _)| *i != index);
     // Every worker has let go of the work: its inputs go with it.
     let keys = Arc::into_inner(work).map(|w| w.keys).unwrap_or_default();
     // Every item that finished goes to the store, whatever the node's end.
@@ -375,7 +372,7 @@ pub(super) fn send_after(run: &Arc<Run>, index: usize) {
 }
 
 /// The items a map node runs, shared by its workers.
-struct Work {
+pub(super) struct Work {
     run: Arc<Run>,
     index: usize,
     param: usize,
@@ -397,6 +394,14 @@ struct Work {
     /// Set once an item failed in a run that stops at the first failure: no item starts
     /// after it.
     stop: AtomicBool,
+    /// How many workers are taking items.
+    workers: AtomicUsize,
+    /// A sender for workers started later, on slots that free up in the run (see
+    /// [`State::grow_maps`](super::state::State::grow_maps)); dropped once no item is left to
+    /// take, so that the channel closes when the last worker stops.
+    spare: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Ended>>>,
+    /// Keeps the run's drivers counted while a worker runs.
+    alive: Alive,
 }
 
 type Ended = (usize, Option<Result<Shared, Failure>>);
@@ -404,6 +409,7 @@ type Ended = (usize, Option<Result<Shared, Failure>>);
 impl Work {
     /// Runs items until none is left, or the run is cancelled, sending each item's end.
     async fn worker(self: Arc<Self>, ends: tokio::sync::mpsc::UnboundedSender<Ended>) {
+        self.workers.fetch_add(1, Ordering::AcqRel);
         loop {
             let k = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = self.to_run.get(k) else {
@@ -433,10 +439,53 @@ impl Work {
             // The receiver lives until every worker has stopped.
             let _ = ends.send((i, end));
         }
+        // No item is left for a worker to take (or none may start): none starts again.
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.workers.fetch_sub(1, Ordering::AcqRel);
         // Let go of the inputs before the channel closes: once it has, the node may end,
         // and its inputs must then be held by no one else.
         drop(self);
         drop(ends);
+    }
+
+    /// Starts one more worker, on a slot of the run already counted: it gives the slot back
+    /// when it stops, and whatever nodes are then ready take it.
+    fn spawn_worker(self: Arc<Self>, ends: tokio::sync::mpsc::UnboundedSender<Ended>) {
+        let (run, index, alive) = (self.run.clone(), self.index, self.alive.clone());
+        tokio::spawn(async move {
+            // The worker lets go of the node's inputs before its last send.
+            self.worker(ends).await;
+            let jobs = run.lock().give_slot(&run, index);
+            for job in jobs {
+                tokio::spawn(drive(run.clone(), job, alive.clone()));
+            }
+        });
+    }
+
+    /// How many more workers the node could use: the items not yet taken, less one for each
+    /// worker taking them.
+    pub(super) fn wants(&self) -> usize {
+        if self.stop.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let left = self
+            .to_run
+            .len()
+            .saturating_sub(self.next.load(Ordering::Relaxed));
+        left.saturating_sub(self.workers.load(Ordering::Acquire))
+    }
+
+    /// Starts one more worker on a slot the run counted for it, if items are still left to
+    /// take; `false` if none are (the slot is then the caller's to give back).
+    pub(super) fn start_worker(self: Arc<Self>) -> bool {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match spare {
+            Some(ends) => {
+                self.spawn_worker(ends);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Item `i`'s attempts, its way to the store and its events: `None` if the run was

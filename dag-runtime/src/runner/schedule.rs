@@ -180,6 +180,41 @@ impl State {
         got
     }
 
+    /// Gives the slots free in the run to the running map nodes that have items left, as
+    /// their task's limit allows: a worker starts on each.
+    pub(super) fn grow_maps(&mut self, run: &Run) {
+        for at in 0..self.growing.len() {
+            if self.running >= run.limit {
+                return;
+            }
+            let (index, work) = &self.growing[at];
+            let (index, Some(work)) = (*index, work.upgrade()) else {
+                continue;
+            };
+            let wanted = work.wants();
+            let got = if wanted > 0 {
+                self.take_slots(run, index, wanted)
+            } else {
+                0
+            };
+            for _ in 0..got {
+                if !work.clone().start_worker() {
+                    // No item left after all: the slot goes back (nothing is parked on it
+                    // that the next node to end will not see).
+                    self.untake_slot(run, index);
+                }
+            }
+        }
+    }
+
+    /// Undoes one slot of [`take_slots`](Self::take_slots).
+    fn untake_slot(&mut self, run: &Run, index: usize) {
+        self.running -= 1;
+        if let Some(g) = run.plan[index].limit_group {
+            self.limited[g].running -= 1;
+        }
+    }
+
     /// Gives back a slot of map node `index`'s worker: the nodes its task's limit parked are
     /// ready again, and the jobs that may now start (each counted as running) are returned to
     /// be driven.

@@ -79,6 +79,8 @@ pub(super) struct State {
     /// Writes that must follow a node's record, counted in `pending`, by node: a map node's
     /// cleanup of its items, sent once its `Vec` is.
     pub(super) after: Vec<(usize, crate::store::Write)>,
+    /// The map nodes running their items, which take slots that free up for more workers.
+    pub(super) growing: Vec<(usize, std::sync::Weak<super::map::Work>)>,
     /// Reused for hashing each node's upstream digests.
     pub(super) scratch: Vec<u8>,
     /// Nodes settled as not run (with why) since the events were last sent.
@@ -135,6 +137,7 @@ impl Run {
             unfinished: n,
             pending: 0,
             after: Vec::new(),
+            growing: Vec::new(),
             scratch: Vec::with_capacity(256),
             not_run: Vec::new(),
             items: HashMap::default(),
