@@ -657,3 +657,88 @@ async fn a_running_map_takes_the_slots_that_free_up() {
         "the map never took the slots freed by the others: {most} at once"
     );
 }
+
+#[task]
+async fn paths(names: Vec<String>) -> Vec<std::path::PathBuf> {
+    names.into_iter().map(std::path::PathBuf::from).collect()
+}
+
+/// Takes each item as a `&Path`, borrowed from the list's `PathBuf`.
+#[task]
+async fn extension(path: &std::path::Path) -> String {
+    path.extension()
+        .map_or_else(String::new, |e| e.to_string_lossy().into_owned())
+}
+
+/// Takes a map node that may not run as an `Option`.
+#[task]
+async fn count_or_zero(exts: Option<&Vec<String>>) -> usize {
+    exts.map_or(0, Vec::len)
+}
+
+#[task]
+async fn is_long(names: &[String]) -> bool {
+    names.len() > 2
+}
+
+static TOTALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[task]
+async fn total_len(lens: &[usize]) -> usize {
+    TOTALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lens.iter().sum()
+}
+
+#[task]
+async fn len_of(name: &str) -> usize {
+    name.len()
+}
+
+#[tokio::test]
+async fn items_borrowed_as_path_and_a_conditional_map_read_through_an_option() {
+    for (names, want) in [
+        (names(&["a.txt", "b.rs", "c"]), Some(vec!["txt", "rs", ""])),
+        (names(&["a.txt"]), None),
+    ] {
+        let g = dag! {
+            name = "paths";
+            list  = paths(names.clone());
+            long  = is_long(names.clone());
+            exts  = extension(each list) if long;
+            count = count_or_zero(exts);
+        };
+        let out = Runner::new().without_store().run(g).await.unwrap();
+        let want: Option<Vec<String>> = want.map(|w| w.into_iter().map(String::from).collect());
+        assert_eq!(out.count, want.as_ref().map_or(0, Vec::len));
+        assert_eq!(out.exts, want);
+    }
+}
+
+#[tokio::test]
+async fn an_edited_item_whose_output_has_the_same_bytes_leaves_dependents_cached() {
+    let runner = Runner::new().store(MemoryStore::new());
+    let graph = |names: Vec<String>| {
+        dag! {
+            name = "same-bytes";
+            list  = files(names);
+            lens  = len_of(each list);
+            total = total_len(lens);
+        }
+    };
+    let first = runner.run(graph(names(&["ab", "cde", "f"]))).await.unwrap();
+    assert_eq!(first.total, 6);
+    let before = TOTALS.load(std::sync::atomic::Ordering::SeqCst);
+    // "cde" becomes "xyz": its item runs, the `Vec` of lengths has the same bytes, and the
+    // node that reads it is cached.
+    let second = runner
+        .run_partial(graph(names(&["ab", "xyz", "f"])))
+        .await
+        .unwrap();
+    let items = second.report.node("lens").unwrap().items.unwrap();
+    assert_eq!((items.ran, items.cached), (1, 2));
+    assert_eq!(
+        second.report.node("total").unwrap().outcome,
+        Outcome::Cached
+    );
+    assert_eq!(TOTALS.load(std::sync::atomic::Ordering::SeqCst), before);
+}
