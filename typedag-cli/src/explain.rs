@@ -64,7 +64,13 @@ pub fn run(session: &Session, graph: &str, node: Option<&str>) -> Result<String,
 }
 
 fn summary(view: &GraphView, next: &[Next], session: &Session) -> String {
-    let count = |f: fn(&Next) -> bool| next.iter().filter(|n| f(n)).count();
+    // Nodes only: a map node's item records go with their node.
+    let count = |f: fn(&Next) -> bool| {
+        next.iter()
+            .zip(&view.nodes)
+            .filter(|(n, node)| node.item_of.is_none() && f(n))
+            .count()
+    };
     let mut out = format!("graph `{}` in {}: ", view.name, session.location());
     if view.has_shape {
         out.push_str(&human::count(view.shape_len(), "node"));

@@ -149,12 +149,14 @@ impl GraphView {
                 Held::Record(r) => {
                     let age = r.age();
                     c.newest = Some(c.newest.map_or(age, |n| n.min(age)));
+                    // A map node's item records count in the size, not as nodes.
+                    let node = usize::from(n.item_of.is_none());
                     match &r.state {
                         RecordState::Done { size, .. } => {
-                            c.done += 1;
+                            c.done += node;
                             c.size += size;
                         }
-                        RecordState::Failed { .. } => c.failed += 1,
+                        RecordState::Failed { .. } => c.failed += node,
                     }
                 }
             }
