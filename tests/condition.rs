@@ -233,6 +233,8 @@ async fn total(xs: Option<&Vec<u64>>) -> u64 {
 
 #[tokio::test]
 async fn a_map_node_under_a_condition_has_its_vec_or_none() {
+    // It runs tasks whose runs other tests count.
+    let _serial = SERIAL.lock().await;
     for (n, want) in [
         (20u64, Some((0..20).map(|x| x * 2).collect::<Vec<u64>>())),
         (5, None),
@@ -264,6 +266,8 @@ async fn maybe_name(x: &u64) -> Option<String> {
 
 #[tokio::test]
 async fn an_owned_option_parameter_gets_none_from_a_node_that_did_not_run() {
+    // It runs tasks whose runs other tests count.
+    let _serial = SERIAL.lock().await;
     for (n, want) in [(50u64, "500: alert 500"), (5, "50: quiet")] {
         let g = dag! {
             name = "owned-option";
