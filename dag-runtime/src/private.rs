@@ -12,6 +12,7 @@ pub use crate::graph::wiring::{
     handle, handle_of, map_handle_of, maybe_of, or, sources, type_of, type_of_list, value_source,
 };
 pub use crate::graph::{FromOutputs, Graph, Node, Outputs};
+pub use crate::looping::{Loop, LoopState, Looping, StateCodec, by_iteration, turn};
 pub use crate::policy::{Backoff, TaskOptions};
 pub use crate::resource::{Need, Res, Resource};
 pub use crate::task::{
