@@ -319,10 +319,19 @@ fn arity_check(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStre
 }
 
 /// `__TypedagArgs::node`, the typed handle of a node of this task in `dag!`'s wiring
-/// checks (which only need its type: `dag!` adds the node from a table).
+/// checks (which only need its type: `dag!` adds the node from a table), and for a loop
+/// task, that its nodes may set `max`.
 fn graph_entry(task: &Task, vis: &syn::Visibility) -> TokenStream {
     let output = &task.output;
+    // A loop task's nodes may set `max`.
+    let loops = task.looping.as_ref().map(|_| {
+        quote! {
+            impl<N> ::typedag::__private::Loops<N> for __TypedagArgs {}
+        }
+    });
     quote! {
+        #loops
+
         #[doc(hidden)]
         #[derive(Clone, Copy)]
         #vis struct __TypedagArgs;
