@@ -354,3 +354,57 @@ async fn what_loops_cannot_do_yet_is_refused_before_anything_runs() {
 async fn cursors() -> Vec<Cursor> {
     vec![Cursor::default()]
 }
+
+#[task]
+async fn start_at(page: u32) -> Cursor {
+    Cursor {
+        page,
+        items: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_initial_state_can_come_from_a_node() {
+    let runner = Runner::in_memory();
+    let l = listing("upstream", 4);
+    let graph = |first: u32| {
+        let l = l.clone();
+        dag! {
+            start = start_at(first);
+            all   = crawl(start, l);
+        }
+    };
+    let out = runner.run(graph(2)).await.unwrap();
+    assert_eq!(out.all, [20, 21, 22, 30, 31, 32]);
+    assert_eq!(fetched("upstream"), [2, 3]);
+    let out = runner.run(graph(1)).await.unwrap();
+    assert_eq!(out.all, [10, 11, 12, 20, 21, 22, 30, 31, 32]);
+    assert_eq!(
+        fetched("upstream"),
+        [2, 3, 1, 2, 3],
+        "another start, from the first"
+    );
+}
+
+/// Counts its state up to 3 and stores nothing.
+#[task(cache = false)]
+async fn uncached(n: u32) -> Loop<u32, u32> {
+    if n >= 3 {
+        Loop::Done(n)
+    } else {
+        Loop::Again(n + 1)
+    }
+}
+
+#[tokio::test]
+async fn a_loop_that_stores_nothing_runs_whole_every_time() {
+    let runner = Runner::in_memory();
+    for _ in 0..2 {
+        let partial = runner
+            .run_partial(dag! { n = uncached(0u32); })
+            .await
+            .unwrap();
+        assert_eq!(partial.outputs.n, Some(3));
+        assert_eq!(iterations(&partial.report, "n"), Some((4, 0)));
+    }
+}
