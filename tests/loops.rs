@@ -338,6 +338,19 @@ async fn what_loops_cannot_do_yet_is_refused_before_anything_runs() {
     );
     assert!(error.to_string().contains("cannot be mapped"), "{error}");
 
+    let l = listing("refused", 2);
+    let error = Runner::in_memory()
+        .distributed("loops-refused")
+        .run(dag! { all = crawl(Cursor::default(), l); })
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("cannot run in a distributed run yet"),
+        "{error}"
+    );
+
     let mut graph = Graph::new("max-without-loop");
     let n = graph.add::<count>("n", (vec![1u32],)).unwrap();
     graph.configure(&n).max_iterations(3);
