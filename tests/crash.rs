@@ -726,7 +726,8 @@ fn sigkill_mid_loop_resumes_after_the_last_stored_iteration() {
         }
         stored = stored.max(numbers(&lines, "stored ").into_iter().max().unwrap_or(0));
         if let Some(n) = numbers(&lines, "finished ").first() {
-            assert!(status.success());
+            // A kill may come after a child that had little left has finished.
+            assert!(kill || status.success(), "{status}");
             break *n;
         }
         assert!(kill, "the last child must finish: {status}");
