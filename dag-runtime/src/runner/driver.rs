@@ -223,15 +223,14 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             }
             // Boxed likewise: most nodes are not loops.
             Ok(inputs) if node.meta.looping.is_some() => {
-                let looped: std::pin::Pin<
-                    Box<dyn Future<Output = iterate::LoopEnd> + Send + '_>,
-                > = Box::pin(iterate::run_loop(
-                    &run,
-                    index,
-                    inputs,
-                    job.reason,
-                    job.fingerprint.take(),
-                ));
+                let looped: std::pin::Pin<Box<dyn Future<Output = iterate::LoopEnd> + Send + '_>> =
+                    Box::pin(iterate::run_loop(
+                        &run,
+                        index,
+                        inputs,
+                        job.reason,
+                        job.fingerprint.take(),
+                    ));
                 looped.await
             }
             Err(failure) => record(
