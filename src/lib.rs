@@ -80,6 +80,12 @@
 //! Nodes can only use nodes declared above them, so a `dag!` graph is acyclic by construction.
 //! After a run, each node's output is a field of the value `run` returns, by the node's name.
 //!
+//! A task that returns [`Loop<S, T>`](Loop) runs again on its own next state until it returns
+//! `Loop::Done`: its first parameter of type `S` is its state, fed the initial state in
+//! `dag!`, and its node's output is `T`. Each iteration's state is stored as it completes,
+//! so a stopped loop resumes after its last stored iteration; `with max = 100` bounds it
+//! ([`DEFAULT_MAX_ITERATIONS`] by default).
+//!
 //! ## The builder
 //!
 //! For graphs whose shape is known only at run time, [`Graph`] is the typed builder `dag!`
@@ -133,8 +139,8 @@ pub mod prelude {
     #[cfg(feature = "postgres")]
     pub use dag_runtime::PostgresStore;
     pub use dag_runtime::{
-        Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, MemoryStore, Node, NodeState,
-        Outcome, Outputs, Reason, Res, Runner, Task, Totals, each,
+        Backoff, Cancel, EmbeddedStore, Error, Event, Graph, Kept, Loop, MemoryStore, Node,
+        NodeState, Outcome, Outputs, Reason, Res, Runner, Task, Totals, each,
     };
 }
 

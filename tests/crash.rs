@@ -8,6 +8,10 @@
 //! item reported completed is in the store, and no stored item runs again; a last run
 //! loads exactly the stored items, runs the others, and hands back every item's output in
 //! item order.
+//!
+//! A loop of 60 iterations is killed the same way: each child resumes at or after the last
+//! iteration reported stored, never past one that no child reached; the last one finishes
+//! with the right output, and a rerun runs no iteration.
 
 mod support;
 
@@ -625,4 +629,120 @@ fn sigkill_mid_map_loses_no_item_reported_done() {
         .unwrap();
     assert_eq!(last.report.cached(), 2, "{}", last.report);
     assert!(last.outputs.try_get(&pages) == Some(&want));
+}
+
+/// Iterations of the loop of `sigkill_mid_loop_resumes_after_the_last_stored_iteration`.
+const LOOP_STEPS: u64 = 60;
+/// Children killed mid-loop before one runs it to its end.
+const LOOP_KILLS: usize = 5;
+
+/// Counts its state up to `steps`, an iteration at a time, each taking 3 ms; prints `ran N`
+/// when the iteration on state N starts, so the parent sees where each child resumed.
+#[task]
+async fn count_to(done: u64, steps: u64) -> Loop<u64, u64> {
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "ran {done}");
+        let _ = out.flush();
+    }
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    if done + 1 >= steps {
+        Loop::Done(done + 1)
+    } else {
+        Loop::Again(done + 1)
+    }
+}
+
+/// The child: runs the loop in store `TYPEDAG_LOOP_CRASH_STORE`, printing `stored N` once
+/// iteration N's state is durable, and `finished N` with the loop's output.
+#[test]
+#[ignore = "the child process of `sigkill_mid_loop_resumes_after_the_last_stored_iteration`"]
+fn loop_crash_child() {
+    let Ok(dir) = std::env::var("TYPEDAG_LOOP_CRASH_STORE") else {
+        return;
+    };
+    let runner = Runner::new()
+        .store(EmbeddedStore::open(dir).unwrap())
+        .on_event(|event, _| {
+            if let Event::Iterated { iteration, .. } = event {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "stored {iteration}");
+                let _ = out.flush();
+            }
+        });
+    let graph = dag! {
+        name = "loop-crash";
+        n = count_to(0u64, LOOP_STEPS) with max = 100;
+    };
+    let out = child_runtime().block_on(runner.run(graph)).unwrap();
+    println!("finished {}", out.n);
+}
+
+/// The numbers of the lines of `lines` that start with `prefix`.
+fn numbers(lines: &[String], prefix: &str) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_loop_resumes_after_the_last_stored_iteration() {
+    let dir = TempDir::new("loop-crash");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill times seeded with {seed}");
+    let mut rng = Rng(seed);
+    // The highest iteration a child reported stored, and the highest one any child ran.
+    let (mut stored, mut computed) = (0u64, 0u64);
+    let mut kills = 0;
+    let finished = loop {
+        let kill = kills < LOOP_KILLS;
+        let mut child = Child::spawn(
+            "loop_crash_child",
+            &[("TYPEDAG_LOOP_CRASH_STORE", dir.0.as_os_str())],
+        );
+        if kill {
+            child.wait_for(|lines| lines.iter().any(|l| l.starts_with("ran ")));
+            std::thread::sleep(Duration::from_millis(rng.below(100)));
+        }
+        let (status, lines) = child.end(kill);
+        let ran = numbers(&lines, "ran ");
+        if let Some(&first) = ran.first() {
+            assert!(
+                first >= stored,
+                "a child resumed at iteration {first}, but iteration {stored} was reported stored"
+            );
+            assert!(
+                first <= computed,
+                "a child resumed at iteration {first}, which no child had reached ({computed})"
+            );
+            let consecutive: Vec<u64> = (first..first + ran.len() as u64).collect();
+            assert_eq!(ran, consecutive, "a child runs the iterations in order");
+            computed = computed.max(first + ran.len() as u64);
+        }
+        stored = stored.max(numbers(&lines, "stored ").into_iter().max().unwrap_or(0));
+        if let Some(n) = numbers(&lines, "finished ").first() {
+            // A kill may come after a child that had little left has finished.
+            assert!(kill || status.success(), "{status}");
+            break *n;
+        }
+        assert!(kill, "the last child must finish: {status}");
+        kills += 1;
+        eprintln!("kill {kills}: ran {ran:?}, {stored} stored so far");
+    };
+    assert_eq!(finished, LOOP_STEPS);
+
+    // A rerun with the same inputs is cached whole: no iteration runs.
+    let child = Child::spawn(
+        "loop_crash_child",
+        &[("TYPEDAG_LOOP_CRASH_STORE", dir.0.as_os_str())],
+    );
+    let (status, lines) = child.end(false);
+    assert!(status.success());
+    assert_eq!(numbers(&lines, "ran "), Vec::<u64>::new());
+    assert_eq!(numbers(&lines, "finished "), [LOOP_STEPS]);
 }

@@ -56,6 +56,19 @@ async fn bonus(sum: &usize, settings: Res<Settings>) -> usize {
     sum + settings.bonus
 }
 
+/// Halves its state until it is odd.
+///
+/// # Errors
+/// Never.
+#[task(max = 64, retries = 1)]
+pub async fn halve(n: &u64) -> Result<Loop<u64, u64>, FetchError> {
+    Ok(if n.is_multiple_of(2) {
+        Loop::Again(n / 2)
+    } else {
+        Loop::Done(*n)
+    })
+}
+
 #[tokio::test]
 async fn expansion_is_lint_clean() {
     let url = "https://example.org/a".to_owned();
@@ -68,6 +81,7 @@ async fn expansion_is_lint_clean() {
         sum = total([n, m]);
         done = nothing();
         more = bonus(sum);
+        odd = halve(48u64) with max = 10;
     };
     let out = Runner::in_memory()
         .resource(Settings { bonus: 5 })
@@ -77,4 +91,5 @@ async fn expansion_is_lint_clean() {
     assert_eq!(out.sum, 11);
     assert_eq!(out.more, 16);
     let () = out.done;
+    assert_eq!(out.odd, 3);
 }

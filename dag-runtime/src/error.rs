@@ -133,6 +133,20 @@ pub enum GraphError {
         /// What serde said.
         message: String,
     },
+
+    /// A node of a loop task the run cannot take as written, or a `max` on a node whose task
+    /// is not a loop.
+    #[error("node `{node}` of graph `{graph}` (task `{task}`): {why}")]
+    Loop {
+        /// The graph's name.
+        graph: String,
+        /// The node.
+        node: String,
+        /// Its task.
+        task: &'static str,
+        /// What is wrong, and what to do.
+        why: &'static str,
+    },
 }
 
 /// A `TYPEDAG_*` environment variable that could not be read.

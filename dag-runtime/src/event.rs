@@ -56,6 +56,23 @@ pub enum Event<'a> {
         /// Attempts it took.
         attempts: u32,
     },
+    /// An iteration of a loop node ended with `Loop::Again`, and the state it returned is
+    /// durable in the store (when the node's iterations are stored): a run stopped from now
+    /// on resumes after it. The last iteration, which returns `Loop::Done`, ends with the
+    /// node's `Completed`. Each iteration's attempts send `Started` and `Retrying` as a
+    /// node's do; the node counts as running once, from its first iteration to its last.
+    Iterated {
+        /// Node id.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// How many iterations the loop has finished, earlier runs' included.
+        iteration: u32,
+        /// This iteration's time, from its first attempt's start, retry delays included.
+        duration: Duration,
+        /// Attempts this iteration took.
+        attempts: u32,
+    },
     /// The node failed for good.
     Failed {
         /// Node id.
@@ -122,6 +139,7 @@ impl Event<'_> {
             | Event::Cached { node, .. }
             | Event::Retrying { node, .. }
             | Event::Completed { node, .. }
+            | Event::Iterated { node, .. }
             | Event::Failed { node, .. }
             | Event::Skipped { node, .. }
             | Event::NotRun { node, .. }
@@ -203,13 +221,27 @@ impl Events {
         if !self.on() {
             return;
         }
+        self.count(event);
+        self.deliver(event);
+    }
+
+    /// Hands the event to every callback without counting it: the first attempt of a loop's
+    /// next iteration starts no node, the node is running already.
+    pub(crate) fn emit_uncounted(&self, event: &Event<'_>) {
+        if self.on() {
+            self.deliver(event);
+        }
+    }
+
+    /// The event's change to the running totals.
+    fn count(&self, event: &Event<'_>) {
         let add = |c: &AtomicUsize| c.fetch_add(1, Ordering::Relaxed);
         let sub = |c: &AtomicUsize| c.fetch_sub(1, Ordering::Relaxed);
         match event {
             Event::Started { attempt: 1, .. } => {
                 add(&self.running);
             }
-            Event::Started { .. } | Event::Retrying { .. } => {}
+            Event::Started { .. } | Event::Retrying { .. } | Event::Iterated { .. } => {}
             Event::Completed { .. } => {
                 sub(&self.running);
                 add(&self.completed);
@@ -237,6 +269,10 @@ impl Events {
                 add(&self.cancelled);
             }
         }
+    }
+
+    /// Hands the event to every callback, with the totals as they are now.
+    fn deliver(&self, event: &Event<'_>) {
         let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
         let totals = Totals {
             total: self.total + load(&self.items),

@@ -130,6 +130,8 @@ pub struct TaskOptions {
     pub cache: bool,
     /// Replaces the code fingerprint when set.
     pub version: Option<&'static str>,
+    /// For a loop task: at most this many iterations.
+    pub max_iterations: Option<u32>,
 }
 
 impl TaskOptions {
@@ -143,6 +145,7 @@ impl TaskOptions {
             limit: None,
             cache: true,
             version: None,
+            max_iterations: None,
         }
     }
 }
@@ -156,6 +159,7 @@ pub struct NodeOptions {
     pub(crate) backoff: Option<Backoff>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) priority: Option<i32>,
+    pub(crate) max_iterations: Option<u32>,
 }
 
 impl NodeOptions {
@@ -182,7 +186,19 @@ impl NodeOptions {
         self.priority = Some(priority);
         self
     }
+
+    /// For a node of a loop task: at most this many iterations (`with max = ...` in `dag!`);
+    /// reaching it fails the node. See [`DEFAULT_MAX_ITERATIONS`].
+    pub fn max_iterations(&mut self, max: u32) -> &mut Self {
+        self.max_iterations = Some(max);
+        self
+    }
 }
+
+/// How many iterations a loop node runs at most unless its task (`#[task(max = ...)]`) or the
+/// node (`with max = ...`) says otherwise. Reaching the bound fails the node; the iterations
+/// it ran stay stored, so a run with a higher bound goes on from there.
+pub const DEFAULT_MAX_ITERATIONS: u32 = 1_000;
 
 /// What a node runs with once node, task and runner settings are merged.
 #[derive(Clone, Debug)]
@@ -204,6 +220,13 @@ impl Effective {
     /// A node's priority: its own, else its task's, else 0.
     pub(crate) fn priority(node: &NodeOptions, task: &TaskOptions) -> i32 {
         node.priority.or(task.priority).unwrap_or(0)
+    }
+
+    /// A loop node's bound: its own, else its task's, else [`DEFAULT_MAX_ITERATIONS`].
+    pub(crate) fn max_iterations(node: &NodeOptions, task: &TaskOptions) -> u32 {
+        node.max_iterations
+            .or(task.max_iterations)
+            .unwrap_or(DEFAULT_MAX_ITERATIONS)
     }
 }
 

@@ -39,6 +39,31 @@ pub struct NodeReport {
     /// For a map node that got as far as its items: how many there were, and what became
     /// of them.
     pub items: Option<Items>,
+    /// For a loop node that ran: how many iterations it got to, and how many of them were
+    /// stored by earlier runs.
+    pub iterations: Option<Iterations>,
+}
+
+/// How far a loop node got in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Iterations {
+    /// Iterations finished, those stored by earlier runs included: for a node that
+    /// completed, how many it took.
+    pub total: u32,
+    /// Iterations loaded from the store (an earlier run stopped after them), not run.
+    pub resumed: u32,
+}
+
+impl fmt::Display for Iterations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.total == 1 { "" } else { "s" };
+        write!(f, "{} iteration{s}", self.total)?;
+        if self.resumed > 0 {
+            write!(f, ", resumed after {}", self.resumed)?;
+        }
+        Ok(())
+    }
 }
 
 /// What became of a map node's items in one run.
@@ -187,6 +212,13 @@ impl fmt::Display for Report {
                 write!(
                     f,
                     "\n  map node `{}` (task `{}`): {items}",
+                    node.id, node.task
+                )?;
+            }
+            if let Some(iterations) = &node.iterations {
+                write!(
+                    f,
+                    "\n  loop node `{}` (task `{}`): {iterations}",
                     node.id, node.task
                 )?;
             }

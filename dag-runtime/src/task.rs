@@ -64,6 +64,13 @@ pub trait Task: Sized + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// For a loop task (one that returns [`Loop`](crate::Loop)): its state parameter, one
+    /// iteration, and how its state is stored.
+    #[doc(hidden)]
+    fn looping() -> Option<crate::looping::Looping> {
+        None
+    }
+
     #[doc(hidden)]
     type Params;
 

@@ -279,6 +279,15 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
             Arg::Value(_) => {}
         }
     }
+    if let Some(max) = &n.settings.max {
+        // `max` bounds a loop: the task must be one.
+        let span = max.span;
+        let args = args_local(index, span);
+        let marker = marker(n, span);
+        statements.push(quote_spanned! {span=>
+            __typedag::bounded(__typedag_nodes::#marker {}, &#args);
+        });
+    }
     if let Some((_, j, ident)) = &n.condition {
         let span = ident.span();
         let target = handle_local(*j, span);

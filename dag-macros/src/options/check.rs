@@ -48,6 +48,21 @@ pub fn check(raw: &[Raw], place: Place, errors: &mut Vec<syn::Error>) -> Setting
                     Ok(())
                 }
             }),
+            "max" => int::<u32>(
+                value,
+                "a positive whole number of iterations, like `max = 100`",
+            )
+            .and_then(|v| {
+                if v == 0 {
+                    Err(syn::Error::new(
+                        value.span(),
+                        "`max = 0` would stop the loop before its first iteration: use 1 or more",
+                    ))
+                } else {
+                    s.max = Some(Setting { value: v, span });
+                    Ok(())
+                }
+            }),
             "timeout" => duration(value).map(|v| s.timeout = Some(Setting { value: v, span })),
             "version" => string(value, "a string, like `version = \"2\"`")
                 .map(|v| s.version = Some(Setting { value: v, span })),

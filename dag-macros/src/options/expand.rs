@@ -38,6 +38,10 @@ pub fn task_options(s: &Settings) -> TokenStream {
         let v = v.value;
         sets.push(quote!(o.cache = #v;));
     }
+    if let Some(v) = &s.max {
+        let v = v.value;
+        sets.push(quote!(o.max_iterations = ::core::option::Option::Some(#v);));
+    }
     quote! {
         #[allow(unused_mut)]
         let mut o = ::typedag::__private::TaskOptions::new();
@@ -64,6 +68,10 @@ pub fn node_configuration(s: &Settings, graph: &Ident, index: usize) -> TokenStr
     if let Some(v) = &s.backoff {
         let v = &v.value;
         calls.push(quote!(.backoff(#v)));
+    }
+    if let Some(v) = &s.max {
+        let v = v.value;
+        calls.push(quote!(.max_iterations(#v)));
     }
     if calls.is_empty() {
         return TokenStream::new();

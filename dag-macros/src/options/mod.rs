@@ -33,9 +33,9 @@ impl Place {
         match self {
             Place::Task => &[
                 "retries", "backoff", "timeout", "priority", "limit", "version", "cache",
-                "retry_if",
+                "retry_if", "max",
             ],
-            Place::Node => &["retries", "backoff", "timeout", "priority"],
+            Place::Node => &["retries", "backoff", "timeout", "priority", "max"],
         }
     }
 
@@ -59,6 +59,8 @@ pub struct Settings {
     pub version: Option<Setting<String>>,
     pub cache: Option<Setting<bool>>,
     pub retry_if: Option<Setting<ExprPath>>,
+    /// A loop task's iteration bound.
+    pub max: Option<Setting<u32>>,
 }
 
 /// A checked value with the span of the tokens it was read from, so a later check (such as

@@ -16,12 +16,22 @@ pub struct Task {
     pub resources: Vec<Type>,
     /// Every parameter in the function's order: an input or a resource, by position.
     pub order: Vec<ParamSource>,
+    /// The output: `T` of `T`, `Result<T, E>`, and of a loop task's `Loop<S, T>`.
     pub output: Type,
+    /// For a loop task (one that returns `Loop<S, T>`): its state.
+    pub looping: Option<LoopState>,
     pub returns_result: bool,
     pub return_span: Span,
     pub settings: Settings,
     pub fingerprint: String,
     pub signature: String,
+}
+
+/// A loop task's state: its type, and the parameter that takes it (`None` when none does,
+/// which is reported: the task is still expanded, so that one mistake gives one error).
+pub struct LoopState {
+    pub ty: Type,
+    pub param: Option<usize>,
 }
 
 /// Where one function parameter comes from.
@@ -144,6 +154,18 @@ pub fn check(parsed: &Parsed) -> Checked {
     };
 
     let signature_is_usable = errors.is_empty();
+    // A loop task without a state parameter is still expanded, with an error.
+    let (output, looping) = match loop_types(&output) {
+        Some((state, done)) => {
+            let param = state_param(&params, &state);
+            if param.is_none() {
+                errors.push(no_state_param(&sig.ident, &params, &state));
+            }
+            (done, Some(LoopState { ty: state, param }))
+        }
+        None => (output, None),
+    };
+
     let raw_options = match &parsed.options {
         Ok(raw) => raw.as_slice(),
         Err(e) => {
@@ -156,6 +178,18 @@ pub fn check(parsed: &Parsed) -> Checked {
         errors.push(syn::Error::new(
             retry_if.span,
             "`retry_if` looks at a task's errors, but this task does not return a `Result`",
+        ));
+    }
+
+    if looping.is_none()
+        && let Some(max) = settings.max.take()
+    {
+        errors.push(syn::Error::new(
+            max.span,
+            format!(
+                "`max` bounds the iterations of a loop task, but `{}` does not return `Loop<S, T>`: remove it, or return `Loop::Again(next_state)` / `Loop::Done(output)`",
+                sig.ident
+            ),
         ));
     }
 
@@ -184,6 +218,7 @@ pub fn check(parsed: &Parsed) -> Checked {
         resources,
         order,
         output,
+        looping,
         returns_result,
         return_span,
         settings,
@@ -378,6 +413,52 @@ fn resource_type(ty: &Type) -> Option<Type> {
         [GenericArgument::Type(t)] => Some(t.clone()),
         _ => None,
     }
+}
+
+/// `(S, T)` of an output written `Loop<S, T>` (or `typedag::Loop<S, T>`): a loop task.
+fn loop_types(ty: &Type) -> Option<(Type, Type)> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != "Loop" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(s), GenericArgument::Type(t)] => Some((s.clone(), t.clone())),
+        _ => None,
+    }
+}
+
+/// The position of a loop task's state parameter: the first that takes a `state` (`S` or
+/// `&S`, or a view such as `&str` of a `String` state), not through an `Option`.
+fn state_param(params: &[Param], state: &Type) -> Option<usize> {
+    let state = crate::pretty::tokens(state);
+    params.iter().position(|p| !p.optional && p.shown == state)
+}
+
+/// The error of a loop task none of whose parameters takes its state, at the state type.
+fn no_state_param(task: &Ident, params: &[Param], state: &Type) -> syn::Error {
+    let shown = crate::pretty::tokens(state);
+    let found = if params.is_empty() {
+        "it has no parameter".to_owned()
+    } else {
+        let list: Vec<String> = params
+            .iter()
+            .map(|p| format!("`{}: {}`", p.name, p.written))
+            .collect();
+        format!("its parameters are {}", list.join(", "))
+    };
+    syn::Error::new(
+        state.span(),
+        format!(
+            "task `{task}` returns `Loop<{shown}, _>`, so one of its parameters must take the loop's state, as `{shown}` or `&{shown}`; {found}: add one, or make the `Loop`'s state type that of the parameter that carries it"
+        ),
+    )
 }
 
 /// `T` of a return type written `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`...

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::check::{ParamSource, Task};
+use super::check::{LoopState, ParamSource, Task};
 use crate::pretty::escape;
 
 pub fn expand(item: &syn::ItemFn, task: &Task) -> TokenStream {
@@ -71,7 +71,27 @@ fn task_impl(task: &Task) -> TokenStream {
     let codec = codec(task);
     let resources_fn = resources_fn(task);
     let inputs = inputs_local();
-    let call_body = call_body(task);
+    let (call_body, looping) = match &task.looping {
+        // A loop node runs one iteration at a time, through `looping()`.
+        Some(state) => (
+            quote!({
+                let _ = #inputs;
+                ::typedag::__private::by_iteration()
+            }),
+            looping_fn(task, state),
+        ),
+        None => {
+            let body = call_body(task);
+            (
+                quote! {
+                    ::typedag::__private::Box::pin(async move {
+                        #body
+                    })
+                },
+                quote!(),
+            )
+        }
+    };
     quote! {
         #[automatically_derived]
         impl ::typedag::__private::Task for #name {
@@ -94,13 +114,46 @@ fn task_impl(task: &Task) -> TokenStream {
 
             #resources_fn
 
+            #looping
+
             fn call(
                 #[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs,
             ) -> ::typedag::__private::BoxFuture<::core::result::Result<Self::Output, ::typedag::__private::Failure>> {
-                ::typedag::__private::Box::pin(async move {
-                    #call_body
-                })
+                #call_body
             }
+        }
+    }
+}
+
+/// `fn looping()` of a loop task: its state parameter, one iteration (the user's function
+/// called on the inputs, its `Loop` handed over erased), and its state's codec, unless the
+/// task stores nothing (`cache = false`). Nothing when no parameter takes the state, which
+/// `check` reported.
+fn looping_fn(task: &Task, state: &LoopState) -> TokenStream {
+    let Some(param) = state.param else {
+        return quote!();
+    };
+    let inputs = inputs_local();
+    let body = call_body(task);
+    let ty = &state.ty;
+    let output = &task.output;
+    let codec = if task.settings.cache.as_ref().is_some_and(|c| !c.value) {
+        quote!(::core::option::Option::None)
+    } else {
+        let codec = quote_spanned!(ty.span()=> ::typedag::__private::StateCodec::of::<#ty>());
+        quote!(::core::option::Option::Some(#codec))
+    };
+    quote! {
+        fn looping() -> ::core::option::Option<::typedag::__private::Looping> {
+            ::core::option::Option::Some(::typedag::__private::Looping::new(
+                #param,
+                |#[allow(unused_mut)] mut #inputs: ::typedag::__private::Inputs| {
+                    ::typedag::__private::Box::pin(async move {
+                        ::typedag::__private::turn::<#ty, #output>({ #body })
+                    })
+                },
+                #codec,
+            ))
         }
     }
 }
@@ -266,10 +319,19 @@ fn arity_check(task: &Task, signature: &str, vis: &syn::Visibility) -> TokenStre
 }
 
 /// `__TypedagArgs::node`, the typed handle of a node of this task in `dag!`'s wiring
-/// checks (which only need its type: `dag!` adds the node from a table).
+/// checks (which only need its type: `dag!` adds the node from a table), and for a loop
+/// task, that its nodes may set `max`.
 fn graph_entry(task: &Task, vis: &syn::Visibility) -> TokenStream {
     let output = &task.output;
+    // A loop task's nodes may set `max`.
+    let loops = task.looping.as_ref().map(|_| {
+        quote! {
+            impl<N> ::typedag::__private::Loops<N> for __TypedagArgs {}
+        }
+    });
     quote! {
+        #loops
+
         #[doc(hidden)]
         #[derive(Clone, Copy)]
         #vis struct __TypedagArgs;

@@ -51,6 +51,35 @@ mod tests {
     }
 
     #[test]
+    fn a_loop_task_takes_its_state_by_type_and_outputs_what_it_is_done_with() {
+        let out = super::expand(
+            quote!(),
+            quote!(
+                async fn pages(site: &String, page: u32) -> Loop<u32, Vec<u32>> {
+                    Loop::Done(vec![page])
+                }
+            ),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("type Output = Vec < u32 >"), "{out}");
+        assert!(out.contains("Looping :: new (1usize"), "{out}");
+
+        let out = super::expand(
+            quote!(),
+            quote!(
+                async fn pages(site: &String, page: u32) -> Loop<u64, Vec<u32>> {
+                    Loop::Done(vec![page])
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("struct pages"), "{out}");
+        assert!(!out.contains("Looping :: new"), "{out}");
+    }
+
+    #[test]
     fn an_unusable_signature_emits_the_function_alone() {
         let out = super::expand(
             quote!(),

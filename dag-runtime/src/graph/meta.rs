@@ -47,6 +47,8 @@ pub(crate) struct TaskMeta {
     pub assemble: Assemble,
     /// A map node's `Vec`, held by no one else, as its items' outputs.
     pub split: fn(Shared) -> Option<Vec<Shared>>,
+    /// For a loop task: how its node runs, one iteration at a time.
+    pub looping: Option<crate::looping::Looping>,
 }
 
 impl TaskMeta {
@@ -81,6 +83,7 @@ impl TaskMeta {
                 none_list: T::Output::none_list_shared,
                 assemble: T::Output::assemble_shared,
                 split: T::Output::split_shared,
+                looping: T::looping(),
             }))
         })
     }

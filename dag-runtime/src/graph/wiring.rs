@@ -112,6 +112,18 @@ pub fn condition<N, T: Condition<N>, M>(_name: N, _condition: &Handle<T, M>) -> 
     Yes
 }
 
+/// The wiring of a loop task (one that returns `Loop<S, T>`), which alone takes `max`.
+#[diagnostic::on_unimplemented(
+    message = "node `{N}` sets `max`, but its task does not return `Loop<S, T>`",
+    label = "`max` bounds the iterations of a loop task",
+    note = "remove `max`, or make the task a loop: return `Loop::Again(next_state)` to run again and `Loop::Done(output)` to end"
+)]
+pub trait Loops<N> {}
+
+/// A node (named `N` in messages) that sets `max`: its task, whose wiring `args` is, must
+/// be a loop task.
+pub fn bounded<N, A: Loops<N>>(_node: N, _args: &A) {}
+
 /// The shape of a `dag!`'s outputs struct, built in its wiring checks from each node's
 /// wiring: the same struct, with each field the output of its node.
 pub trait Shape {

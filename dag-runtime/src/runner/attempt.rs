@@ -33,13 +33,46 @@ pub(super) async fn attempt_unless_cancelled(
     prepared: Vec<Prepared>,
     reason: Reason,
 ) -> Option<Result<Success, Vec<Failure>>> {
+    let call = Call::task(run, index);
+    call_unless_cancelled(run, index, label, prepared, reason, call).await
+}
+
+/// What an attempt calls: the node's task, or one iteration of a loop task.
+#[derive(Clone, Copy)]
+pub(super) struct Call {
+    pub(super) call: crate::looping::Step,
+    /// Whether its first attempt starts the node (counted as running), rather than going on
+    /// with a node already running (a loop's next iteration).
+    pub(super) starts: bool,
+}
+
+impl Call {
+    /// Node `index`'s task.
+    fn task(run: &Run, index: usize) -> Self {
+        Self {
+            call: run.nodes[index].meta.call,
+            starts: true,
+        }
+    }
+}
+
+/// [`attempt`] of `call`, raced against the run's cancellation when something can cancel
+/// it: `None` if the run was cancelled before or during it.
+pub(super) async fn call_unless_cancelled(
+    run: &Run,
+    index: usize,
+    label: &str,
+    prepared: Vec<Prepared>,
+    reason: Reason,
+    call: Call,
+) -> Option<Result<Success, Vec<Failure>>> {
     if !run.cancellable {
-        return Some(attempt(run, index, label, prepared, reason).await);
+        return Some(attempt_call(run, index, label, prepared, reason, call).await);
     }
     if run.cancel.is_cancelled() {
         return None;
     }
-    let attempt = std::pin::pin!(attempt(run, index, label, prepared, reason));
+    let attempt = std::pin::pin!(attempt_call(run, index, label, prepared, reason, call));
     let cancelled = std::pin::pin!(run.cancel.cancelled());
     match futures::future::select(attempt, cancelled).await {
         futures::future::Either::Left((result, _)) => Some(result),
@@ -55,6 +88,19 @@ pub(super) async fn attempt(
     prepared: Vec<Prepared>,
     reason: Reason,
 ) -> Result<Success, Vec<Failure>> {
+    let call = Call::task(run, index);
+    attempt_call(run, index, label, prepared, reason, call).await
+}
+
+/// Runs one node's attempts of `call` until one succeeds or the policy gives up.
+async fn attempt_call(
+    run: &Run,
+    index: usize,
+    label: &str,
+    prepared: Vec<Prepared>,
+    reason: Reason,
+    call: Call,
+) -> Result<Success, Vec<Failure>> {
     let events = &run.events;
     let start = Instant::now();
     let node = &run.nodes[index];
@@ -65,12 +111,17 @@ pub(super) async fn attempt(
         let number = u32::try_from(failures.len())
             .unwrap_or(u32::MAX)
             .saturating_add(1);
-        events.emit(&Event::Started {
+        let started = Event::Started {
             node: id,
             task,
             attempt: number,
             reason,
-        });
+        };
+        if call.starts {
+            events.emit(&started);
+        } else {
+            events.emit_uncounted(&started);
+        }
         let inputs = Inputs::new(
             prepared
                 .iter()
@@ -87,8 +138,7 @@ pub(super) async fn attempt(
                 .collect(),
             run.resources.clone(),
         );
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (node.meta.call)(inputs)))
-        {
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (call.call)(inputs))) {
             Err(panic) => Err(Failure::panic(&*panic)),
             Ok(fut) => {
                 let fut = tracing::Instrument::instrument(

@@ -1,5 +1,6 @@
 //! What is refused before anything runs: an unreadable environment, no tokio runtime, a
-//! graph built wrong, a constant that cannot be hashed, a missing or doubled resource.
+//! graph built wrong, a constant that cannot be hashed, a missing or doubled resource, a
+//! loop node where loops cannot run yet.
 
 use super::Runner;
 use crate::error::{Error, GraphError, ResourceError};
@@ -25,7 +26,36 @@ impl Runner {
             return Err(Error::NoRuntime);
         }
         self.check_resources(nodes)?;
+        self.check_loops(nodes, graph)?;
         Self::check_constants(nodes, graph)
+    }
+
+    /// A loop node the run cannot take: mapped over a list, or in a distributed run; and a
+    /// `max` on a node whose task is not a loop.
+    fn check_loops(&self, nodes: &[NodeSpec], graph: &str) -> Result<(), Error> {
+        for spec in nodes {
+            let why = match spec.meta.looping {
+                None if spec.options.max_iterations.is_some() => {
+                    "`max` bounds the iterations of a loop task, and this task does not return `Loop<S, T>`: remove the setting"
+                }
+                None => continue,
+                Some(_) if spec.map => {
+                    "a loop task cannot be mapped over a list with `each` yet: loop inside the task instead, or add a node per item with the builder"
+                }
+                Some(_) if self.shared_run.is_some() => {
+                    "a loop node cannot run in a distributed run yet: run this graph in one process (without `Runner::distributed` or `TYPEDAG_RUN`)"
+                }
+                Some(_) => continue,
+            };
+            return Err(GraphError::Loop {
+                graph: graph.to_owned(),
+                node: spec.id.to_string(),
+                task: spec.meta.task,
+                why,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Every resource a node of the graph takes and the runner lacks, before anything runs.

@@ -12,7 +12,7 @@ use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
 use super::state::Run;
-use super::{Runner, distributed, map};
+use super::{Runner, distributed, iterate, map};
 use crate::error::Error;
 use crate::event::Event;
 use crate::graph::Untyped;
@@ -221,6 +221,18 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                     ));
                 map.await
             }
+            // Boxed likewise: most nodes are not loops.
+            Ok(inputs) if node.meta.looping.is_some() => {
+                let looped: std::pin::Pin<Box<dyn Future<Output = iterate::LoopEnd> + Send + '_>> =
+                    Box::pin(iterate::run_loop(
+                        &run,
+                        index,
+                        inputs,
+                        job.reason,
+                        job.fingerprint.take(),
+                    ));
+                looped.await
+            }
             Err(failure) => record(
                 &run,
                 node,
@@ -288,8 +300,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             // Counted as pending above, under the same lock as the node's end.
             run.send_counted(write, completed);
         }
-        if node.map {
-            // What must follow a map node's record: the cleanup of its items.
+        if node.map || node.meta.looping.is_some() {
+            // What must follow a map or loop node's record: the cleanup of its items or
+            // iterations.
             map::send_after(&run, index);
         }
         for s in skipped {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::condition::{bool_of_digest, not_run_digest};
 use super::item_keys::{Encoded, match_items};
 use super::plan::{fixed_parts, upstream_of};
-use super::{Pending, Runner, item_log, map};
-use crate::cache::{Digest, InputDigest, Reason, Stamp, Verdict, verdict};
+use super::{Pending, Runner, item_log, iterate, map};
+use crate::cache::{Digest, Fingerprint, InputDigest, Reason, Stamp, Upstream, Verdict, verdict};
 use crate::error::Error;
 use crate::error::GraphError;
 use crate::graph::{Graph, NodeSpec, Source};
@@ -65,6 +65,8 @@ impl Runner {
             // (by the id of the node that decides), or none at all.
             let mut digests: Vec<Result<Digest, Option<String>>> = Vec::with_capacity(n);
             let mut scratch = Vec::new();
+            // The fingerprint each loop node that runs would record, when it is known.
+            let mut loops: Vec<(usize, Fingerprint)> = Vec::new();
             for (i, spec) in nodes.iter().enumerate() {
                 if let Some(state) = unmet(spec, nodes, &states, &digests) {
                     let settled = matches!(state, NodeState::NotRun { .. });
@@ -87,8 +89,13 @@ impl Runner {
                     &mut scratch,
                 );
                 let record = stamps.get(i).and_then(Option::as_ref);
+                let known = matches!(upstream, Upstream::Known(_));
                 let (state, digest) = match verdict(parts.as_ref(), record, upstream) {
                     Verdict::Cached(d) => (NodeState::Cached, Ok(d)),
+                    Verdict::Run(reason, Some(fp)) if spec.meta.looping.is_some() && known => {
+                        loops.push((i, fp));
+                        (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
+                    }
                     Verdict::Run(reason, _) if spec.meta.codec.is_some() => {
                         (NodeState::Runs(reason), Err(Some(spec.id.to_string())))
                     }
@@ -115,14 +122,26 @@ impl Runner {
                     }
                 }
             }
+            // A loop node that runs: how many iterations the store holds for its inputs.
+            let mut iterations = vec![None; n];
+            if let Some(store) = &store {
+                for (i, fp) in loops {
+                    iterations[i] =
+                        iterate::stored_iterations(store.as_ref(), name, &nodes[i], &fp).await;
+                }
+            }
             Ok(Explanation {
                 graph: name.to_owned(),
                 nodes: nodes
                     .iter()
                     .zip(states)
-                    .zip(items)
-                    .map(|((spec, state), items)| {
-                        (spec.id.to_string(), spec.meta.task, state, items)
+                    .zip(items.into_iter().zip(iterations))
+                    .map(|((spec, state), (items, iterations))| ExplainedNode {
+                        id: spec.id.to_string(),
+                        task: spec.meta.task,
+                        state,
+                        items,
+                        iterations,
                     })
                     .collect(),
             })
@@ -134,7 +153,19 @@ impl Runner {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explanation {
     graph: String,
-    nodes: Vec<(String, &'static str, NodeState, Option<ItemsPlan>)>,
+    nodes: Vec<ExplainedNode>,
+}
+
+/// What [`Explanation`] says of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ExplainedNode {
+    id: String,
+    task: &'static str,
+    state: NodeState,
+    /// For a map node that runs over a list the store holds: its items.
+    items: Option<ItemsPlan>,
+    /// For a loop node that runs: the iterations the store holds for its inputs.
+    iterations: Option<u32>,
 }
 
 /// What a run would do with the items of a map node that runs over a list the store holds.
@@ -187,24 +218,31 @@ impl Explanation {
 
     /// Every node's id, task and state, in declaration order.
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &'static str, &NodeState)> {
-        self.nodes
-            .iter()
-            .map(|(id, task, s, _)| (id.as_str(), *task, s))
+        self.nodes.iter().map(|n| (n.id.as_str(), n.task, &n.state))
     }
 
     /// One node's state.
     pub fn node(&self, id: &str) -> Option<&NodeState> {
-        self.nodes.iter().find(|n| n.0 == id).map(|n| &n.2)
+        self.nodes.iter().find(|n| n.id == id).map(|n| &n.state)
     }
 
     /// For a map node that would run over a list the store holds: how many of its items
     /// are stored and how many would run.
     pub fn items(&self, id: &str) -> Option<ItemsPlan> {
-        self.nodes.iter().find(|n| n.0 == id).and_then(|n| n.3)
+        self.nodes.iter().find(|n| n.id == id).and_then(|n| n.items)
+    }
+
+    /// For a loop node that would run: how many of its iterations the store holds for the
+    /// same inputs and code, after which the run resumes; `None` if it starts from the first.
+    pub fn iterations(&self, id: &str) -> Option<u32> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.iterations)
     }
 
     pub(super) fn count(&self, f: impl Fn(&NodeState) -> bool) -> usize {
-        self.nodes.iter().filter(|n| f(&n.2)).count()
+        self.nodes.iter().filter(|n| f(&n.state)).count()
     }
 }
 
@@ -222,8 +260,15 @@ impl std::fmt::Display for Explanation {
         if not_run > 0 {
             write!(f, ", {not_run} not run, their condition not holding")?;
         }
-        let width = self.nodes.iter().map(|n| n.0.len()).max().unwrap_or(0);
-        for (id, task, state, items) in &self.nodes {
+        let width = self.nodes.iter().map(|n| n.id.len()).max().unwrap_or(0);
+        for ExplainedNode {
+            id,
+            task,
+            state,
+            items,
+            iterations,
+        } in &self.nodes
+        {
             write!(f, "\n  {id:<width$}  {task:<12}  {state}")?;
             if let Some(items) = items {
                 write!(
@@ -231,6 +276,9 @@ impl std::fmt::Display for Explanation {
                     "; {} items: {} stored, {} to run",
                     items.total, items.stored, items.to_run
                 )?;
+            }
+            if let Some(done) = iterations {
+                write!(f, "; resumes after iteration {done} (stored)")?;
             }
         }
         Ok(())

@@ -14,6 +14,8 @@
 //! - [`driver`]: the tasks that carry a run, from the first ready node to the last;
 //! - [`inputs`]: a node's inputs, from memory or loaded from the store;
 //! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
+//! - [`map`]: map nodes, a task per item of a list; [`iterate`]: loop nodes, a task run on
+//!   its own next state until it is done;
 //! - [`persist`]: the records a run writes (the only part that names store records);
 //! - [`distributed`]: a run shared by several processes through the store;
 //! - [`distributed_map`]: map nodes in such a run, their items claimed by any process;
@@ -30,6 +32,7 @@ mod explain;
 mod inputs;
 mod item_keys;
 mod item_log;
+mod iterate;
 mod map;
 mod persist;
 mod plan;

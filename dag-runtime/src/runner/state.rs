@@ -87,6 +87,8 @@ pub(super) struct State {
     pub(super) not_run: Vec<(usize, String)>,
     /// What became of each map node's items, once it has them.
     pub(super) items: HashMap<usize, crate::report::Items, BuildHasherDefault<IdHasher>>,
+    /// How far each loop node that ran got.
+    pub(super) iterations: HashMap<usize, crate::report::Iterations, BuildHasherDefault<IdHasher>>,
     pub(super) store_error: Option<StoreError>,
     pub(super) failed: bool,
     pub(super) cancelled: bool,
@@ -141,6 +143,7 @@ impl Run {
             scratch: Vec::with_capacity(256),
             not_run: Vec::new(),
             items: HashMap::default(),
+            iterations: HashMap::default(),
             store_error: None,
             failed: false,
             cancelled: false,
@@ -237,6 +240,7 @@ impl State {
                 } else {
                     self.items.get(&i).copied()
                 },
+                iterations: self.iterations.get(&i).copied(),
             })
             .collect();
         Report { graph, nodes }

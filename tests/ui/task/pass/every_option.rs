@@ -41,7 +41,14 @@ async fn volatile() -> Connection {
     Connection { id: 1 }
 }
 
+/// A loop bounded on the task, whose state needs no serde: nothing is stored.
+#[task(cache = false, max = 5)]
+async fn poll(conn: &Connection) -> Loop<Connection, u32> {
+    Loop::Done(conn.id)
+}
+
 fn main() {
+    assert_eq!(<poll as Task>::options().max_iterations, Some(5));
     let options = <fetch as Task>::options();
     assert_eq!(options.retries, Some(3));
     assert_eq!(options.priority, Some(-2));
