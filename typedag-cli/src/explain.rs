@@ -186,8 +186,18 @@ fn describe(view: &GraphView, node: &NodeView, next: &Next) -> String {
         let items: Vec<_> = view
             .nodes
             .iter()
-            .filter(|n| n.item_of.is_some() && n.item_of == me && !n.id.ends_with("#items"))
+            .filter(|n| n.item_of == me && n.is_item_record())
             .collect();
+        if view
+            .nodes
+            .iter()
+            .any(|n| n.item_of == me && n.is_loop_record())
+        {
+            lines.push((
+                "loop",
+                "not finished: its last iteration's state is stored, and the next run resumes after it".to_owned(),
+            ));
+        }
         if !items.is_empty() {
             let failed = items.iter().filter(|n| n.held.problem().is_some()).count();
             lines.push((

@@ -160,7 +160,7 @@ fn nodes(view: &GraphView) -> String {
         let items: Vec<&NodeView> = view
             .nodes
             .iter()
-            .filter(|n| n.item_of == Some(i) && !n.id.ends_with("#items"))
+            .filter(|n| n.item_of == Some(i) && n.is_item_record())
             .collect();
         if !items.is_empty() {
             let failed = items.iter().filter(|n| n.held.problem().is_some()).count();
@@ -182,6 +182,18 @@ fn nodes(view: &GraphView) -> String {
         }
     }
     let mut out = table.render();
+    let looping: Vec<&str> = view
+        .nodes
+        .iter()
+        .filter(|n| n.is_loop_record())
+        .filter_map(|n| n.item_of.map(|i| view.nodes[i].id.as_str()))
+        .collect();
+    if !looping.is_empty() {
+        out.push_str(&format!(
+            "(a loop that has not finished keeps its last iteration: {}; the next run resumes after it)\n",
+            looping.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
     if !view.has_shape {
         out.push_str(
             "(the store has no saved shape for this graph: the nodes above are its records)\n",

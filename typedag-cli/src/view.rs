@@ -165,6 +165,20 @@ impl GraphView {
     }
 }
 
+impl NodeView {
+    /// For a record kept beside a node (`item_of`): whether it is one of a map node's item
+    /// records (a batch of finished items, a failed item), as opposed to the map's index
+    /// (`pages#items`) or a loop's last stored iteration (`pages#loop`).
+    pub fn is_item_record(&self) -> bool {
+        self.item_of.is_some() && !self.id.ends_with("#items") && !self.id.ends_with("#loop")
+    }
+
+    /// For a record kept beside a node: whether it holds a loop's last stored iteration.
+    pub fn is_loop_record(&self) -> bool {
+        self.item_of.is_some() && self.id.ends_with("#loop")
+    }
+}
+
 impl From<Loaded> for Held {
     fn from(loaded: Loaded) -> Self {
         match loaded {
