@@ -82,14 +82,15 @@ async fn expansion_is_lint_clean() {
         done = nothing();
         more = bonus(sum);
         odd = halve(48u64) with max = 10;
+        extra = signal::<usize>() with timeout = "5s", priority = 1;
+        plus = total([sum, extra]);
     };
-    let out = Runner::in_memory()
-        .resource(Settings { bonus: 5 })
-        .run(graph)
-        .await
-        .unwrap();
+    let runner = Runner::in_memory().resource(Settings { bonus: 5 });
+    runner.signals().send("extra", 4usize);
+    let out = runner.run(graph).await.unwrap();
     assert_eq!(out.sum, 11);
     assert_eq!(out.more, 16);
+    assert_eq!(out.plus, 15);
     let () = out.done;
     assert_eq!(out.odd, 3);
 }

@@ -122,6 +122,16 @@ pub enum Event<'a> {
         /// Task name.
         task: &'static str,
     },
+    /// A signal node has no value yet: it waits for one (at most `timeout`, if it has one),
+    /// without holding a slot of the run's concurrency.
+    Waiting {
+        /// Node id: the signal's name.
+        node: &'a str,
+        /// Task name.
+        task: &'static str,
+        /// How long it waits at most; `None`: as long as the run lasts.
+        timeout: Option<Duration>,
+    },
     /// The node did not finish because the run was cancelled or stopped.
     Cancelled {
         /// Node id.
@@ -145,6 +155,7 @@ impl Event<'_> {
             | Event::NotRun { node, .. }
             | Event::Mapped { node, .. }
             | Event::Lost { node, .. }
+            | Event::Waiting { node, .. }
             | Event::Cancelled { node, .. } => node,
         }
     }
@@ -241,7 +252,10 @@ impl Events {
             Event::Started { attempt: 1, .. } => {
                 add(&self.running);
             }
-            Event::Started { .. } | Event::Retrying { .. } | Event::Iterated { .. } => {}
+            Event::Started { .. }
+            | Event::Retrying { .. }
+            | Event::Iterated { .. }
+            | Event::Waiting { .. } => {}
             Event::Completed { .. } => {
                 sub(&self.running);
                 add(&self.completed);

@@ -67,6 +67,15 @@ impl Failure {
         }
     }
 
+    /// A wait that ran past its time limit, said in `message`; waiting again would not help.
+    pub(crate) fn timed_out(message: String) -> Self {
+        Self {
+            message,
+            kind: FailureKind::Timeout,
+            retryable: false,
+        }
+    }
+
     /// The error's text.
     pub fn message(&self) -> &str {
         &self.message

@@ -20,6 +20,7 @@ mod graph;
 mod looping;
 pub mod progress;
 mod report;
+mod signal;
 mod task;
 
 // Where outputs live, and what runs graphs.
@@ -42,6 +43,7 @@ pub use policy::{Backoff, DEFAULT_MAX_ITERATIONS, NodeOptions, TaskOptions};
 pub use report::{Iterations, NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};
 pub use runner::{DEFAULT_CONCURRENCY, Explanation, ItemsPlan, NodeState, Runner};
+pub use signal::{Signal, SignalValue, Signals};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 pub use store::{DEFAULT_STORE, EmbeddedStore, MemoryStore, Store, StoreError};

@@ -9,13 +9,14 @@ pub use crate::graph::map::{EachOf, Item, TakesItem};
 pub use crate::graph::table::{Conditional, GIVEN, ListOf, Row, TaskRef};
 pub use crate::graph::wiring::{
     Condition, Handle, IntoInput, Is, Loops, Maybe, No, OptionOf, Produces, Shape, Wire, Yes,
-    bounded, condition, handle, handle_of, map_handle_of, maybe_of, or, sources, type_of,
-    type_of_list, value_source,
+    bounded, condition, handle, handle_of, map_handle_of, maybe_of, or, signal_handle, sources,
+    type_of, type_of_list, value_source,
 };
 pub use crate::graph::{FromOutputs, Graph, Node, Outputs};
 pub use crate::looping::{Loop, LoopState, Looping, StateCodec, by_iteration, turn};
 pub use crate::policy::{Backoff, TaskOptions};
 pub use crate::resource::{Need, Res, Resource};
+pub use crate::signal::Signal;
 pub use crate::task::{
     BoxFuture, Codec, CodecIfSerde, Inputs, NoCodec, Probe, Task, codec, from_result,
 };

@@ -25,6 +25,7 @@ pub fn bar() -> impl Fn(&Event<'_>, &Totals) + Send + Sync + 'static {
                 bar.set_message(format!("{} running, last started {node}", totals.running))
             }
             Event::Failed { node, error, .. } => bar.println(format!("failed: {node}: {error}")),
+            Event::Waiting { node, .. } => bar.println(format!("waiting for signal {node}")),
             Event::Retrying {
                 node, delay, error, ..
             } => {

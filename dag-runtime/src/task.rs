@@ -91,6 +91,13 @@ pub trait Task: Sized + Send + Sync + 'static {
 
     #[doc(hidden)]
     fn call(inputs: Inputs) -> BoxFuture<Result<Self::Output, Failure>>;
+
+    /// How a delivered value becomes the output, for the task of a signal node; `None` for
+    /// every `#[task]`.
+    #[doc(hidden)]
+    fn signal() -> Option<crate::signal::SignalFns> {
+        None
+    }
 }
 
 /// Encodes and decodes a task's output for the cache (postcard).

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Expr, Ident, LitStr, Path};
+use syn::{Expr, Ident, LitStr, Path, Type};
 
 use super::parse::{Dag, Statement};
 use crate::options::{self, Place, Settings};
@@ -18,6 +18,8 @@ pub struct Checked {
 pub struct Node {
     pub name: Ident,
     pub task: Path,
+    /// A signal node's value type.
+    pub signal: Option<Type>,
     pub call_span: Span,
     pub args: Vec<Arg>,
     /// `if c` / `if !c`: whether `c` must be true, the node, and its name as written.
@@ -134,9 +136,13 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
             }
         });
         let settings = options::check(&stmt.settings, Place::Node, &mut errors);
+        if stmt.signal.is_some() {
+            signal_settings(&stmt.name, &settings, &mut errors);
+        }
         nodes.push(Node {
             name: stmt.name.clone(),
             task: stmt.task.clone(),
+            signal: stmt.signal.clone(),
             call_span: stmt.call_span,
             args,
             condition,
@@ -151,6 +157,24 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
         })
     } else {
         Err(errors)
+    }
+}
+
+/// A signal waits once for its value: retries and backoff have nothing to repeat.
+fn signal_settings(name: &Ident, settings: &Settings, errors: &mut Vec<syn::Error>) {
+    let spans = [
+        ("retries", settings.retries.as_ref().map(|s| s.span)),
+        ("backoff", settings.backoff.as_ref().map(|s| s.span)),
+    ];
+    for (key, span) in spans {
+        if let Some(span) = span {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{key}` does not apply to a signal: `{name}` waits once for its value; a signal node takes `timeout` (how long it waits) and `priority`"
+                ),
+            ));
+        }
     }
 }
 

@@ -36,11 +36,14 @@ pub fn expand(dag: &Checked) -> TokenStream {
     // handle, every node and list check, and the outputs struct.
     let mut checked_args = Vec::new();
     for (index, n) in dag.nodes.iter().enumerate() {
-        let wiring = wiring(index, n);
-        if n.args.iter().any(|a| matches!(a, Arg::Value(_))) {
-            runtime_args.push(wiring);
-        } else {
-            checked_args.push(wiring);
+        // A signal node has no task to call, so no wiring: its handle is all it needs.
+        if n.signal.is_none() {
+            let wiring = wiring(index, n);
+            if n.args.iter().any(|a| matches!(a, Arg::Value(_))) {
+                runtime_args.push(wiring);
+            } else {
+                checked_args.push(wiring);
+            }
         }
         for (i, arg) in n.args.iter().enumerate() {
             match arg {
@@ -138,7 +141,10 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
     let fields: Vec<_> = nodes.iter().map(|n| &n.name).collect();
     let types = nodes.iter().map(|n| {
         let task = &n.task;
-        let mut ty = quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output);
+        let mut ty = match &n.signal {
+            Some(value) => quote!(#value),
+            None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
+        };
         if n.each.iter().any(Option::is_some) {
             ty = quote!(::std::vec::Vec<#ty>);
         }
@@ -195,11 +201,17 @@ fn wiring(index: usize, n: &Node) -> TokenStream {
     quote!(let #args = #wiring #arity_call;)
 }
 
-/// The node's row of the table: its id, its task, and where each argument comes from.
+/// The node's row of the table: its id, its task, and where each argument comes from. A
+/// signal node's task is `Signal<T>`, whose bounds on `T` are checked here, on `T`.
 fn row(n: &Node) -> TokenStream {
     let task = &n.task;
     let id = n.name.to_string();
-    let task_ref = quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW);
+    let task_ref = match &n.signal {
+        Some(value) => quote_spanned! {value.span()=>
+            <::typedag::__private::Signal<#value> as ::typedag::__private::Task>::ROW
+        },
+        None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW),
+    };
     let slots = n.args.iter().map(|arg| match arg {
         Arg::Node(j, _) => quote!(#j),
         Arg::List(..) | Arg::Each(..) | Arg::Value(_) => quote!(__typedag::GIVEN),
@@ -301,6 +313,12 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
         .reduce(|a, b| quote!(__typedag::or(#a, #b)))
         .unwrap_or_else(|| quote!(__typedag::No));
     let handle = handle_local(index, Span::call_site());
+    if let Some(value) = &n.signal {
+        return quote! {
+            #(#statements)*
+            let #handle = __typedag::signal_handle::<#value, _>(#maybe);
+        };
+    }
     let args = args_local(index, Span::call_site());
     // A map node's output is the `Vec` of its task's.
     let handle_of = if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {

@@ -1,9 +1,10 @@
-//! Syntax only: `name = "graph";` then `node = task(args...) [if [!]cond] [with key = value, ...];`.
+//! Syntax only: `name = "graph";` then `node = task(args...) [if [!]cond] [with key = value, ...];`,
+//! where a signal node is `node = signal::<Type>()`.
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitStr, Path, Token, Type};
 
 use crate::options::{self, Raw};
 
@@ -15,6 +16,8 @@ pub struct Dag {
 pub struct Statement {
     pub name: Ident,
     pub task: Path,
+    /// `signal::<T>()`: the node's value, a `T`, comes from outside the graph.
+    pub signal: Option<Type>,
     pub call_span: Span,
     pub args: Vec<Expr>,
     /// The `each` keyword before an argument, by the argument's position.
@@ -63,12 +66,18 @@ impl Parse for Statement {
         input.parse::<Token![=]>().map_err(|e| {
             syn::Error::new(e.span(), format!("expected `=` after `{name}`: {SHAPE}"))
         })?;
-        let task = Path::parse_mod_style(input).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected the task `{name}` runs: {SHAPE}"),
-            )
-        })?;
+        let (task, signal) = if is_signal(input) {
+            let (word, ty) = parse_signal(input)?;
+            (Path::from(word), Some(ty))
+        } else {
+            let task = Path::parse_mod_style(input).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("expected the task `{name}` runs: {SHAPE}"),
+                )
+            })?;
+            (task, None)
+        };
         if !input.peek(syn::token::Paren) {
             return Err(syn::Error::new(
                 input.span(),
@@ -80,6 +89,14 @@ impl Parse for Statement {
         }
         let content;
         let paren = syn::parenthesized!(content in input);
+        if signal.is_some() && !content.is_empty() {
+            return Err(syn::Error::new(
+                content.span(),
+                format!(
+                    "a signal takes no inputs: its value comes from outside the graph, sent under the node's name; write `{name} = signal::<Type>();`"
+                ),
+            ));
+        }
         let (each, args): (Vec<_>, Vec<_>) =
             Punctuated::<(Option<Ident>, Expr), Token![,]>::parse_terminated_with(
                 &content, argument,
@@ -107,6 +124,7 @@ impl Parse for Statement {
         Ok(Statement {
             name,
             task,
+            signal,
             call_span: paren.span.join(),
             args,
             each,
@@ -114,6 +132,29 @@ impl Parse for Statement {
             settings,
         })
     }
+}
+
+/// Whether a signal node follows: `signal::<`. A task named `signal` is called without `::<`.
+fn is_signal(input: ParseStream) -> bool {
+    let fork = input.fork();
+    fork.parse::<Ident>().is_ok_and(|i| i == "signal")
+        && fork.parse::<Token![::]>().is_ok()
+        && fork.peek(Token![<])
+}
+
+/// `signal::<T>`: the word, for messages, and the value's type.
+fn parse_signal(input: ParseStream) -> syn::Result<(Ident, Type)> {
+    let word: Ident = input.parse()?;
+    input.parse::<Token![::]>()?;
+    input.parse::<Token![<]>()?;
+    let ty: Type = input.parse()?;
+    input.parse::<Token![>]>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected `>` after the signal's type: a signal node is `name = signal::<Type>();`",
+        )
+    })?;
+    Ok((word, ty))
 }
 
 /// One argument: an expression, after `each` when the task runs once per item of it.

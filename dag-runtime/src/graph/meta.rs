@@ -49,6 +49,8 @@ pub(crate) struct TaskMeta {
     pub split: fn(Shared) -> Option<Vec<Shared>>,
     /// For a loop task: how its node runs, one iteration at a time.
     pub looping: Option<crate::looping::Looping>,
+    /// For the task of a signal node: how a delivered value becomes its output.
+    pub signal: Option<crate::signal::SignalFns>,
 }
 
 impl TaskMeta {
@@ -84,6 +86,7 @@ impl TaskMeta {
                 assemble: T::Output::assemble_shared,
                 split: T::Output::split_shared,
                 looping: T::looping(),
+                signal: T::signal(),
             }))
         })
     }

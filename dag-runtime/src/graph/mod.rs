@@ -223,6 +223,42 @@ impl<O> Graph<O> {
             .map(|index| Node::new(index, self.uid))
     }
 
+    /// Adds a signal node: its value, a `T`, comes from outside the graph, delivered under
+    /// the node's id by the program ([`Runner::signals`](crate::Runner::signals)) or into
+    /// the store while no program runs (`typedag signal GRAPH ID VALUE`, as JSON). The node
+    /// waits for it, for at most the node's timeout (`graph.configure(&node).timeout(…)`;
+    /// by default as long as the run lasts), then stores it like any output: later runs do
+    /// not wait again, and a new value delivered later runs again what depends on it. A
+    /// value of the wrong type or shape, or no value in time, fails the node.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use typedag::prelude::*;
+    ///
+    /// #[task]
+    /// async fn double(x: &u64) -> u64 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), typedag::Error> {
+    /// let mut graph = Graph::new("doubling");
+    /// let x = graph.signal::<u64>("x")?;
+    /// graph.configure(&x).timeout(Duration::from_secs(60));
+    /// let doubled = graph.add::<double>("doubled", (x,))?;
+    /// let doubled = graph.keep(doubled);
+    /// let runner = Runner::in_memory();
+    /// runner.signals().send("x", 21u64);
+    /// assert_eq!(*runner.run(graph).await?.get(&doubled), 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn signal<T: crate::signal::SignalValue>(
+        &mut self,
+        id: impl Into<String>,
+    ) -> Result<Node<T>, GraphError> {
+        self.push::<crate::signal::Signal<T>>(id.into(), Vec::new(), false)
+            .map(|index| Node::new(index, self.uid))
+    }
+
     /// Adds a node of task `T`, a map node when `map`: its index.
     fn push<T: Task>(
         &mut self,

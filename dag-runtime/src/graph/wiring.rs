@@ -86,6 +86,12 @@ pub fn map_handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<Vec<
     Handle(PhantomData)
 }
 
+/// The handle of a signal node whose value is a `T`, which may not run as `maybe` says. Its
+/// value's bounds are checked once, where its row names the task `Signal<T>`.
+pub fn signal_handle<T, M: Maybe>(_maybe: M) -> Handle<T, M> {
+    Handle(PhantomData)
+}
+
 /// Whether a node of `handle` may not run, as the value its reader folds in.
 pub fn maybe_of<T, M: Maybe>(_handle: &Handle<T, M>) -> M {
     M::new()

@@ -133,6 +133,13 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
+        if node.meta.signal.is_some() {
+            return Err(GraphError::SignalNotShared {
+                graph: run.graph.clone(),
+                node: node.id.to_string(),
+            }
+            .into());
+        }
         if node.meta.codec.is_none() {
             return Err(GraphError::NotShareable {
                 graph: run.graph.clone(),

@@ -12,7 +12,7 @@ use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
 use super::state::Run;
-use super::{Runner, distributed, iterate, map};
+use super::{Runner, distributed, iterate, map, signal};
 use crate::error::Error;
 use crate::event::Event;
 use crate::graph::Untyped;
@@ -61,6 +61,7 @@ impl Runner {
         run.stamps = stamps.stamps;
         let run = Arc::new(run);
         run.save_shape(stamps.manifest);
+        run.read_deliveries().await?;
         let ctrl_c = self.ctrl_c.then(|| {
             let cancel = run.cancel.clone();
             tokio::spawn(async move {
@@ -176,6 +177,8 @@ impl Runner {
             drive(run.clone(), job, alive.clone()).await;
         }
         let finished = done.await;
+        // Signal nodes still waiting give up, and let go of the run.
+        run.over.cancel();
         // Wait for every driver to let go of the run, so that nothing of it (the store
         // included) outlives this call.
         drop(alive);
@@ -232,6 +235,17 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                         job.fingerprint.take(),
                     ));
                 looped.await
+            }
+            // Boxed likewise: most nodes are not signals. `None`: the run ended while the
+            // signal waited, and there is nothing to record.
+            Ok(_) if node.meta.signal.is_some() => {
+                let received: std::pin::Pin<
+                    Box<dyn Future<Output = Option<signal::Received>> + Send + '_>,
+                > = Box::pin(signal::receive(&run, index, job.reason, &alive));
+                let Some(result) = received.await else {
+                    return;
+                };
+                record(&run, node, job.fingerprint.take(), job.reason, result)
             }
             Err(failure) => record(
                 &run,
@@ -300,9 +314,9 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             // Counted as pending above, under the same lock as the node's end.
             run.send_counted(write, completed);
         }
-        if node.map || node.meta.looping.is_some() {
-            // What must follow a map or loop node's record: the cleanup of its items or
-            // iterations.
+        if node.map || node.meta.looping.is_some() || node.meta.signal.is_some() {
+            // What must follow a map, loop or signal node's record: the cleanup of its items
+            // or iterations, or of the delivery it took from the store.
             map::send_after(&run, index);
         }
         for s in skipped {

@@ -358,7 +358,8 @@ pub(super) async fn run_map(
     (Some(Ok(done)), write)
 }
 
-/// Sends the write that follows map or loop node `index`'s record, once that record is sent.
+/// Sends the write that follows map, loop or signal node `index`'s record, once that record
+/// is sent.
 pub(super) fn send_after(run: &Arc<Run>, index: usize) {
     let after = {
         let mut state = run.lock();

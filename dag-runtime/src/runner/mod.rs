@@ -16,6 +16,7 @@
 //! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
 //! - [`map`]: map nodes, a task per item of a list; [`iterate`]: loop nodes, a task run on
 //!   its own next state until it is done;
+//! - [`signal`]: a signal node's wait for its value, which holds no slot;
 //! - [`persist`]: the records a run writes (the only part that names store records);
 //! - [`distributed`]: a run shared by several processes through the store;
 //! - [`distributed_map`]: map nodes in such a run, their items claimed by any process;
@@ -37,6 +38,7 @@ mod map;
 mod persist;
 mod plan;
 mod schedule;
+mod signal;
 mod state;
 mod store_choice;
 
@@ -52,6 +54,7 @@ use crate::graph::{FromOutputs, Graph, Outputs, Untyped};
 use crate::policy::{Backoff, RunnerDefaults};
 use crate::report::{Partial, Report};
 use crate::resource::{Resource, Resources};
+use crate::signal::Signals;
 use crate::store::{Address, MemoryStore, Store};
 
 /// How many tasks run at once unless [`Runner::concurrency`] says otherwise.
@@ -98,6 +101,8 @@ pub struct Runner {
     shared_run: Option<String>,
     /// How long a claim on a node of a shared run holds without renewal.
     lease: Duration,
+    /// Values the program sends to signal nodes; shared by the runner's clones.
+    signals: Signals,
 }
 
 /// How long a process's claim on a node of a distributed run holds unless renewed; see
@@ -167,6 +172,7 @@ impl Runner {
             lease: DEFAULT_LEASE,
             resources: Resources::default(),
             duplicate_resource: None,
+            signals: Signals::default(),
         }
     }
 
@@ -233,6 +239,8 @@ impl Runner {
     /// one on the same store find each other's items once the map node's `Vec` is stored).
     /// Whoever claims the map node once its last item has ended records its `Vec`, or its
     /// failure naming the failed items, and every process reports the same item counts.
+    /// A graph with a signal node is refused, with
+    /// [`GraphError::SignalNotShared`](crate::GraphError::SignalNotShared).
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]
@@ -249,6 +257,13 @@ impl Runner {
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(100));
         self
+    }
+
+    /// The handle that delivers values to the signal nodes of this runner's runs (and its
+    /// clones'): `signals.send("approve", value)` goes to the node `approve` of the run that
+    /// waits for it, or of the next run that reaches it. See [`Signals`].
+    pub fn signals(&self) -> Signals {
+        self.signals.clone()
     }
 
     /// Runs at most `n` tasks at once (at least 1).

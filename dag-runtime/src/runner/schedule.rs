@@ -105,7 +105,8 @@ impl State {
                     },
                     &mut self.scratch,
                 );
-                verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream)
+                let verdict = verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream);
+                super::signal::redeliver(run, self, i, verdict)
             };
             match verdict {
                 Verdict::Cached(digest) => {

@@ -47,6 +47,10 @@ pub(super) struct Run {
     /// Whether some node may not run (a condition): only then can an input be missing for
     /// that reason.
     pub(super) conditional: bool,
+    /// The values the program sends to signal nodes.
+    pub(super) signals: crate::signal::Signals,
+    /// Cancelled once the run has ended: signal nodes still waiting give up.
+    pub(super) over: Cancel,
     pub(super) state: Mutex<State>,
 }
 
@@ -89,6 +93,8 @@ pub(super) struct State {
     pub(super) items: HashMap<usize, crate::report::Items, BuildHasherDefault<IdHasher>>,
     /// How far each loop node that ran got.
     pub(super) iterations: HashMap<usize, crate::report::Iterations, BuildHasherDefault<IdHasher>>,
+    /// Values delivered into the store for signal nodes and not yet taken, by node.
+    pub(super) deliveries: HashMap<usize, crate::store::Delivery, BuildHasherDefault<IdHasher>>,
     pub(super) store_error: Option<StoreError>,
     pub(super) failed: bool,
     pub(super) cancelled: bool,
@@ -144,6 +150,7 @@ impl Run {
             not_run: Vec::new(),
             items: HashMap::default(),
             iterations: HashMap::default(),
+            deliveries: HashMap::default(),
             store_error: None,
             failed: false,
             cancelled: false,
@@ -166,6 +173,8 @@ impl Run {
             stamps: Vec::new(),
             shape,
             conditional: specs_conditional,
+            signals: runner.signals.clone(),
+            over: Cancel::new(),
             state: Mutex::new(state),
         };
         (run, ended)

@@ -66,6 +66,14 @@ pub trait Store: Send + Sync + 'static {
     /// The graphs the store knows, with the shape each was last run with.
     fn graphs(&self) -> StoreFuture<'_, Vec<(String, Option<Manifest>)>>;
 
+    /// The values delivered to signal nodes of `graph` ([`Write::Deliver`]) that no run has
+    /// taken yet. The default keeps none: a store of your own that does not implement it
+    /// takes signals from the running program only.
+    fn deliveries(&self, graph: &str) -> StoreFuture<'_, Vec<Delivery>> {
+        let _ = graph;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Runs shared by several processes, if the store can coordinate them.
     #[doc(hidden)]
     fn coordinator(&self) -> Option<Arc<dyn Coordinator>> {
@@ -89,6 +97,33 @@ pub struct Stamps {
     pub stamps: Vec<Option<Stamp>>,
     /// Digest of the graph's shape as last saved.
     pub manifest: Option<Digest>,
+}
+
+/// A value delivered to a signal node, waiting in the store for a run to take it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// The signal node's id.
+    pub signal: String,
+    /// The value, as JSON: the program decodes it into the signal's type when it takes it.
+    pub json: String,
+    /// When it was delivered, in milliseconds since the Unix epoch.
+    pub sent_ms: u64,
+}
+
+impl Delivery {
+    /// A delivery of `json` to `signal`, now.
+    pub fn new(signal: impl Into<String>, json: impl Into<String>) -> Self {
+        Self {
+            signal: signal.into(),
+            json: json.into(),
+            sent_ms: super::record::Record::now_ms(),
+        }
+    }
+
+    /// The digest of its JSON, which tells it from a later delivery to the same signal.
+    pub fn digest(&self) -> Digest {
+        *blake3::hash(self.json.as_bytes()).as_bytes()
+    }
 }
 
 /// A queued change to a store.
@@ -116,6 +151,25 @@ pub enum Write {
         graph: String,
         /// Its nodes.
         manifest: Manifest,
+    },
+    /// A value for a signal node of a graph, for the run that waits for it or the next one
+    /// to reach it; it replaces one not yet taken. Dropped with the graph's records when the
+    /// whole graph is forgotten.
+    Deliver {
+        /// The graph.
+        graph: String,
+        /// The value, and the signal it is for.
+        delivery: Delivery,
+    },
+    /// Drops the delivery a run has taken (the one whose JSON has this digest); one delivered
+    /// since stays, for the next run.
+    Taken {
+        /// The graph.
+        graph: String,
+        /// The signal node's id.
+        signal: String,
+        /// The digest of the JSON taken ([`Delivery::digest`]).
+        digest: Digest,
     },
     /// Drops records: the named nodes of a graph, or the whole graph when `nodes` is `None`.
     Forget {

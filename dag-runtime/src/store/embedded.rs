@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::contract::{Ack, Snapshot, Stamps, Store, StoreFuture, Write};
+use super::contract::{Ack, Delivery, Snapshot, Stamps, Store, StoreFuture, Write};
 use super::envelope;
 use super::error::StoreError;
 use super::manifest::Manifest;
@@ -24,6 +24,9 @@ const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("reco
 const OUTPUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("outputs");
 const GRAPHS: TableDefinition<&str, &[u8]> = TableDefinition::new("graphs");
 const INFO: TableDefinition<&str, &str> = TableDefinition::new("typedag");
+/// Values delivered to signal nodes and not yet taken, by (graph, signal). Made by the first
+/// delivery: a store without it has none.
+const SIGNALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("signals");
 
 /// The store format this version reads and writes.
 const FORMAT: &str = "typedag-store-1";
@@ -344,6 +347,8 @@ fn write_loop(
 
 /// The tables a write transaction changes.
 struct Tables<'t> {
+    /// For the tables few writes touch, opened when one does.
+    tx: &'t redb::WriteTransaction,
     records: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     outputs: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     graphs: redb::Table<'t, &'static str, &'static [u8]>,
@@ -362,6 +367,7 @@ fn stream(
     let tx = db.begin_write()?;
     {
         let mut tables = Tables {
+            tx: &tx,
             records: tx.open_table(RECORDS)?,
             outputs: tx.open_table(OUTPUTS)?,
             graphs: tx.open_table(GRAPHS)?,
@@ -389,6 +395,7 @@ fn stream(
 
 fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
     let Tables {
+        tx,
         records,
         outputs,
         graphs,
@@ -419,11 +426,36 @@ fn apply(tables: &mut Tables<'_>, write: &Write) -> Result<(), redb::Error> {
         Write::Graph { graph, manifest } => {
             graphs.insert(graph.as_str(), manifest.seal().1.as_slice())?;
         }
+        Write::Deliver { graph, delivery } => {
+            let value = postcard::to_allocvec(delivery)
+                // Two strings and a number: postcard encodes them into a growing buffer.
+                .expect("a delivery always encodes");
+            tx.open_table(SIGNALS)?.insert(
+                (graph.as_str(), delivery.signal.as_str()),
+                envelope::seal(&value).as_slice(),
+            )?;
+        }
+        Write::Taken {
+            graph,
+            signal,
+            digest,
+        } => {
+            let mut signals = tx.open_table(SIGNALS)?;
+            let key = (graph.as_str(), signal.as_str());
+            let taken = signals
+                .get(key)?
+                .and_then(|v| open_delivery(v.value()).ok())
+                .is_some_and(|d| d.digest() == *digest);
+            if taken {
+                signals.remove(key)?;
+            }
+        }
         Write::Forget { graph, nodes } => {
             let doomed: Vec<String> = match nodes {
                 Some(nodes) => nodes.clone(),
                 None => {
                     graphs.remove(graph.as_str())?;
+                    drop_deliveries(tx, graph)?;
                     let mut all = Vec::new();
                     each_record(records, graph, |n, _| all.push(n.to_owned()))?;
                     all
@@ -456,6 +488,22 @@ fn each_record(
         f(n, v.value());
     }
     Ok(())
+}
+
+/// Drops the values delivered to `graph`'s signals that no run has taken.
+fn drop_deliveries(tx: &redb::WriteTransaction, graph: &str) -> Result<(), redb::Error> {
+    let mut signals = tx.open_table(SIGNALS)?;
+    let mut delivered = Vec::new();
+    each_record(&signals, graph, |s, _| delivered.push(s.to_owned()))?;
+    for signal in &delivered {
+        signals.remove((graph, signal.as_str()))?;
+    }
+    Ok(())
+}
+
+/// A delivery read back from its stored value.
+fn open_delivery(value: &[u8]) -> Result<Delivery, String> {
+    postcard::from_bytes(envelope::open(value)?).map_err(|e| e.to_string())
 }
 
 /// The digest of `graph`'s saved shape, if any.
@@ -597,5 +645,21 @@ impl Store for EmbeddedStore {
             Ok(names)
         });
         Box::pin(async move { graphs })
+    }
+
+    fn deliveries(&self, graph: &str) -> StoreFuture<'_, Vec<Delivery>> {
+        let deliveries = self.read(|db| {
+            let read = db.begin_read()?;
+            let table = match read.open_table(SIGNALS) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut list = Vec::new();
+            // A damaged delivery is left out: it cannot be taken, and the next one replaces it.
+            each_record(&table, graph, |_, v| list.extend(open_delivery(v).ok()))?;
+            Ok(list)
+        });
+        Box::pin(async move { deliveries })
     }
 }

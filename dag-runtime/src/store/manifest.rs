@@ -23,6 +23,14 @@ pub struct ManifestNode {
     pub inputs: Vec<u32>,
 }
 
+impl ManifestNode {
+    /// Whether the node is a signal (`signal::<T>()` in `dag!`): its value comes from outside
+    /// the graph, delivered under its id.
+    pub fn is_signal(&self) -> bool {
+        self.task == crate::signal::TASK
+    }
+}
+
 impl Manifest {
     /// A digest of the shape, to tell whether it changed since it was saved.
     pub fn digest(&self) -> Digest {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::contract::{Ack, Snapshot, Store, StoreFuture, Write};
+use super::contract::{Ack, Delivery, Snapshot, Store, StoreFuture, Write};
 use super::manifest::Manifest;
 use super::record::{Loaded, Record};
 use crate::cache::Digest;
@@ -38,6 +38,8 @@ struct GraphData {
     records: HashMap<String, Record>,
     outputs: HashMap<String, Vec<u8>>,
     manifest: Option<Manifest>,
+    /// Values delivered to signal nodes and not yet taken, by signal.
+    deliveries: HashMap<String, Delivery>,
 }
 
 impl MemoryStore {
@@ -119,6 +121,23 @@ impl Store for MemoryStore {
             Write::Graph { graph, manifest } => {
                 graphs.entry(graph).or_default().manifest = Some(manifest);
             }
+            Write::Deliver { graph, delivery } => {
+                let g = graphs.entry(graph).or_default();
+                g.deliveries.insert(delivery.signal.clone(), delivery);
+            }
+            Write::Taken {
+                graph,
+                signal,
+                digest,
+            } => {
+                if let Some(g) = graphs.get_mut(&graph)
+                    && g.deliveries
+                        .get(&signal)
+                        .is_some_and(|d| d.digest() == digest)
+                {
+                    g.deliveries.remove(&signal);
+                }
+            }
             Write::Forget { graph, nodes } => match nodes {
                 None => {
                     graphs.remove(&graph);
@@ -144,6 +163,15 @@ impl Store for MemoryStore {
             .map(|(k, g)| (k.clone(), g.manifest.clone()))
             .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
+        Box::pin(async move { Ok(list) })
+    }
+
+    fn deliveries(&self, graph: &str) -> StoreFuture<'_, Vec<Delivery>> {
+        let list = self
+            .lock()
+            .get(graph)
+            .map(|g| g.deliveries.values().cloned().collect())
+            .unwrap_or_default();
         Box::pin(async move { Ok(list) })
     }
 }

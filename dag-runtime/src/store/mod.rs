@@ -27,7 +27,7 @@ mod postgres;
 
 pub(crate) use address::hide_password;
 pub use address::{Address, AddressError, DEFAULT_STORE, STORE_VAR};
-pub use contract::{Ack, Snapshot, Stamps, Store, StoreFuture, Write};
+pub use contract::{Ack, Delivery, Snapshot, Stamps, Store, StoreFuture, Write};
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub(crate) use manifest::shape_digest;

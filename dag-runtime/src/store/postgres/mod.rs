@@ -31,7 +31,7 @@ use self::link::{Conn, Link, PgError};
 use self::listen::Wakes;
 use self::sql::sql;
 use super::address::hide_password;
-use super::contract::{Ack, Snapshot, Store, StoreFuture, Write};
+use super::contract::{Ack, Delivery, Snapshot, Store, StoreFuture, Write};
 use super::envelope;
 use super::error::StoreError;
 use super::manifest::Manifest;
@@ -277,6 +277,37 @@ async fn commit(conn: &Conn, batch: &[Write]) -> Result<(), PgError> {
                     )
                     .await?;
             }
+            Write::Deliver { graph, delivery } => {
+                let sent_ms = i64::try_from(delivery.sent_ms).unwrap_or(i64::MAX);
+                client
+                    .execute(
+                        "INSERT INTO typedag_signals (graph, signal, json, digest, sent_ms)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (graph, signal) DO UPDATE
+                         SET json = EXCLUDED.json, digest = EXCLUDED.digest,
+                             sent_ms = EXCLUDED.sent_ms",
+                        &[
+                            graph,
+                            &delivery.signal,
+                            &delivery.json,
+                            &delivery.digest().as_slice(),
+                            &sent_ms,
+                        ],
+                    )
+                    .await?;
+            }
+            Write::Taken {
+                graph,
+                signal,
+                digest,
+            } => {
+                client
+                    .execute(
+                        "DELETE FROM typedag_signals WHERE graph = $1 AND signal = $2 AND digest = $3",
+                        &[graph, signal, &digest.as_slice()],
+                    )
+                    .await?;
+            }
             Write::Forget {
                 graph,
                 nodes: Some(nodes),
@@ -295,6 +326,9 @@ async fn commit(conn: &Conn, batch: &[Write]) -> Result<(), PgError> {
                     .await?;
                 client
                     .execute("DELETE FROM typedag_graphs WHERE graph = $1", &[graph])
+                    .await?;
+                client
+                    .execute("DELETE FROM typedag_signals WHERE graph = $1", &[graph])
                     .await?;
                 // Its finished shared runs go too; a run in progress stays.
                 client
@@ -498,6 +532,30 @@ impl Store for PostgresStore {
             }
             names.sort_by(|a, b| a.0.cmp(&b.0));
             Ok(names)
+        })
+    }
+
+    fn deliveries(&self, graph: &str) -> StoreFuture<'_, Vec<Delivery>> {
+        let graph = graph.to_owned();
+        self.inner.read(move |conn| {
+            let graph = graph.clone();
+            async move {
+                let rows = conn
+                    .client
+                    .query(
+                        "SELECT signal, json, sent_ms FROM typedag_signals WHERE graph = $1",
+                        &[&graph],
+                    )
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| Delivery {
+                        signal: row.get(0),
+                        json: row.get(1),
+                        sent_ms: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+                    })
+                    .collect())
+            }
         })
     }
 
