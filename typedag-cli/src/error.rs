@@ -35,6 +35,34 @@ pub enum Error {
         "node `{node}` of graph `{graph}` has no record: nothing to forget (nothing was dropped)"
     )]
     NoRecord { graph: String, node: String },
+    /// The graph has no signal of that name.
+    #[error("{}; nothing was stored", unknown_signal(.graph, .signal, .known))]
+    UnknownSignal {
+        graph: String,
+        signal: String,
+        known: Vec<String>,
+    },
+    /// The node is in the graph, but it is a task, not a signal.
+    #[error(
+        "node `{node}` of graph `{graph}` runs task `{task}`: it is not a signal, so it takes no value from outside the graph; {}; nothing was stored",
+        signals(.known)
+    )]
+    NotASignal {
+        graph: String,
+        node: String,
+        task: String,
+        known: Vec<String>,
+    },
+    /// The store has no saved shape of the graph, so it cannot tell its signals.
+    #[error(
+        "the store has no saved shape of graph `{graph}`, so it cannot tell which of its nodes are signals: run its program once (a run saves the graph's shape as it starts), then send the value; nothing was stored"
+    )]
+    NoShape { graph: String },
+    /// The value given is not JSON.
+    #[error(
+        "the value `{value}` is not valid JSON ({detail}): write it as JSON, quoted for the shell, such as '{{\"by\": \"ada\"}}', '\"text\"', '42' or 'true'; nothing was stored"
+    )]
+    NotJson { value: String, detail: String },
     /// The store's writer went away without saying whether a write was kept.
     #[error(
         "the store closed before confirming the change to graph `{graph}`; run `typedag status {graph}` to see what it holds"
@@ -91,6 +119,22 @@ fn unknown_graph(graph: &str, known: &[String]) -> String {
             "no graph `{graph}` in the store; its graphs are {}",
             hint(known)
         )
+    }
+}
+
+fn unknown_signal(graph: &str, signal: &str, known: &[String]) -> String {
+    format!(
+        "graph `{graph}` has no signal `{signal}`; {}",
+        signals(known)
+    )
+}
+
+/// What a graph's signals are, for an error about a signal it does not have.
+fn signals(known: &[String]) -> String {
+    if known.is_empty() {
+        "it has no signals (a signal is a node `name = signal::<Type>();` of its `dag!`, or `Graph::signal`)".to_owned()
+    } else {
+        format!("its signals are {}", hint(known))
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `typedag` command: inspect and tidy the store that typedag programs cache their
-//! outputs in, without the programs.
+//! outputs in, and deliver values to their signals, without the programs.
 //!
 //! Each command opens the store (taking its lock, so it waits for no running program and a
 //! running program cannot open it meanwhile), prints what it found or did, and exits 0, or
@@ -11,6 +11,7 @@ mod forget;
 mod gc;
 mod human;
 mod session;
+mod signal;
 mod status;
 mod view;
 
@@ -61,6 +62,20 @@ enum Command {
         graph: String,
         /// The nodes whose records to drop [default: the whole graph, with its saved shape]
         nodes: Vec<String>,
+    },
+    /// Deliver a value, as JSON, to a signal node of a graph
+    ///
+    /// With the embedded store (while no program runs on it), the next run of the graph takes
+    /// it; with PostgreSQL, a run waiting for it takes it at once. A value replaces one not
+    /// yet taken; a value that is not of the signal's type fails the node when taken.
+    Signal {
+        /// The graph
+        graph: String,
+        /// The signal: the id of a `signal::<Type>()` node
+        name: String,
+        /// The value, as JSON: '{"by": "ada"}', '"text"', '42', 'true'
+        #[arg(allow_hyphen_values = true)]
+        value: String,
     },
     /// Drop the records of nodes that are no longer in their graph
     Gc {
@@ -115,6 +130,7 @@ fn run(session: &Session, command: Command) -> Result<String, Error> {
         Command::Status { graph: Some(g) } => status::graph(session, &g),
         Command::Explain { graph, node } => explain::run(session, &graph, node.as_deref()),
         Command::Forget { graph, nodes } => forget::run(session, &graph, &nodes),
+        Command::Signal { graph, name, value } => signal::run(session, &graph, &name, &value),
         Command::Gc {
             older_than,
             dry_run,

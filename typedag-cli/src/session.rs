@@ -4,7 +4,7 @@ use std::sync::{Arc, mpsc};
 
 use dag_runtime::EmbeddedStore;
 use dag_runtime::store::shared::RunSummary;
-use dag_runtime::store::{Address, Manifest, Store, Write};
+use dag_runtime::store::{Address, Delivery, Manifest, Store, Write};
 
 use crate::error::Error;
 use crate::view::GraphView;
@@ -84,17 +84,42 @@ impl Session {
         Ok(GraphView::new(name, manifest, snapshot))
     }
 
+    /// Whether other processes share the store, so that a program may be running on it.
+    pub fn is_shared(&self) -> bool {
+        self.store.coordinator().is_some()
+    }
+
+    /// The values delivered to the signals of `graph` that no run has taken yet.
+    pub fn deliveries(&self, graph: &str) -> Result<Vec<Delivery>, Error> {
+        Ok(self.runtime.block_on(self.store.deliveries(graph))?)
+    }
+
+    /// Delivers a value to a signal of `graph`, and returns once the store says it is kept.
+    pub fn deliver(&self, graph: &str, delivery: Delivery) -> Result<(), Error> {
+        let graph = graph.to_owned();
+        self.write_all(vec![(graph.clone(), Write::Deliver { graph, delivery })])
+    }
+
     /// Drops records, each `(graph, nodes)` as in [`Write::Forget`], and returns once the
-    /// store says they are gone for good. The writes are queued together so that the store
-    /// can commit them in one transaction.
+    /// store says they are gone for good.
     pub fn forget(&self, drops: Vec<(String, Option<Vec<String>>)>) -> Result<(), Error> {
+        let writes = drops
+            .into_iter()
+            .map(|(graph, nodes)| (graph.clone(), Write::Forget { graph, nodes }))
+            .collect();
+        self.write_all(writes)
+    }
+
+    /// Queues `writes`, each with the graph it changes, together so that the store can
+    /// commit them in one transaction, and returns once the store says they are durable.
+    fn write_all(&self, writes: Vec<(String, Write)>) -> Result<(), Error> {
         let (tx, rx) = mpsc::channel();
-        let mut graphs = Vec::with_capacity(drops.len());
-        for (graph, nodes) in drops {
+        let mut graphs = Vec::with_capacity(writes.len());
+        for (graph, write) in writes {
             let tx = tx.clone();
-            graphs.push(graph.clone());
+            graphs.push(graph);
             self.store.write(
-                Write::Forget { graph, nodes },
+                write,
                 Box::new(move |result| {
                     // The receiver only goes away once we stopped waiting.
                     let _ = tx.send(result);

@@ -22,6 +22,8 @@ pub struct NodeView {
     pub task: Option<String>,
     /// Whether the graph's shape has this node.
     pub in_graph: bool,
+    /// Whether the graph's shape says it is a signal, whose value comes from outside.
+    pub signal: bool,
     /// For the record of an item of a map node (`pages#…`) or of its index of items
     /// (`pages#items`): that node, which a run reads it for.
     pub item_of: Option<usize>,
@@ -64,6 +66,7 @@ impl GraphView {
                 id: n.id.clone(),
                 task: Some(n.task.clone()),
                 in_graph: true,
+                signal: n.is_signal(),
                 item_of: None,
                 held: records.remove(&n.id).map_or(Held::Missing, Held::from),
                 inputs: Vec::new(),
@@ -96,6 +99,7 @@ impl GraphView {
                 id,
                 task: held.record().map(|r| r.task.clone()),
                 in_graph: false,
+                signal: false,
                 held,
                 inputs: Vec::new(),
                 dependents: Vec::new(),

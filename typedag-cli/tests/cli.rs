@@ -496,6 +496,7 @@ fn an_unknown_graph_is_an_error() {
         &["explain", "nope"],
         &["forget", "nope"],
         &["forget", "nope", "a"],
+        &["signal", "nope", "approve", "true"],
     ] {
         let err = fails(&tmp.0, args, 1);
         assert_eq!(
@@ -504,6 +505,105 @@ fn an_unknown_graph_is_an_error() {
             "{args:?}"
         );
     }
+}
+
+/// A graph `release` as its program saves it: `build`, the signal `approve`, and `ship`
+/// reading it; no value delivered yet.
+fn release(dir: &Path) {
+    let store = EmbeddedStore::open(dir).unwrap();
+    graph(
+        &[&store],
+        "release",
+        &[
+            ("build", "build", &[]),
+            ("approve", "typedag::signal", &[]),
+            ("ship", "ship", &[1]),
+        ],
+    );
+}
+
+/// The values waiting in the store for the signals of `graph`, as (signal, JSON).
+fn deliveries(dir: &Path, graph: &str) -> Vec<(String, String)> {
+    let store = EmbeddedStore::open(dir).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut list: Vec<(String, String)> = runtime
+        .block_on(store.deliveries(graph))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.signal, d.json))
+        .collect();
+    list.sort();
+    list
+}
+
+#[test]
+fn signal_delivers_a_json_value_for_the_next_run() {
+    let tmp = TempDir::new("signal");
+    release(&tmp.0);
+    let out = ok(
+        &tmp.0,
+        &["signal", "release", "approve", r#"{"by": "ada"}"#],
+    );
+    assert_eq!(
+        out,
+        "delivered {\"by\": \"ada\"} to signal `approve` of graph `release`\nthe next run of the graph takes it\n"
+    );
+    assert_eq!(
+        deliveries(&tmp.0, "release"),
+        [("approve".to_owned(), r#"{"by": "ada"}"#.to_owned())]
+    );
+
+    // A second value replaces the first, which no run has taken.
+    let out = ok(&tmp.0, &["signal", "release", "approve", "-1"]);
+    assert!(
+        out.starts_with("delivered -1 to signal `approve` of graph `release`, in place of the value delivered before that no run had taken\n"),
+        "{out}"
+    );
+    assert_eq!(
+        deliveries(&tmp.0, "release"),
+        [("approve".to_owned(), "-1".to_owned())]
+    );
+
+    // Forgetting the graph drops what was delivered to it.
+    ok(&tmp.0, &["forget", "release"]);
+    assert!(deliveries(&tmp.0, "release").is_empty());
+}
+
+#[test]
+fn signal_refuses_what_it_cannot_deliver_and_stores_nothing() {
+    let tmp = TempDir::new("signal-refused");
+    release(&tmp.0);
+    let err = fails(&tmp.0, &["signal", "release", "aprove", "true"], 1);
+    assert_eq!(
+        err,
+        "error: graph `release` has no signal `aprove`; its signals are `approve`; nothing was stored\n"
+    );
+    let err = fails(&tmp.0, &["signal", "release", "ship", "true"], 1);
+    assert_eq!(
+        err,
+        "error: node `ship` of graph `release` runs task `ship`: it is not a signal, so it takes no value from outside the graph; its signals are `approve`; nothing was stored\n"
+    );
+    let err = fails(&tmp.0, &["signal", "release", "approve", "{by: ada}"], 1);
+    assert!(
+        err.starts_with("error: the value `{by: ada}` is not valid JSON (key must be a string at line 1 column 2): write it as JSON"),
+        "{err}"
+    );
+    assert!(err.ends_with("; nothing was stored\n"), "{err}");
+    build(&tmp.0);
+    let err = fails(&tmp.0, &["signal", "adhoc", "x", "1"], 1);
+    assert!(
+        err.starts_with("error: the store has no saved shape of graph `adhoc`"),
+        "{err}"
+    );
+    let err = fails(&tmp.0, &["signal", "nightly", "a", "1"], 1);
+    assert!(
+        err.contains("it is not a signal, so it takes no value from outside the graph; it has no signals (a signal is a node `name = signal::<Type>();`"),
+        "{err}"
+    );
+    assert!(deliveries(&tmp.0, "release").is_empty());
+    assert!(deliveries(&tmp.0, "nightly").is_empty());
 }
 
 #[test]
