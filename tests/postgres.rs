@@ -343,3 +343,53 @@ fn typedag_store_can_name_a_database() {
     );
     assert_eq!(rows.trim(), "3");
 }
+
+#[task]
+async fn doubled(x: &u64) -> u64 {
+    x * 2
+}
+
+#[tokio::test]
+async fn a_value_delivered_by_another_process_ends_a_wait_and_is_taken_once() {
+    let url = Cluster::shared().database("signal");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    // Another process's connection: a store of its own, as another retry window makes one.
+    let other = PostgresStore::connect_with(&url, Duration::from_secs(59))
+        .await
+        .unwrap();
+    let graph = || {
+        dag! {
+            name = "pg-signal";
+            x = signal::<u64>() with timeout = "20s";
+            y = doubled(x);
+        }
+    };
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        other.write(
+            typedag::store::Write::Deliver {
+                graph: "pg-signal".into(),
+                delivery: typedag::store::Delivery::new("x", "21"),
+            },
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.await.unwrap().unwrap();
+    });
+    let out = Runner::new()
+        .store(store.clone())
+        .run(graph())
+        .await
+        .unwrap();
+    sender.await.unwrap();
+    assert_eq!(out.y, 42);
+    assert!(store.deliveries("pg-signal").await.unwrap().is_empty());
+    let again = Runner::new()
+        .store(store)
+        .run_partial(graph())
+        .await
+        .unwrap();
+    assert_eq!(ran(&again.report), []);
+}

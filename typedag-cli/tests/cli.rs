@@ -700,6 +700,32 @@ fn a_postgres_store_reads_like_an_embedded_one() {
     same(&["forget", "nightly"]);
     same(&["status"]);
 
+    // A value for a signal goes into PostgreSQL at any time, for a run waiting for it.
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let postgres = runtime
+            .block_on(dag_runtime::PostgresStore::connect(&url))
+            .unwrap();
+        graph(
+            &[&postgres],
+            "release",
+            &[("approve", "typedag::signal", &[]), ("ship", "ship", &[0])],
+        );
+    }
+    let out = ok(&url, &["signal", "release", "approve", "true"]);
+    assert_eq!(
+        out,
+        "delivered true to signal `approve` of graph `release`\na run waiting for it takes it within a second; else the next run to reach it does\n"
+    );
+    let kept = cluster.sql(
+        &url,
+        "SELECT json FROM typedag_signals WHERE graph = 'release' AND signal = 'approve'",
+    );
+    assert_eq!(kept.trim(), "true");
+
     // A distributed run in progress shows under the graphs.
     cluster.sql(
         &url,
