@@ -16,7 +16,7 @@ pub use crate::graph::{FromOutputs, Graph, Node, Outputs};
 pub use crate::looping::{Loop, LoopState, Looping, StateCodec, by_iteration, turn};
 pub use crate::policy::{Backoff, TaskOptions};
 pub use crate::resource::{Need, Res, Resource};
-pub use crate::signal::Signal;
+pub use crate::signal::{Signal, signal_row};
 pub use crate::task::{
     BoxFuture, Codec, CodecIfSerde, Inputs, NoCodec, Probe, Task, codec, from_result,
 };

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::failure::Failure;
+use crate::graph::table::TaskRef;
 use crate::policy::TaskOptions;
 use crate::task::{BoxFuture, Codec, Inputs, Shared, Task};
 
@@ -31,11 +32,21 @@ pub trait SignalValue: Serialize + DeserializeOwned + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> SignalValue for T {}
 
+/// The task of a signal node whose value is a `T`, as a row of a `dag!` names it: where a
+/// value type without serde is reported, with [`SignalValue`]'s message.
+#[doc(hidden)]
+pub const fn signal_row<T: SignalValue>() -> TaskRef {
+    TaskRef::of::<Signal<T>>()
+}
+
 /// The task of a signal node whose value is a `T`: `dag!`'s `signal::<T>()`, and what
 /// [`Graph::signal`](crate::Graph::signal) adds. It is never called: the runner waits for a
 /// delivery instead.
 pub struct Signal<T>(PhantomData<fn() -> T>);
 
+// Not recommended: a type that is not a task is no `Signal<T>` either, and should not be
+// told so.
+#[diagnostic::do_not_recommend]
 impl<T: SignalValue> Task for Signal<T> {
     type Output = T;
     const NAME: &'static str = TASK;

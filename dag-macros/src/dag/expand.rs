@@ -202,13 +202,14 @@ fn wiring(index: usize, n: &Node) -> TokenStream {
 }
 
 /// The node's row of the table: its id, its task, and where each argument comes from. A
-/// signal node's task is `Signal<T>`, whose bounds on `T` are checked here, on `T`.
+/// signal node's task is `Signal<T>`, named through `signal_row`, whose bound on `T` is
+/// checked here, on `T`.
 fn row(n: &Node) -> TokenStream {
     let task = &n.task;
     let id = n.name.to_string();
     let task_ref = match &n.signal {
         Some(value) => quote_spanned! {value.span()=>
-            <::typedag::__private::Signal<#value> as ::typedag::__private::Task>::ROW
+            ::typedag::__private::signal_row::<#value>()
         },
         None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW),
     };

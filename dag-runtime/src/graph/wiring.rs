@@ -87,7 +87,7 @@ pub fn map_handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<Vec<
 }
 
 /// The handle of a signal node whose value is a `T`, which may not run as `maybe` says. Its
-/// value's bounds are checked once, where its row names the task `Signal<T>`.
+/// value's bounds are checked once, where its row names its task (`signal_row`).
 pub fn signal_handle<T, M: Maybe>(_maybe: M) -> Handle<T, M> {
     Handle(PhantomData)
 }
