@@ -217,6 +217,30 @@ async fn a_waiting_signal_holds_no_slot_of_the_run() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
+#[task]
+async fn broken() -> Result<u32, String> {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Err("broken".into())
+}
+
+#[tokio::test]
+async fn a_run_that_stops_at_a_failure_does_not_wait_for_its_signals() {
+    let graph = dag! {
+        approve = signal::<Approval>() with timeout = "10s";
+        bad     = broken();
+    };
+    let start = Instant::now();
+    let err = Runner::in_memory()
+        .fail_fast(true)
+        .run(graph)
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, typedag::Error::Failed(_)), "{err}");
+    let report = err.report().unwrap();
+    assert_eq!(report.node("approve").unwrap().outcome, Outcome::Cancelled);
+}
+
 #[tokio::test]
 async fn a_signal_under_a_condition_that_does_not_hold_does_not_wait() {
     let graph = dag! {

@@ -177,8 +177,6 @@ impl Runner {
             drive(run.clone(), job, alive.clone()).await;
         }
         let finished = done.await;
-        // Signal nodes still waiting give up, and let go of the run.
-        run.over.cancel();
         // Wait for every driver to let go of the run, so that nothing of it (the store
         // included) outlives this call.
         drop(alive);

@@ -49,7 +49,8 @@ pub(super) struct Run {
     pub(super) conditional: bool,
     /// The values the program sends to signal nodes.
     pub(super) signals: crate::signal::Signals,
-    /// Cancelled once the run has ended: signal nodes still waiting give up.
+    /// Cancelled once the run has ended (with its [`Completion`]): signal nodes still
+    /// waiting give up.
     pub(super) over: Cancel,
     pub(super) state: Mutex<State>,
 }
@@ -130,7 +131,8 @@ impl Run {
         });
         let (plan, limited) = plan_nodes(&specs, store.is_some());
         let specs_conditional = specs.iter().any(|s| s.maybe);
-        let (completion, ended) = Completion::new();
+        let over = Cancel::new();
+        let (completion, ended) = Completion::new(over.clone());
         let state = State {
             waiting,
             readers,
@@ -174,7 +176,7 @@ impl Run {
             shape,
             conditional: specs_conditional,
             signals: runner.signals.clone(),
-            over: Cancel::new(),
+            over,
             state: Mutex::new(state),
         };
         (run, ended)
@@ -259,12 +261,14 @@ impl State {
 /// The signal that a run has ended, sent once: taken from the state under the lock, sent
 /// after the lock (and the sender's hold on the run) is let go, so that whoever waits for
 /// the run finds nothing of it still held. Empty once taken, or when the run goes on.
-pub(super) struct Completion(Option<oneshot::Sender<()>>);
+/// Sending it also cancels [`Run::over`], which wakes the signal nodes still waiting (one
+/// may be the driver that whoever waits for the run is awaiting).
+pub(super) struct Completion(Option<(oneshot::Sender<()>, Cancel)>);
 
 impl Completion {
-    fn new() -> (Self, oneshot::Receiver<()>) {
+    fn new(over: Cancel) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
-        (Self(Some(tx)), rx)
+        (Self(Some((tx, over))), rx)
     }
 
     /// The signal, leaving this one empty.
@@ -280,7 +284,8 @@ impl Completion {
     /// Wakes whoever waits for the run, if this holds the signal. A waiter that has gone is
     /// no one to wake.
     pub(super) fn send(self) {
-        if let Some(tx) = self.0 {
+        if let Some((tx, over)) = self.0 {
+            over.cancel();
             let _ = tx.send(());
         }
     }
