@@ -86,6 +86,12 @@
 //! so a stopped loop resumes after its last stored iteration; `with max = 100` bounds it
 //! ([`DEFAULT_MAX_ITERATIONS`] by default).
 //!
+//! `approve = signal::<Approval>() with timeout = "1h";` is a signal node: its value, typed,
+//! comes from outside the graph under the node's name, sent by the program through
+//! [`Runner::signals`] or into the store by `typedag signal GRAPH approve '<json>'`. The node
+//! waits for it (holding no concurrency slot), then stores it like any output, so later runs
+//! do not wait again; see [`Signals`].
+//!
 //! ## The builder
 //!
 //! For graphs whose shape is known only at run time, [`Graph`] is the typed builder `dag!`

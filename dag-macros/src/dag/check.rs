@@ -316,4 +316,31 @@ mod tests {
         assert_eq!(node(syn::parse_quote!(a.clone())), None);
         assert_eq!(node(syn::parse_quote!([a])), None);
     }
+
+    #[test]
+    fn a_signal_is_a_node_of_its_type_without_inputs() {
+        let dag: Dag = syn::parse_quote!(approve = signal::<Approval>() with timeout = "1s"; go = signal(approve););
+        let checked = check(&dag).unwrap_or_else(|_| panic!("a valid dag!"));
+        let ty = checked.nodes[0].signal.as_ref().map(crate::pretty::tokens);
+        assert_eq!(ty.as_deref(), Some("Approval"));
+        // Without `::<`, `signal` is a task like any other.
+        assert!(checked.nodes[1].signal.is_none());
+        assert!(matches!(checked.nodes[1].args[..], [Arg::Node(0, _)]));
+    }
+
+    #[test]
+    fn a_signal_takes_no_inputs_nor_retries() {
+        let parsed = syn::parse_str::<Dag>("approve = signal::<Approval>(1);");
+        let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("a signal takes no inputs"), "{message}");
+
+        let dag: Dag = syn::parse_quote!(approve = signal::<Approval>() with retries = 2;);
+        let errors = check(&dag).err().unwrap_or_default();
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(
+            messages[0].starts_with("`retries` does not apply to a signal: `approve` waits once"),
+            "{messages:?}"
+        );
+    }
 }
