@@ -63,6 +63,12 @@ pub enum Error {
         "the value `{value}` is not valid JSON ({detail}): write it as JSON, quoted for the shell, such as '{{\"by\": \"ada\"}}', '\"text\"', '42' or 'true'; nothing was stored"
     )]
     NotJson { value: String, detail: String },
+    /// `typedag signal` into an embedded store that a running program holds.
+    #[error(
+        "the store {} is in use by a running program, so the value cannot go into it now: a running program takes values sent through its own `Runner::signals`; else stop it (a signal's wait survives a restart), run this again, and start the program again to take the value; nothing was stored",
+        .path.display()
+    )]
+    InUseWhileDelivering { path: PathBuf },
     /// The store's writer went away without saying whether a write was kept.
     #[error(
         "the store closed before confirming the change to graph `{graph}`; run `typedag status {graph}` to see what it holds"
@@ -71,6 +77,17 @@ pub enum Error {
     /// The async runtime that drives the store could not start.
     #[error("cannot start the runtime that reads the store: {0}")]
     Runtime(std::io::Error),
+}
+
+impl Error {
+    /// This error as `typedag signal` says it: a store in use is no reason to wait for the
+    /// program to finish, as it may be waiting for this very value.
+    pub fn delivering(self) -> Self {
+        match self {
+            Error::Store(StoreError::Locked { path }) => Error::InUseWhileDelivering { path },
+            e => e,
+        }
+    }
 }
 
 /// At most this many names in a "known names" hint: a huge graph would flood the terminal.

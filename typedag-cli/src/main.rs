@@ -106,7 +106,9 @@ fn main() -> ExitCode {
             )
             .exit(),
     };
-    match Session::open(&address).and_then(|session| run(&session, cli.command)) {
+    let delivering = matches!(cli.command, Command::Signal { .. });
+    let done = Session::open(&address).and_then(|session| run(&session, cli.command));
+    match done.map_err(|e| if delivering { e.delivering() } else { e }) {
         Ok(text) => print(&text),
         Err(e) => {
             eprintln!("error: {e}");

@@ -604,6 +604,17 @@ fn signal_refuses_what_it_cannot_deliver_and_stores_nothing() {
     );
     assert!(deliveries(&tmp.0, "release").is_empty());
     assert!(deliveries(&tmp.0, "nightly").is_empty());
+
+    // A running program holds the store: it may be waiting for this very value.
+    let held = EmbeddedStore::open(&tmp.0).unwrap();
+    let err = fails(&tmp.0, &["signal", "release", "approve", "true"], 1);
+    assert!(
+        err.starts_with("error: the store ")
+            && err.contains("is in use by a running program, so the value cannot go into it now: a running program takes values sent through its own `Runner::signals`"),
+        "{err}"
+    );
+    drop(held);
+    assert!(deliveries(&tmp.0, "release").is_empty());
 }
 
 #[test]
