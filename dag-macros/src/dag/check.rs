@@ -160,11 +160,13 @@ pub fn check(dag: &Dag) -> Result<Checked, Vec<syn::Error>> {
     }
 }
 
-/// A signal waits once for its value: retries and backoff have nothing to repeat.
+/// A signal waits once for its value: retries, backoff and a loop's `max` have nothing to
+/// repeat.
 fn signal_settings(name: &Ident, settings: &Settings, errors: &mut Vec<syn::Error>) {
     let spans = [
         ("retries", settings.retries.as_ref().map(|s| s.span)),
         ("backoff", settings.backoff.as_ref().map(|s| s.span)),
+        ("max", settings.max.as_ref().map(|s| s.span)),
     ];
     for (key, span) in spans {
         if let Some(span) = span {
@@ -334,10 +336,14 @@ mod tests {
         let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.starts_with("a signal takes no inputs"), "{message}");
 
-        let dag: Dag = syn::parse_quote!(approve = signal::<Approval>() with retries = 2;);
+        let dag: Dag = syn::parse_quote!(approve = signal::<Approval>() with retries = 2, max = 3;);
         let errors = check(&dag).err().unwrap_or_default();
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[1].starts_with("`max` does not apply to a signal"),
+            "{messages:?}"
+        );
         assert!(
             messages[0].starts_with("`retries` does not apply to a signal: `approve` waits once"),
             "{messages:?}"
