@@ -24,19 +24,6 @@ pub(super) struct Success {
     pub(super) digest: Option<Digest>,
 }
 
-/// [`attempt`], raced against the run's cancellation when something can cancel it: `None`
-/// if the run was cancelled before or during it.
-pub(super) async fn attempt_unless_cancelled(
-    run: &Run,
-    index: usize,
-    label: &str,
-    prepared: Vec<Prepared>,
-    reason: Reason,
-) -> Option<Result<Success, Vec<Failure>>> {
-    let call = Call::task(run, index);
-    call_unless_cancelled(run, index, label, prepared, reason, call).await
-}
-
 /// What an attempt calls: the node's task, or one iteration of a loop task.
 #[derive(Clone, Copy)]
 pub(super) struct Call {
@@ -48,7 +35,7 @@ pub(super) struct Call {
 
 impl Call {
     /// Node `index`'s task.
-    fn task(run: &Run, index: usize) -> Self {
+    pub(super) fn task(run: &Run, index: usize) -> Self {
         Self {
             call: run.nodes[index].meta.call,
             starts: true,
@@ -58,7 +45,7 @@ impl Call {
 
 /// [`attempt`] of `call`, raced against the run's cancellation when something can cancel
 /// it: `None` if the run was cancelled before or during it.
-pub(super) async fn call_unless_cancelled(
+pub(super) async fn attempt_unless_cancelled(
     run: &Run,
     index: usize,
     label: &str,
@@ -67,12 +54,12 @@ pub(super) async fn call_unless_cancelled(
     call: Call,
 ) -> Option<Result<Success, Vec<Failure>>> {
     if !run.cancellable {
-        return Some(attempt_call(run, index, label, prepared, reason, call).await);
+        return Some(attempt(run, index, label, prepared, reason, call).await);
     }
     if run.cancel.is_cancelled() {
         return None;
     }
-    let attempt = std::pin::pin!(attempt_call(run, index, label, prepared, reason, call));
+    let attempt = std::pin::pin!(attempt(run, index, label, prepared, reason, call));
     let cancelled = std::pin::pin!(run.cancel.cancelled());
     match futures::future::select(attempt, cancelled).await {
         futures::future::Either::Left((result, _)) => Some(result),
@@ -80,20 +67,8 @@ pub(super) async fn call_unless_cancelled(
     }
 }
 
-/// Runs one node's attempts until one succeeds or the policy gives up.
-pub(super) async fn attempt(
-    run: &Run,
-    index: usize,
-    label: &str,
-    prepared: Vec<Prepared>,
-    reason: Reason,
-) -> Result<Success, Vec<Failure>> {
-    let call = Call::task(run, index);
-    attempt_call(run, index, label, prepared, reason, call).await
-}
-
 /// Runs one node's attempts of `call` until one succeeds or the policy gives up.
-async fn attempt_call(
+pub(super) async fn attempt(
     run: &Run,
     index: usize,
     label: &str,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use super::attempt::{Success, attempt};
+use super::attempt::{Call, Success, attempt};
 use super::condition::{self, bool_of_digest, not_run_digest};
 use super::distributed_map::{self, Maps, SharedItems};
 use super::inputs::{Held, Prepared, assemble};
@@ -462,7 +462,10 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         None => inputs(ctx, i, &digests).await,
     };
     let result = match prepared {
-        Ok(prepared) => attempt(run, i, &run.nodes[i].id, prepared, reason).await,
+        Ok(prepared) => {
+            let call = Call::task(run, i);
+            attempt(run, i, &run.nodes[i].id, prepared, reason, call).await
+        }
         Err(failure) => Err(vec![failure]),
     };
     let encoded = result.and_then(|done| match encode_output(node, &done.value) {

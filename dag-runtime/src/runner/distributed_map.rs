@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::attempt::{Success, attempt};
+use super::attempt::{Call, Success, attempt};
 use super::distributed::{
     Finished, Participant, Settling, SharedOutcome, UNFINGERPRINTED, complete, end, finished,
     inputs, settle_failed, settle_ran,
@@ -368,7 +368,10 @@ pub(super) async fn run_item(
     let input = map_input(ctx, parent, &digests).await;
     let reason = input.as_ref().map_or(Reason::NeverRan, |m| m.reason);
     let result = match &input {
-        Ok(input) => attempt(run, parent, &name, input.of_item(position), reason).await,
+        Ok(input) => {
+            let call = Call::task(run, parent);
+            attempt(run, parent, &name, input.of_item(position), reason, call).await
+        }
         Err(failure) => Err(vec![failure.clone()]),
     };
     let encoded = result.and_then(|done| match encode_output(spec, &done.value) {

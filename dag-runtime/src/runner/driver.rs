@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::attempt::attempt_unless_cancelled;
+use super::attempt::{Call, attempt_unless_cancelled};
 use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
@@ -253,8 +253,15 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 Some(Err(vec![failure])),
             ),
             Ok(inputs) => {
-                let result =
-                    attempt_unless_cancelled(&run, index, &node.id, inputs, job.reason).await;
+                let result = attempt_unless_cancelled(
+                    &run,
+                    index,
+                    &node.id,
+                    inputs,
+                    job.reason,
+                    Call::task(&run, index),
+                )
+                .await;
                 record(&run, node, job.fingerprint.take(), job.reason, result)
             }
         };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::attempt::{Call, Success, call_unless_cancelled};
+use super::attempt::{Call, Success, attempt_unless_cancelled};
 use super::inputs::Prepared;
 use super::persist::{done_record, record};
 use super::state::Run;
@@ -88,7 +88,7 @@ pub(super) async fn run_loop(
             starts: iterations == resumed,
         };
         let attempted =
-            call_unless_cancelled(run, index, &spec.id, prepared.clone(), reason, call).await;
+            attempt_unless_cancelled(run, index, &spec.id, prepared.clone(), reason, call).await;
         let Some(attempted) = attempted else {
             break None;
         };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::attempt::{Success, attempt_unless_cancelled};
+use super::attempt::{Call, Success, attempt_unless_cancelled};
 use super::driver::{Alive, drive};
 use super::inputs::Prepared;
 use super::item_keys::{Chunk, Encoded, Key, Matched, match_items};
@@ -496,7 +496,9 @@ impl Work {
         let spec = &run.nodes[self.index];
         let task = spec.meta.task;
         let name = label(&spec.id, i);
-        let result = attempt_unless_cancelled(run, self.index, &name, inputs, self.reason).await?;
+        let call = Call::task(run, self.index);
+        let result =
+            attempt_unless_cancelled(run, self.index, &name, inputs, self.reason, call).await?;
         let kept = self.log.as_ref().zip(self.keys.get(i));
         match result {
             Ok(done) => {
