@@ -43,9 +43,20 @@ impl Call {
     }
 }
 
+/// Which caller an [`attempt_unless_cancelled`] is for: each gets a copy of its own, which
+/// the compiler then builds into that caller (one call site each), as every node's attempt
+/// is the runner's hottest path.
+pub(super) const FOR_NODE: u8 = 0;
+/// See [`FOR_NODE`].
+pub(super) const FOR_ITEM: u8 = 1;
+/// See [`FOR_NODE`].
+pub(super) const FOR_ITERATION: u8 = 2;
+/// See [`FOR_NODE`]: a node or an item in a distributed run.
+pub(super) const FOR_SHARED: u8 = 3;
+
 /// [`attempt`] of `call`, raced against the run's cancellation when something can cancel
-/// it: `None` if the run was cancelled before or during it.
-pub(super) async fn attempt_unless_cancelled(
+/// it: `None` if the run was cancelled before or during it. `CALLER`: see [`FOR_NODE`].
+pub(super) async fn attempt_unless_cancelled<const CALLER: u8>(
     run: &Run,
     index: usize,
     label: &str,
@@ -54,12 +65,12 @@ pub(super) async fn attempt_unless_cancelled(
     call: Call,
 ) -> Option<Result<Success, Vec<Failure>>> {
     if !run.cancellable {
-        return Some(attempt(run, index, label, prepared, reason, call).await);
+        return Some(attempt::<CALLER>(run, index, label, prepared, reason, call).await);
     }
     if run.cancel.is_cancelled() {
         return None;
     }
-    let attempt = std::pin::pin!(attempt(run, index, label, prepared, reason, call));
+    let attempt = std::pin::pin!(attempt::<CALLER>(run, index, label, prepared, reason, call));
     let cancelled = std::pin::pin!(run.cancel.cancelled());
     match futures::future::select(attempt, cancelled).await {
         futures::future::Either::Left((result, _)) => Some(result),
@@ -67,8 +78,9 @@ pub(super) async fn attempt_unless_cancelled(
     }
 }
 
-/// Runs one node's attempts of `call` until one succeeds or the policy gives up.
-pub(super) async fn attempt(
+/// Runs one node's attempts of `call` until one succeeds or the policy gives up. `CALLER`:
+/// see [`FOR_NODE`].
+pub(super) async fn attempt<const CALLER: u8>(
     run: &Run,
     index: usize,
     label: &str,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
-use super::attempt::{Call, Success, attempt};
+use super::attempt::{Call, FOR_SHARED, Success, attempt};
 use super::condition::{self, bool_of_digest, not_run_digest};
 use super::distributed_map::{self, Maps, SharedItems};
 use super::inputs::{Held, Prepared, assemble};
@@ -464,7 +464,7 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
     let result = match prepared {
         Ok(prepared) => {
             let call = Call::task(run, i);
-            attempt(run, i, &run.nodes[i].id, prepared, reason, call).await
+            attempt::<FOR_SHARED>(run, i, &run.nodes[i].id, prepared, reason, call).await
         }
         Err(failure) => Err(vec![failure]),
     };

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::attempt::{Call, Success, attempt};
+use super::attempt::{Call, FOR_SHARED, Success, attempt};
 use super::distributed::{
     Finished, Participant, Settling, SharedOutcome, UNFINGERPRINTED, complete, end, finished,
     inputs, settle_failed, settle_ran,
@@ -370,7 +370,7 @@ pub(super) async fn run_item(
     let result = match &input {
         Ok(input) => {
             let call = Call::task(run, parent);
-            attempt(run, parent, &name, input.of_item(position), reason, call).await
+            attempt::<FOR_SHARED>(run, parent, &name, input.of_item(position), reason, call).await
         }
         Err(failure) => Err(vec![failure.clone()]),
     };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::attempt::{Call, attempt_unless_cancelled};
+use super::attempt::{Call, FOR_NODE, attempt_unless_cancelled};
 use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
@@ -253,7 +253,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 Some(Err(vec![failure])),
             ),
             Ok(inputs) => {
-                let result = attempt_unless_cancelled(
+                let result = attempt_unless_cancelled::<FOR_NODE>(
                     &run,
                     index,
                     &node.id,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::attempt::{Call, Success, attempt_unless_cancelled};
+use super::attempt::{Call, FOR_ITERATION, Success, attempt_unless_cancelled};
 use super::inputs::Prepared;
 use super::persist::{done_record, record};
 use super::state::Run;
@@ -87,8 +87,15 @@ pub(super) async fn run_loop(
             call: looping.step,
             starts: iterations == resumed,
         };
-        let attempted =
-            attempt_unless_cancelled(run, index, &spec.id, prepared.clone(), reason, call).await;
+        let attempted = attempt_unless_cancelled::<FOR_ITERATION>(
+            run,
+            index,
+            &spec.id,
+            prepared.clone(),
+            reason,
+            call,
+        )
+        .await;
         let Some(attempted) = attempted else {
             break None;
         };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::attempt::{Call, Success, attempt_unless_cancelled};
+use super::attempt::{Call, FOR_ITEM, Success, attempt_unless_cancelled};
 use super::driver::{Alive, drive};
 use super::inputs::Prepared;
 use super::item_keys::{Chunk, Encoded, Key, Matched, match_items};
@@ -498,7 +498,8 @@ impl Work {
         let name = label(&spec.id, i);
         let call = Call::task(run, self.index);
         let result =
-            attempt_unless_cancelled(run, self.index, &name, inputs, self.reason, call).await?;
+            attempt_unless_cancelled::<FOR_ITEM>(run, self.index, &name, inputs, self.reason, call)
+                .await?;
         let kept = self.log.as_ref().zip(self.keys.get(i));
         match result {
             Ok(done) => {

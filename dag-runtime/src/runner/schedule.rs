@@ -269,6 +269,10 @@ impl State {
     /// Why node `i`, whose inputs have all finished, does not run, if it does not (see
     /// [`condition::unmet`]).
     fn unmet(&self, run: &Run, i: usize) -> Option<String> {
+        // Most nodes run under no condition and read no node that may not run.
+        if !run.nodes[i].maybe {
+            return None;
+        }
         condition::unmet(
             &run.nodes,
             i,

@@ -283,10 +283,18 @@ impl Completion {
 
     /// Wakes whoever waits for the run, if this holds the signal. A waiter that has gone is
     /// no one to wake.
+    #[inline]
     pub(super) fn send(self) {
         if let Some((tx, over)) = self.0 {
-            over.cancel();
-            let _ = tx.send(());
+            Self::wake(tx, over);
         }
+    }
+
+    /// The run has ended: signal nodes still waiting give up, and whoever waits for the
+    /// run wakes.
+    #[inline(never)]
+    fn wake(tx: oneshot::Sender<()>, over: Cancel) {
+        over.cancel();
+        let _ = tx.send(());
     }
 }
