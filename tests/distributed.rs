@@ -1394,3 +1394,40 @@ async fn two_graphs_with_signals_of_one_type_never_share_a_value() {
     );
     assert!(store.deliveries("right").await.unwrap().is_empty());
 }
+
+#[task]
+async fn tripled(x: &u64) -> u64 {
+    x * 3
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_sent_through_one_workers_handle_reaches_the_worker_that_waits() {
+    let url = Cluster::shared().database("signal-handle");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let graph = || {
+        dag! {
+            name = "handoff";
+            x = signal::<u64>() with timeout = "20s";
+            y = tripled(x);
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // Worker two holds the wait before worker one starts; the value goes through one.
+    let two = logging_worker(&store, "handoff-1", "two", &log);
+    let waiting = tokio::spawn(async move { two.run_partial(graph()).await });
+    let mut tries = 0;
+    while logged(&log, "two waits x").is_empty() {
+        tries += 1;
+        assert!(tries < 500, "worker two never waited: {log:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let one = logging_worker(&store, "handoff-1", "one", &log);
+    one.signals().send("x", 7u64);
+    let a = one.run_partial(graph()).await.unwrap();
+    let b = waiting.await.unwrap().unwrap();
+    assert_eq!((a.outputs.y, b.outputs.y), (Some(21), Some(21)));
+    assert_eq!(outcomes(&a.report), outcomes(&b.report));
+    assert_eq!(logged(&log, "completed x"), ["two completed x"], "{log:?}");
+    assert_eq!(logged(&log, "completed y").len(), 1, "{log:?}");
+    assert!(store.deliveries("handoff").await.unwrap().is_empty());
+}

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::attempt::{Success, attempt};
 use super::condition::{self, bool_of_digest, not_run_digest};
 use super::distributed_map::{self, Maps, SharedItems};
-use super::distributed_signal::run_signal;
+use super::distributed_signal::{forward, forward_sent, run_signal};
 use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
@@ -174,8 +174,15 @@ pub(super) async fn drive(
         waiting: AtomicUsize::new(0),
         room_changed: Notify::new(),
     });
+    // Values sent before the run are in the store before it is planned, as if delivered.
+    for (i, delivery) in forward(&ctx).await? {
+        run.lock().deliveries.insert(i, delivery);
+    }
     ctx.coordinator.join(plan(&ctx)).await?;
-    let cancelled = claim_and_run(&ctx).await;
+    let cancelled = tokio::select! {
+        cancelled = claim_and_run(&ctx) => cancelled,
+        failed = forward_sent(&ctx) => Err(failed.into()),
+    };
     let ends = ctx.coordinator.nodes(ctx.name.clone()).await?;
     let finished = {
         let mut state = run.lock();

@@ -1,7 +1,8 @@
 //! A signal node in a distributed run: the process that claims it waits for its value (a
 //! delivery in the shared store, or a value sent through this process's `Signals`) under its
 //! lease, without counting against the claims it may hold, for at most its timeout; then
-//! records it through the normal completion. A delivery taken from the store is dropped from
+//! records it through the normal completion. Values sent through a process's `Signals` are
+//! passed on to the store, for whichever process holds the wait. A delivery taken from the store is dropped from
 //! it only once that completion holds, so each value is taken once, by one process, and a
 //! process that dies while it waits leaves both the node and the value to another.
 
@@ -153,16 +154,25 @@ async fn wait(
 /// node's completion has held; a value delivered since stays, for the next run.
 async fn drop_delivery(ctx: &Participant, i: usize, digest: Digest) -> Result<(), StoreError> {
     let run = &ctx.run;
-    let Some(store) = &run.store else {
-        return Ok(());
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store.write(
+    write(
+        ctx,
         Write::Taken {
             graph: run.graph.clone(),
             signal: run.nodes[i].id.to_string(),
             digest,
         },
+    )
+    .await
+}
+
+/// Writes `write` to the run's store, and waits until it is durable.
+async fn write(ctx: &Participant, write: Write) -> Result<(), StoreError> {
+    let Some(store) = &ctx.run.store else {
+        return Ok(());
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.write(
+        write,
         Box::new(move |result| {
             let _ = tx.send(result);
         }),
@@ -170,9 +180,60 @@ async fn drop_delivery(ctx: &Participant, i: usize, digest: Digest) -> Result<()
     rx.await.unwrap_or_else(|_| {
         Err(StoreError::Other {
             location: store.location(),
-            message: "the store stopped before it dropped a signal's delivery".into(),
+            message: "the store stopped before a signal's delivery was written".into(),
         })
     })
+}
+
+/// Passes the values sent through this process's `Signals` to the graph's signal nodes on
+/// to the shared store, as they come, so that whichever process holds a wait takes them;
+/// runs until the run ends, and returns only if the store fails.
+pub(super) async fn forward_sent(ctx: &Participant) -> StoreError {
+    loop {
+        let sent = ctx.run.signals.sent();
+        let mut sent = std::pin::pin!(sent);
+        sent.as_mut().enable();
+        if let Err(e) = forward(ctx).await {
+            return e;
+        }
+        sent.await;
+    }
+}
+
+/// Delivers into the shared store each value this process's `Signals` holds for one of the
+/// graph's signal nodes, by node. A value not of the signal's type stays in the handle: the
+/// node fails with it if this process holds the node.
+pub(super) async fn forward(ctx: &Participant) -> Result<Vec<(usize, Delivery)>, StoreError> {
+    let run = &ctx.run;
+    let mut forwarded = Vec::new();
+    for (i, node) in run.nodes.iter().enumerate() {
+        let Some(signal) = node.meta.signal else {
+            continue;
+        };
+        let Some(payload) = run.signals.take(&node.id) else {
+            continue;
+        };
+        let json = match &payload {
+            Payload::Json(json) => Some(json.clone()),
+            Payload::Value(value, _) => (signal.json)(value.as_ref()),
+        };
+        let Some(json) = json else {
+            run.signals.restore(&node.id, payload);
+            continue;
+        };
+        let delivery = Delivery::new(node.id.to_string(), json);
+        let graph = run.graph.clone();
+        write(
+            ctx,
+            Write::Deliver {
+                graph,
+                delivery: delivery.clone(),
+            },
+        )
+        .await?;
+        forwarded.push((i, delivery));
+    }
+    Ok(forwarded)
 }
 
 /// A signal node of this process that waits: not counted against the claims this process

@@ -241,9 +241,10 @@ impl Runner {
     /// Whoever claims the map node once its last item has ended records its `Vec`, or its
     /// failure naming the failed items, and every process reports the same item counts.
     /// A signal node is claimed like a node by one process, which waits for its value (a
-    /// delivery in the store, sent by any process, or one sent through its own
-    /// [`signals`](Self::signals)) under its lease, without holding room for other claims;
-    /// each value is taken once, by one process, and the node completes as any other.
+    /// delivery in the store, from any process: a value sent through the
+    /// [`signals`](Self::signals) of a process of the run is passed on to the store) under
+    /// its lease, without holding room for other claims; each value is taken once, by one
+    /// process, and the node completes as any other.
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]
