@@ -1431,3 +1431,89 @@ async fn a_value_sent_through_one_workers_handle_reaches_the_worker_that_waits()
     assert_eq!(logged(&log, "completed y").len(), 1, "{log:?}");
     assert!(store.deliveries("handoff").await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_whose_process_dies_is_taken_over_when_its_lease_runs_out() {
+    let url = Cluster::shared().database("signal-lease");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let graph = || {
+        dag! {
+            name = "takeover";
+            x = signal::<u64>() with timeout = "20s";
+            y = tripled(x);
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lease = Duration::from_millis(600);
+    let waits = |who: &str| {
+        let line = format!("{who} waits x");
+        let log = log.clone();
+        async move {
+            let mut tries = 0;
+            while !log.lock().unwrap().contains(&line) {
+                tries += 1;
+                assert!(tries < 500, "no `{line}`: {log:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Worker one claims the signal and dies as it waits: its claim is neither renewed nor
+    // let go.
+    let one = logging_worker(&store, "takeover-1", "one", &log).lease(lease);
+    let dying = tokio::spawn(async move { one.run_partial(graph()).await });
+    waits("one").await;
+    dying.abort();
+    let two = logging_worker(&store, "takeover-1", "two", &log).lease(lease);
+    let survivor = tokio::spawn(async move { two.run_partial(graph()).await });
+    waits("two").await;
+    deliver(&store, "takeover", "x", "4").await;
+    let b = survivor.await.unwrap().unwrap();
+    assert_eq!(b.outputs.y, Some(12));
+    assert!(
+        matches!(b.report.node("x").unwrap().outcome, Outcome::Ran { .. }),
+        "{}",
+        b.report
+    );
+    assert!(store.deliveries("takeover").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_stops_at_a_failure_no_longer_waits_for_a_signal() {
+    let url = Cluster::shared().database("signal-stop");
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let graph = || {
+        dag! {
+            name = "stop";
+            x = signal::<u64>();
+            y = tripled(x);
+            a = fragile(true);
+        }
+    };
+    let worker = || {
+        Runner::new()
+            .store(store.clone())
+            .distributed("stop-1")
+            .fail_fast(true)
+    };
+    let start = Instant::now();
+    let (one, two) = (worker(), worker());
+    let (a, b) = tokio::join!(one.run_partial(graph()), two.run_partial(graph()));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(outcomes(&a.report), outcomes(&b.report));
+    assert!(
+        matches!(a.report.node("a").unwrap().outcome, Outcome::Failed { .. }),
+        "{}",
+        a.report
+    );
+    assert_eq!(
+        a.report.node("x").unwrap().outcome,
+        Outcome::Cancelled,
+        "{}",
+        a.report
+    );
+}

@@ -10,20 +10,28 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::distributed::{Participant, Settling, UNFINGERPRINTED, settle_cached};
-use super::distributed::{settle_failed, settle_ran};
+use super::distributed::{SharedOutcome, complete, end, settle_failed, settle_ran};
 use super::persist::encode_output;
 use super::signal::{LOOK_EVERY, decoded, rerun_for_new_value, timed_out};
 use crate::cache::{Digest, Verdict};
 use crate::error::Error;
 use crate::event::Event;
 use crate::signal::Payload;
-use crate::store::shared::Claim;
+use crate::store::shared::{Claim, RowState};
 use crate::store::{Delivery, StoreError, Write};
 
 /// A value signal node has taken: its payload, and its digest if it came from the store.
 struct Taken {
     payload: Payload,
     stored: Option<Digest>,
+}
+
+/// How a wait ended.
+enum Waited {
+    Took(Taken),
+    TimedOut(Duration),
+    /// The run stops (a failure, with `fail_fast`): nothing more starts, nor waits.
+    Stopped,
 }
 
 /// Settles claimed signal node `i`, whose verdict is `verdict`: cached if its stored value
@@ -65,8 +73,11 @@ pub(super) async fn run_signal(
         key: None,
     };
     let (result, taken) = match wait(ctx, i, &mut stored).await? {
-        Ok(Taken { payload, stored }) => (decoded(&node.id, signal, payload, start), stored),
-        Err(limit) => (Err(vec![timed_out(run, i, limit)]), None),
+        Waited::Took(Taken { payload, stored }) => {
+            (decoded(&node.id, signal, payload, start), stored)
+        }
+        Waited::TimedOut(limit) => (Err(vec![timed_out(run, i, limit)]), None),
+        Waited::Stopped => return let_go(ctx, claim).await,
     };
     let encoded = result.and_then(|done| match encode_output(node, &done.value) {
         Ok((bytes, digest)) => Ok((done, bytes, digest)),
@@ -100,12 +111,8 @@ async fn stored_delivery(ctx: &Participant, i: usize) -> Result<Option<Delivery>
 
 /// Waits for a value for signal node `i`: `stored` if the store held one, else one sent
 /// through this process's `Signals` or delivered into the store meanwhile (looked for every
-/// half second). `Err` with its timeout if none came within it.
-async fn wait(
-    ctx: &Participant,
-    i: usize,
-    stored: &mut Option<Delivery>,
-) -> Result<Result<Taken, Duration>, Error> {
+/// half second), unless it times out or the run stops first.
+async fn wait(ctx: &Participant, i: usize, stored: &mut Option<Delivery>) -> Result<Waited, Error> {
     let run = &ctx.run;
     let node = &run.nodes[i];
     let timeout = node.options.timeout;
@@ -116,13 +123,13 @@ async fn wait(
         let mut sent = std::pin::pin!(sent);
         sent.as_mut().enable();
         if let Some(delivery) = stored.take() {
-            return Ok(Ok(Taken {
+            return Ok(Waited::Took(Taken {
                 stored: Some(delivery.digest()),
                 payload: Payload::Json(delivery.json),
             }));
         }
         if let Some(payload) = run.signals.take(&node.id) {
-            return Ok(Ok(Taken {
+            return Ok(Waited::Took(Taken {
                 payload,
                 stored: None,
             }));
@@ -130,7 +137,7 @@ async fn wait(
         if let (Some(d), Some(limit)) = (deadline, timeout)
             && tokio::time::Instant::now() >= d
         {
-            return Ok(Err(limit));
+            return Ok(Waited::TimedOut(limit));
         }
         if waiting.is_none() {
             run.events.emit(&Event::Waiting {
@@ -146,8 +153,23 @@ async fn wait(
             () = &mut sent => {}
             () = tokio::time::sleep_until(until) => {}
         }
+        // The run may have stopped (in this process or another): then this wait ends too.
+        if ctx.coordinator.progress(ctx.name.clone()).await?.stopping {
+            return Ok(Waited::Stopped);
+        }
         *stored = stored_delivery(ctx, i).await?;
     }
+}
+
+/// Lets go of claimed signal node `claim` in a run that stops: its row is ready again, with
+/// nothing recorded, so that no process waits for it and every report has it unfinished.
+async fn let_go(ctx: &Participant, claim: &Claim) -> Result<(), Error> {
+    let mut e = end(claim, RowState::Ready, None, &SharedOutcome::Cached);
+    // No outcome: an empty one, which every process reads as none.
+    e.outcome = Vec::new();
+    complete(ctx, e).await?;
+    ctx.run.events.stopped_running();
+    Ok(())
 }
 
 /// Drops the delivery of signal node `i` whose JSON has `digest` from the store, once its
