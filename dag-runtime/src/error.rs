@@ -102,17 +102,6 @@ pub enum GraphError {
         task: &'static str,
     },
 
-    /// In a distributed run, a signal node: its wait is not shared between processes yet.
-    #[error(
-        "node `{node}` of graph `{graph}` is a signal, and distributed runs do not take signals yet: run the graph without `Runner::distributed` (a `PostgresStore` still takes values sent by other processes, or by `typedag signal`)"
-    )]
-    SignalNotShared {
-        /// The graph's name.
-        graph: String,
-        /// The signal node.
-        node: String,
-    },
-
     /// A builder node with the wrong number of [`each`](crate::each) inputs: `Graph::map`
     /// takes exactly one, `Graph::add` and `Graph::add_if` none.
     #[error(

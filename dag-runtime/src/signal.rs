@@ -75,6 +75,7 @@ impl<T: SignalValue> Task for Signal<T> {
     fn signal() -> Option<SignalFns> {
         Some(SignalFns {
             decode: decode::<T>,
+            json: json::<T>,
         })
     }
 }
@@ -86,6 +87,16 @@ pub struct SignalFns {
     /// The delivered value as the node's output, or why it is not one (naming the signal
     /// and the type it expected).
     pub(crate) decode: fn(&str, Payload) -> Result<Shared, String>,
+    /// A value sent with [`Signals::send`] as JSON, to pass to another process; `None` if
+    /// it is not of the signal's type.
+    pub(crate) json: fn(&(dyn Any + Send + Sync)) -> Option<String>,
+}
+
+/// `value` as JSON, if it is a `T`.
+fn json<T: SignalValue>(value: &(dyn Any + Send + Sync)) -> Option<String> {
+    value
+        .downcast_ref::<T>()
+        .and_then(|value| serde_json::to_string(value).ok())
 }
 
 /// A value on its way to a signal node: the program's own value, or JSON.
@@ -203,6 +214,11 @@ impl Signals {
     /// Receives the value sent to `name`, if one waits.
     pub(crate) fn take(&self, name: &str) -> Option<Payload> {
         self.lock().remove(name)
+    }
+
+    /// Puts back a value received from `name` and not used, unless another was sent since.
+    pub(crate) fn restore(&self, name: &str, payload: Payload) {
+        self.lock().entry(name.to_owned()).or_insert(payload);
     }
 
     /// Completes when a value is sent after it was enabled: create it, enable it, then look

@@ -5,18 +5,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 use super::attempt::{Call, FOR_SHARED, Success, attempt};
 use super::condition::{self, bool_of_digest, not_run_digest};
 use super::distributed_map::{self, Maps, SharedItems};
+use super::distributed_signal::{forward, forward_sent, run_signal};
 use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
+use super::signal::redeliver;
 use super::state::Run;
 use crate::cache::{Digest, Fingerprint, Reason};
 use crate::cache::{InputDigest, Upstream, Verdict, verdict};
@@ -121,6 +124,11 @@ pub(super) struct Participant {
     dependents: Vec<Vec<u32>>,
     /// The inputs of the map nodes whose items this process runs, read once.
     pub(super) maps: Maps,
+    /// How many of this process's claims are signal nodes waiting for a value: they hold
+    /// no room for claims.
+    pub(super) waiting: AtomicUsize,
+    /// Wakes the claiming loop when a signal node starts waiting, to claim in its room.
+    pub(super) room_changed: Notify,
 }
 
 /// Takes part in shared run `name` until it has ended, then fills the run's state with
@@ -133,13 +141,6 @@ pub(super) async fn drive(
     done: oneshot::Receiver<()>,
 ) -> Result<(), Error> {
     for node in &run.nodes {
-        if node.meta.signal.is_some() {
-            return Err(GraphError::SignalNotShared {
-                graph: run.graph.clone(),
-                node: node.id.to_string(),
-            }
-            .into());
-        }
         if node.meta.codec.is_none() {
             return Err(GraphError::NotShareable {
                 graph: run.graph.clone(),
@@ -170,9 +171,18 @@ pub(super) async fn drive(
         upstream,
         dependents,
         maps: Maps::default(),
+        waiting: AtomicUsize::new(0),
+        room_changed: Notify::new(),
     });
+    // Values sent before the run are in the store before it is planned, as if delivered.
+    for (i, delivery) in forward(&ctx).await? {
+        run.lock().deliveries.insert(i, delivery);
+    }
     ctx.coordinator.join(plan(&ctx)).await?;
-    let cancelled = claim_and_run(&ctx).await;
+    let cancelled = tokio::select! {
+        cancelled = claim_and_run(&ctx) => cancelled,
+        failed = forward_sent(&ctx) => Err(failed.into()),
+    };
     let ends = ctx.coordinator.nodes(ctx.name.clone()).await?;
     let finished = {
         let mut state = run.lock();
@@ -249,7 +259,9 @@ fn plan(ctx: &Participant) -> Join {
                 &mut scratch,
             );
             let known = matches!(upstream, Upstream::Known(_)) && !node.maybe;
-            let done = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
+            let found = verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream);
+            let found = redeliver(run, &run.lock(), i, found);
+            let done = match found {
                 Verdict::Cached(d) if known => {
                     digests[i] = Some(d);
                     Some((d, cached.clone()))
@@ -305,7 +317,10 @@ async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
             return Ok(true);
         }
         let seen = ctx.coordinator.wakes();
-        let room = run.limit.saturating_sub(tasks.len());
+        let busy = tasks
+            .len()
+            .saturating_sub(ctx.waiting.load(Ordering::SeqCst));
+        let room = run.limit.saturating_sub(busy);
         let mut claimed = 0;
         if room > 0 {
             let search = tasks.is_empty() || searched != Some(seen);
@@ -345,6 +360,8 @@ async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
                 ctx.coordinator.renew(ctx.name.clone(), ctx.me.clone(), ctx.lease).await?;
             }
             _ = ctx.coordinator.wait(seen, idle), if room > claimed => {}
+            // A signal that starts to wait leaves room that ready nodes may fill: search.
+            () = ctx.room_changed.notified() => searched = None,
             () = run.cancel.cancelled(), if run.cancellable => {}
         }
     }
@@ -390,15 +407,12 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let (reason, fingerprint) = match verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream) {
-        Verdict::Cached(digest) => {
-            let mut e = end(&claim, RowState::Done, Some(digest), &SharedOutcome::Cached);
-            e.dependents.clone_from(&ctx.dependents[i]);
-            if complete(ctx, e).await? {
-                run.emit_cached(&[i]);
-            }
-            return Ok(());
-        }
+    let found = verdict(run.plan[i].parts.as_ref(), run.stamp(i), upstream);
+    if node.meta.signal.is_some() {
+        return run_signal(ctx, &claim, i, found).await;
+    }
+    let (reason, fingerprint) = match found {
+        Verdict::Cached(digest) => return settle_cached(ctx, &claim, i, Some(digest), None).await,
         Verdict::Run(reason, fingerprint) => (reason, fingerprint),
         Verdict::Waits(_) => unreachable!("every upstream digest is known when claimed"),
     };
@@ -444,15 +458,9 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
                 }
                 Begin::Found(found) => {
                     let digest = found.digest().copied();
-                    let mut e = end(&claim, RowState::Done, digest, &SharedOutcome::Cached);
-                    e.dependents.clone_from(&ctx.dependents[i]);
-                    e.fingerprint = Some(key);
                     let record = adopted_record(node, fingerprint, reason, *found);
-                    e.save = Some((node.id.to_string(), record, None));
-                    if complete(ctx, e).await? {
-                        run.emit_cached(&[i]);
-                    }
-                    return Ok(());
+                    let adopted = Adopted { key, record };
+                    return settle_cached(ctx, &claim, i, digest, Some(adopted)).await;
                 }
             }
         }
@@ -486,6 +494,34 @@ async fn work(ctx: &Participant, claim: Claim) -> Result<(), Error> {
         Err(failures) => {
             settle_failed(ctx, &settling, failures, None).await?;
         }
+    }
+    Ok(())
+}
+
+/// What a claimed node takes from another claim that computed its fingerprint: the
+/// fingerprint to let go of, and the record to keep.
+pub(super) struct Adopted {
+    key: Digest,
+    record: crate::store::Record,
+}
+
+/// Records claimed node `i` as cached, with output `digest` (an output of its own record,
+/// or `adopted` from another claim's), and readies its dependents; then sends `Cached`.
+pub(super) async fn settle_cached(
+    ctx: &Participant,
+    claim: &Claim,
+    i: usize,
+    digest: Option<Digest>,
+    adopted: Option<Adopted>,
+) -> Result<(), Error> {
+    let mut e = end(claim, RowState::Done, digest, &SharedOutcome::Cached);
+    e.dependents.clone_from(&ctx.dependents[i]);
+    if let Some(Adopted { key, record }) = adopted {
+        e.fingerprint = Some(key);
+        e.save = Some((ctx.run.nodes[i].id.to_string(), record, None));
+    }
+    if complete(ctx, e).await? {
+        ctx.run.emit_cached(&[i]);
     }
     Ok(())
 }
@@ -543,12 +579,13 @@ pub(super) async fn settle_ran(
 /// Records a claimed node that failed for good after `failures`: its record and outcome
 /// (with its items', for a map node), every node below skipped, the run stopped if it
 /// stops at the first failure; then sends the events, or `Lost` if its claim was lost.
+/// Whether the claim held.
 pub(super) async fn settle_failed(
     ctx: &Participant,
     s: &Settling<'_>,
     failures: Vec<Failure>,
     items: Option<SharedItems>,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let run = &ctx.run;
     let node = &run.nodes[s.index];
     let (id, task) = (&*node.id, node.meta.task);
@@ -568,7 +605,8 @@ pub(super) async fn settle_failed(
     let record = failed_record(node, s.fingerprint, s.reason, &failures, Duration::ZERO);
     e.save = Some((id.to_owned(), record, None));
     let skipped = e.skip.clone();
-    if complete(ctx, e).await? {
+    let held = complete(ctx, e).await?;
+    if held {
         if let Some(error) = failures.last() {
             run.events.emit(&Event::Failed {
                 node: id,
@@ -588,7 +626,7 @@ pub(super) async fn settle_failed(
     } else {
         run.events.emit(&Event::Lost { node: id, task });
     }
-    Ok(())
+    Ok(held)
 }
 
 /// The end of claimed row `claim`, with nothing else to do yet: no record, no dependents.

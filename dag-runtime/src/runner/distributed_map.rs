@@ -213,13 +213,13 @@ async fn expand(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Resu
     let spec = &run.nodes[i];
     let input = match map_input(ctx, i, digests).await {
         Ok(input) => input,
-        Err(failure) => return settle_failed(ctx, s, vec![failure], None).await,
+        Err(failure) => return settle_failed(ctx, s, vec![failure], None).await.map(drop),
     };
     let encoded = match Encoded::new(&input.items, &*input.list) {
         Ok(encoded) => encoded,
         Err((k, e)) => {
             let failure = Failure::fatal(unserializable(k, &e));
-            return settle_failed(ctx, s, vec![failure], None).await;
+            return settle_failed(ctx, s, vec![failure], None).await.map(drop);
         }
     };
     run.events.emit(&Event::Mapped {
@@ -518,11 +518,17 @@ async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Resu
             }),
             Err(_) => failed_items_message(n, &gathered.failed, 0, |k| format!("item {k}")),
         };
-        return settle_failed(ctx, s, vec![Failure::fatal(message)], items).await;
+        return settle_failed(ctx, s, vec![Failure::fatal(message)], items)
+            .await
+            .map(drop);
     }
     let value = match assemble(ctx, i, &gathered.rows).await {
         Ok(value) => value,
-        Err(message) => return settle_failed(ctx, s, vec![Failure::fatal(message)], items).await,
+        Err(message) => {
+            return settle_failed(ctx, s, vec![Failure::fatal(message)], items)
+                .await
+                .map(drop);
+        }
     };
     let Some(codec) = &spec.meta.codec else {
         return Err(Error::Internal("a shared node without a codec".into()));
@@ -532,7 +538,9 @@ async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Resu
         Err(e) => {
             let message =
                 format!("its `Vec` of outputs could not be serialized for the store: {e}");
-            return settle_failed(ctx, s, vec![Failure::fatal(message)], items).await;
+            return settle_failed(ctx, s, vec![Failure::fatal(message)], items)
+                .await
+                .map(drop);
         }
     };
     let digest = *blake3::hash(&bytes).as_bytes();

@@ -27,6 +27,7 @@ mod check;
 mod condition;
 mod distributed;
 mod distributed_map;
+mod distributed_signal;
 mod driver;
 mod env;
 mod explain;
@@ -239,8 +240,11 @@ impl Runner {
     /// one on the same store find each other's items once the map node's `Vec` is stored).
     /// Whoever claims the map node once its last item has ended records its `Vec`, or its
     /// failure naming the failed items, and every process reports the same item counts.
-    /// A graph with a signal node is refused, with
-    /// [`GraphError::SignalNotShared`](crate::GraphError::SignalNotShared).
+    /// A signal node is claimed like a node by one process, which waits for its value (a
+    /// delivery in the store, from any process: a value sent through the
+    /// [`signals`](Self::signals) of a process of the run is passed on to the store) under
+    /// its lease, without holding room for other claims; each value is taken once, by one
+    /// process, and the node completes as any other.
     ///
     /// [`PostgresStore`]: crate::store
     #[must_use]

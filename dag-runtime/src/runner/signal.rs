@@ -15,11 +15,11 @@ use super::state::{Run, State};
 use crate::cache::{Digest, Reason, Stamp, Verdict};
 use crate::event::Event;
 use crate::failure::Failure;
-use crate::signal::Payload;
+use crate::signal::{Payload, SignalFns};
 use crate::store::{StoreError, Write};
 
 /// How often a wait looks in a store that other processes deliver into.
-const LOOK_EVERY: Duration = Duration::from_millis(500);
+pub(super) const LOOK_EVERY: Duration = Duration::from_millis(500);
 
 /// What a signal node ends with. The write that drops a delivery it took from the store
 /// waits in `State::after`, to follow its record.
@@ -67,11 +67,23 @@ impl Run {
 /// The verdict of node `i`, unless it is a signal node whose stored value would answer while
 /// a new value waits for it (in the store, or sent by the program): it then runs, to take it.
 pub(super) fn redeliver(run: &Run, state: &State, i: usize, verdict: Verdict) -> Verdict {
-    let node = &run.nodes[i];
-    let waiting = || state.deliveries.contains_key(&i) || run.signals.has(&node.id);
+    rerun_for_new_value(run, i, verdict, || {
+        state.deliveries.contains_key(&i) || run.signals.has(&run.nodes[i].id)
+    })
+}
+
+/// The verdict of node `i`, unless it is a signal node whose stored value would answer while
+/// `waiting()` says a new value waits for it: it then runs, to take it. The one rule of local
+/// and distributed runs.
+pub(super) fn rerun_for_new_value(
+    run: &Run,
+    i: usize,
+    verdict: Verdict,
+    waiting: impl FnOnce() -> bool,
+) -> Verdict {
     match (verdict, run.stamp(i)) {
         (Verdict::Cached(_), Some(Stamp::Done { fingerprint, .. }))
-            if node.meta.signal.is_some() && waiting() =>
+            if run.nodes[i].meta.signal.is_some() && waiting() =>
         {
             Verdict::Run(Reason::InputChanged, Some(*fingerprint))
         }
@@ -122,25 +134,39 @@ pub(super) async fn receive(
                     },
                 ));
             }
-            let result = (signal.decode)(&node.id, payload)
-                .map(|value| Success {
-                    value,
-                    attempts: 1,
-                    duration: start.elapsed(),
-                    digest: None,
-                })
-                .map_err(|message| vec![Failure::fatal(message)]);
-            Some(result)
+            Some(decoded(&node.id, signal, payload, start))
         }
-        Waited::TimedOut(limit) => {
-            let message = format!(
-                "no value for signal `{id}` arrived within {limit:?}; send one (`Runner::signals().send(\"{id}\", value)`, or `typedag signal {graph} {id} JSON` while the program is not running) and run again",
-                id = node.id,
-                graph = run.graph,
-            );
-            Some(Err(vec![Failure::timed_out(message)]))
-        }
+        Waited::TimedOut(limit) => Some(Err(vec![timed_out(run, index, limit)])),
     })
+}
+
+/// A value taken by signal `id` as the node's output, or the failure that names the type it
+/// expected.
+pub(super) fn decoded(
+    id: &str,
+    signal: SignalFns,
+    payload: Payload,
+    start: std::time::Instant,
+) -> Result<Success, Vec<Failure>> {
+    (signal.decode)(id, payload)
+        .map(|value| Success {
+            value,
+            attempts: 1,
+            duration: start.elapsed(),
+            digest: None,
+        })
+        .map_err(|message| vec![Failure::fatal(message)])
+}
+
+/// The failure of signal node `index` when no value arrived within `limit`: what to do.
+pub(super) fn timed_out(run: &Run, index: usize, limit: Duration) -> Failure {
+    let node = &run.nodes[index];
+    let message = format!(
+        "no value for signal `{id}` arrived within {limit:?}; send one (`Runner::signals().send(\"{id}\", value)`, or `typedag signal {graph} {id} JSON` while the program is not running) and run again",
+        id = node.id,
+        graph = run.graph,
+    );
+    Failure::timed_out(message)
 }
 
 /// The value delivered for signal node `index`, if one waits: in the store first (it was
