@@ -161,8 +161,17 @@ pub(super) fn decoded(
 /// The failure of signal node `index` when no value arrived within `limit`: what to do.
 pub(super) fn timed_out(run: &Run, index: usize, limit: Duration) -> Failure {
     let node = &run.nodes[index];
+    // A shared store takes a delivery at any time; the embedded one while no program holds it.
+    let when = match run
+        .store
+        .as_ref()
+        .is_some_and(|s| s.coordinator().is_some())
+    {
+        true => "at any time",
+        false => "while the program is not running",
+    };
     let message = format!(
-        "no value for signal `{id}` arrived within {limit:?}; send one (`Runner::signals().send(\"{id}\", value)`, or `typedag signal {graph} {id} JSON` while the program is not running) and run again",
+        "no value for signal `{id}` arrived within {limit:?}; send one (`Runner::signals().send(\"{id}\", value)`, or `typedag signal {graph} {id} JSON` {when}) and run again",
         id = node.id,
         graph = run.graph,
     );
