@@ -12,6 +12,9 @@
 //! A loop of 60 iterations is killed the same way: each child resumes at or after the last
 //! iteration reported stored, never past one that no child reached; the last one finishes
 //! with the right output, and a rerun runs no iteration.
+//!
+//! A program killed while a signal waits: the value delivered into the store meanwhile is
+//! taken by the program started again, without waiting, and what it stored before stays.
 
 mod support;
 
@@ -745,4 +748,111 @@ fn sigkill_mid_loop_resumes_after_the_last_stored_iteration() {
     assert!(status.success());
     assert_eq!(numbers(&lines, "ran "), Vec::<u64>::new());
     assert_eq!(numbers(&lines, "finished "), [LOOP_STEPS]);
+}
+
+/// The first node of the signal graph: stored before the wait.
+#[task]
+async fn built(version: u64) -> String {
+    format!("release {version}")
+}
+
+#[task]
+async fn shipped(built: &String, approve: &String) -> String {
+    format!("{built}, approved by {approve}")
+}
+
+fn signal_graph() -> (Graph, typedag::Kept<String>) {
+    let mut graph = Graph::new("signal-crash");
+    let b = graph.add::<built>("built", (7u64,)).unwrap();
+    let approve = graph.signal::<String>("approve").unwrap();
+    graph.configure(&approve).timeout(Duration::from_secs(30));
+    let s = graph.add::<shipped>("shipped", (b, approve)).unwrap();
+    let s = graph.keep(s);
+    (graph, s)
+}
+
+/// The child: runs the signal graph in store `TYPEDAG_SIGNAL_CRASH_STORE`, printing
+/// `waiting approve` once the signal waits, and `done built` once `built` is durable.
+#[test]
+#[ignore = "the child process of `a_program_killed_while_a_signal_waits_takes_the_value_sent_meanwhile`"]
+fn signal_crash_child() {
+    let Ok(dir) = std::env::var("TYPEDAG_SIGNAL_CRASH_STORE") else {
+        return;
+    };
+    let runner = Runner::new()
+        .store(EmbeddedStore::open(dir).unwrap())
+        .on_event(|event, _| {
+            if let Event::Waiting { node, .. } = event {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "waiting {node}");
+                let _ = out.flush();
+            } else {
+                print_progress(event);
+            }
+        });
+    child_runtime()
+        .block_on(runner.run(signal_graph().0))
+        .unwrap();
+    println!("finished");
+}
+
+#[test]
+fn a_program_killed_while_a_signal_waits_takes_the_value_sent_meanwhile() {
+    let dir = TempDir::new("signal-crash");
+    let mut child = Child::spawn(
+        "signal_crash_child",
+        &[("TYPEDAG_SIGNAL_CRASH_STORE", dir.0.as_os_str())],
+    );
+    // Killed once the signal waits and `built` is durable.
+    let waiting = child.wait_for(|lines| {
+        lines.iter().any(|l| l == "waiting approve") && lines.iter().any(|l| l == "done built")
+    });
+    let (_, lines) = child.end(true);
+    assert!(waiting, "the child never waited for its signal: {lines:?}");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    // While no program runs, the value goes into the store, as `typedag signal` puts it.
+    let store = EmbeddedStore::open(&dir.0).expect("the store opens after a kill");
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.write(
+        typedag::store::Write::Deliver {
+            graph: "signal-crash".into(),
+            delivery: typedag::store::Delivery::new("approve", r#""ada""#),
+        },
+        Box::new(move |result| {
+            let _ = tx.send(result);
+        }),
+    );
+    rx.recv().unwrap().unwrap();
+
+    // The program started again takes it without waiting; what the killed one stored stays.
+    let waited = Arc::new(Mutex::new(false));
+    let runner = Runner::new().store(store).on_event({
+        let waited = waited.clone();
+        move |event, _| {
+            if matches!(event, Event::Waiting { .. }) {
+                *waited.lock().unwrap() = true;
+            }
+        }
+    });
+    let (graph, kept) = signal_graph();
+    let partial = rt.block_on(runner.run_partial(graph)).unwrap();
+    let report = &partial.report;
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.node("built").unwrap().outcome, Outcome::Cached);
+    assert!(matches!(
+        report.node("approve").unwrap().outcome,
+        Outcome::Ran { .. }
+    ));
+    assert!(
+        !*waited.lock().unwrap(),
+        "the restarted program waited again"
+    );
+    assert_eq!(
+        partial.outputs.try_get(&kept).map(String::as_str),
+        Some("release 7, approved by ada")
+    );
 }
