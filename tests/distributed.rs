@@ -918,6 +918,49 @@ async fn a_failed_item_fails_the_map_in_every_worker_and_the_next_run_runs_only_
     );
 }
 
+static FUSSY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fails on 3013 until `FUSSY_BREAKS` is turned off.
+#[task]
+async fn fussy(x: &u64) -> Result<u64, String> {
+    ITEM_RUNS.lock().unwrap().push(*x);
+    if *x == 3013 && FUSSY_BREAKS.load(Ordering::SeqCst) {
+        return Err(format!("cannot take {x}"));
+    }
+    Ok(x + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_run_finds_the_items_a_distributed_run_stored_before_its_map_failed() {
+    let url = Cluster::shared().database("fussy");
+    let list: Vec<u64> = vec![3000, 3001, 3013, 3002];
+    let graph = || {
+        dag! {
+            name  = "fussy";
+            xs    = listed(list.clone());
+            ys    = fussy(each xs);
+        }
+    };
+    let (x, _, _) = by_two!(url, "broken", graph());
+    assert!(!x.report.is_success());
+
+    // Fixed, and run in one process on the same store: only the failed item runs.
+    FUSSY_BREAKS.store(false, Ordering::SeqCst);
+    let before = item_runs(&list);
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let local = Runner::new()
+        .store(store)
+        .run_partial(graph())
+        .await
+        .unwrap();
+    assert!(local.report.is_success(), "{}", local.report);
+    assert_eq!(items_ran_since(&before, &list), [3013]);
+    let items = local.report.node("ys").unwrap().items.unwrap();
+    assert_eq!((items.total, items.ran, items.cached), (4, 1, 3));
+    let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
+    assert_eq!(local.outputs.ys.as_deref(), Some(plus_one.as_slice()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_map_under_a_condition_runs_only_when_it_holds() {
     let url = Cluster::shared().database("gated");

@@ -27,12 +27,12 @@ use super::inputs::Prepared;
 use super::item_keys::{Chunk, Encoded, Key, match_items};
 use super::item_log;
 use super::map::{
-    failed_items_message, index_bytes, item_context, item_id, items_index_id, label, last_index,
-    last_vec, unserializable,
+    failed_items_message, index_bytes, item_context, item_fingerprint, item_id, items_index_id,
+    label, last_index, last_vec, unserializable,
 };
 use super::persist::{completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
-use crate::cache::{Digest, Fingerprint, FixedParts, InputDigest, Reason, Stamp};
+use crate::cache::{Digest, FixedParts, InputDigest, Reason, Stamp};
 use crate::cache::{Verdict, verdict};
 use crate::error::Error;
 use crate::event::Event;
@@ -176,20 +176,6 @@ fn kept_parts(ctx: &Participant, i: usize) -> Option<&FixedParts> {
         .parts
         .as_ref()
         .filter(|_| spec.meta.task_options.cache)
-}
-
-/// What an item's record says it was computed from: its map node's code and output type,
-/// its context in place of the constants and its key in place of the upstream outputs. A
-/// later run finds the item by them, and no node's fingerprint is ever one of these.
-fn item_fingerprint(parts: &FixedParts, context: &Digest, key: &Key) -> Fingerprint {
-    let mut upstream = [0; 32];
-    upstream[..key.len()].copy_from_slice(key);
-    Fingerprint {
-        code: parts.code,
-        output_type: parts.output_type,
-        inputs: *context,
-        upstream,
-    }
 }
 
 /// Runs claimed map node `s.index`: expands it into items, or gathers them once they have

@@ -173,6 +173,21 @@ pub(super) async fn run_map(
             }
         }
     }
+    // In a store processes share, the items a distributed run recorded one by one, its map
+    // node having failed or stopped before it gathered them.
+    let mut adopted = Vec::new();
+    if let (Some(store), Some(context), Some(parts)) = (kept, &context, parts)
+        && store.coordinator().is_some()
+    {
+        let left: Vec<usize> = (0..n)
+            .filter(|&i| from_old[i].is_none() && fresh[i].is_none())
+            .collect();
+        for (i, id, value) in shared_items(run, index, parts, context, &keys, &left).await {
+            fresh[i] = Some(value);
+            cached += 1;
+            adopted.push(id);
+        }
+    }
     if run.events.on() {
         for i in 0..n {
             if from_old[i].is_some() || fresh[i].is_some() {
@@ -339,6 +354,7 @@ pub(super) async fn run_map(
             let mut doomed = logged.ids;
             doomed.extend(written);
             doomed.extend(logged.failed.iter().map(|k| item_id(&spec.id, k)));
+            doomed.extend(adopted);
             if !doomed.is_empty() {
                 // Counted now, so that the run cannot end before it is sent.
                 let mut state = run.lock();
@@ -568,6 +584,67 @@ impl Work {
             .last()
             .unwrap_or_else(|| Failure::fatal("no attempt recorded".into()))
     }
+}
+
+/// What an item recorded one by one (by a distributed run) says it was computed from: its
+/// map node's code and output type, its context in place of the constants and its key in
+/// place of the upstream outputs. A later run finds the item by them, and no node's
+/// fingerprint is ever one of these.
+pub(super) fn item_fingerprint(parts: &FixedParts, context: &Digest, key: &Key) -> Fingerprint {
+    let mut upstream = [0; 32];
+    upstream[..key.len()].copy_from_slice(key);
+    Fingerprint {
+        code: parts.code,
+        output_type: parts.output_type,
+        inputs: *context,
+        upstream,
+    }
+}
+
+/// The items among `left` that the store holds recorded one by one for this context (by a
+/// distributed run): each item's position, record id and output.
+async fn shared_items(
+    run: &Arc<Run>,
+    index: usize,
+    parts: &FixedParts,
+    context: &Digest,
+    keys: &[Key],
+    left: &[usize],
+) -> Vec<(usize, String, Shared)> {
+    let spec = &run.nodes[index];
+    let (Some(store), Some(codec)) = (&run.store, &spec.meta.codec) else {
+        return Vec::new();
+    };
+    if left.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<String> = left.iter().map(|&i| item_id(&spec.id, &keys[i])).collect();
+    let mut positions = NodeIds::default();
+    for (p, id) in ids.iter().enumerate() {
+        positions.map_mut().insert(Arc::from(id.as_str()), p);
+    }
+    let Ok(stamps) = store.stamps(&run.graph, Arc::new(positions)).await else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for ((&i, id), stamp) in left.iter().zip(ids).zip(stamps.stamps) {
+        let Some(Stamp::Done {
+            fingerprint,
+            digest,
+        }) = stamp
+        else {
+            continue;
+        };
+        if fingerprint != item_fingerprint(parts, context, &keys[i]) {
+            continue;
+        }
+        if let Ok(Some(bytes)) = store.output(&run.graph, &id, &digest).await
+            && let Ok(value) = (codec.decode)(&bytes)
+        {
+            found.push((i, id, value));
+        }
+    }
+    found
 }
 
 /// The record id of a failed item of a map node: the node's id and the item's key.
