@@ -104,3 +104,29 @@ async fn every_state_change_is_an_event_with_totals() {
         "a retry is still one running node"
     );
 }
+
+#[tokio::test]
+async fn a_callback_that_panics_does_not_stop_the_run() {
+    // With the embedded store, `Completed` is sent from the store's writer thread: a panic
+    // there must not kill it, or the run would wait forever.
+    let dir = std::env::temp_dir().join(format!("typedag-events-panic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runner = Runner::new()
+        .store(EmbeddedStore::open(&dir).unwrap())
+        .on_event(|event, _| {
+            if matches!(event, Event::Completed { .. }) {
+                panic!("a callback that panics");
+            }
+        });
+    let graph = dag! {
+        name = "panicky";
+        a = ok(1);
+        b = ok(2);
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), runner.run(graph))
+        .await
+        .expect("the run ends")
+        .unwrap();
+    assert_eq!((out.a, out.b), (1, 2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -299,7 +299,12 @@ impl Events {
             not_run: load(&self.not_run),
         };
         for callback in &self.callbacks {
-            callback(event, &totals);
+            // A callback that panics (its message printed by the panic hook) must not take
+            // down the thread it runs on: the store's writer, a worker, the run would hang.
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                callback(event, &totals);
+            }));
+            drop(delivered);
         }
     }
 

@@ -55,7 +55,8 @@ pub(super) const FOR_ITERATION: u8 = 2;
 pub(super) const FOR_SHARED: u8 = 3;
 
 /// [`attempt`] of `call`, raced against the run's cancellation when something can cancel
-/// it: `None` if the run was cancelled before or during it. `CALLER`: see [`FOR_NODE`].
+/// it: `None` if the run was cancelled before or during it, the node then no longer counted
+/// as running in the events' totals. `CALLER`: see [`FOR_NODE`].
 pub(super) async fn attempt_unless_cancelled<const CALLER: u8>(
     run: &Run,
     index: usize,
@@ -67,14 +68,23 @@ pub(super) async fn attempt_unless_cancelled<const CALLER: u8>(
     if !run.cancellable {
         return Some(attempt::<CALLER>(run, index, label, prepared, reason, call).await);
     }
+    // A node counted as running (its first attempt started, here or in an earlier
+    // iteration) stops counting when cancelled; one that never started was never counted.
     if run.cancel.is_cancelled() {
+        if !call.starts {
+            run.events.stopped_running();
+        }
         return None;
     }
     let attempt = std::pin::pin!(attempt::<CALLER>(run, index, label, prepared, reason, call));
     let cancelled = std::pin::pin!(run.cancel.cancelled());
     match futures::future::select(attempt, cancelled).await {
         futures::future::Either::Left((result, _)) => Some(result),
-        futures::future::Either::Right(_) => None,
+        // The attempt was polled first, so it had started.
+        futures::future::Either::Right(_) => {
+            run.events.stopped_running();
+            None
+        }
     }
 }
 

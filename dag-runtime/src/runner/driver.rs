@@ -285,7 +285,8 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                     });
                 }
             }
-            None => run.events.stopped_running(),
+            // Cancelled: `attempt_unless_cancelled` has stopped counting it as running.
+            None => {}
         }
         let completed = match &result {
             Some(Ok(done)) => Some((index, done.duration, done.attempts)),
