@@ -19,17 +19,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::attempt::{Call, FOR_SHARED, Success, attempt};
-use super::distributed::{
-    Finished, Participant, Settling, SharedOutcome, UNFINGERPRINTED, complete, end, finished,
-    inputs, settle_failed, settle_ran,
+use super::distributed::{Participant, SharedOutcome, UNFINGERPRINTED, inputs};
+use super::distributed_end::{
+    Finished, Settling, complete, end, finished, settle_failed, settle_ran,
 };
 use super::inputs::Prepared;
+use super::item_index::{
+    index_bytes, item_context, item_fingerprint, item_id, items_index_id, last_index, last_vec,
+};
 use super::item_keys::{Chunk, Encoded, Key, match_items};
 use super::item_log;
-use super::map::{
-    failed_items_message, index_bytes, item_context, item_fingerprint, item_id, items_index_id,
-    label, last_index, last_vec, unserializable,
-};
+use super::map::{failed_items_message, label, unserializable};
 use super::persist::{completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
 use crate::cache::{Digest, FixedParts, InputDigest, Reason, Stamp};

@@ -9,8 +9,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::distributed::{Participant, Settling, UNFINGERPRINTED, settle_cached};
-use super::distributed::{SharedOutcome, complete, end, settle_failed, settle_ran};
+use super::distributed::{Participant, SharedOutcome, UNFINGERPRINTED};
+use super::distributed_end::{Settling, complete, end, settle_cached, settle_failed, settle_ran};
 use super::persist::encode_output;
 use super::signal::{LOOK_EVERY, decoded, rerun_for_new_value, timed_out};
 use crate::cache::{Digest, Verdict};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::condition::{bool_of_digest, not_run_digest};
 use super::item_keys::{Encoded, match_items};
 use super::plan::{fixed_parts, upstream_of};
-use super::{Pending, Runner, item_log, iterate, map};
+use super::{Pending, Runner, item_index, item_log, iterate};
 use crate::cache::{Digest, Fingerprint, InputDigest, Reason, Stamp, Upstream, Verdict, verdict};
 use crate::error::Error;
 use crate::error::GraphError;
@@ -381,10 +381,10 @@ async fn plan_items(
     }
     let stored = if spec.meta.task_options.cache {
         // The items a run would find: in the last `Vec`, then in the batches.
-        let context = map::item_context(&parts, param, others.into_iter());
+        let context = item_index::item_context(&parts, param, others.into_iter());
         let last = match stamp {
             Some(Stamp::Done { digest, .. }) => {
-                map::stored_index(store, graph, &spec.id, digest, &context).await
+                item_index::stored_index(store, graph, &spec.id, digest, &context).await
             }
             _ => None,
         };

@@ -14,11 +14,14 @@
 //! - [`driver`]: the tasks that carry a run, from the first ready node to the last;
 //! - [`inputs`]: a node's inputs, from memory or loaded from the store;
 //! - [`attempt`]: one node's attempts, with retries, timeouts and panics caught;
-//! - [`map`]: map nodes, a task per item of a list; [`iterate`]: loop nodes, a task run on
-//!   its own next state until it is done;
+//! - [`map`]: map nodes, a task per item of a list, their items known by [`item_keys`],
+//!   made durable by [`item_log`] and read back from the node's last `Vec` by
+//!   [`item_index`]; [`iterate`]: loop nodes, a task run on its own next state until it is
+//!   done;
 //! - [`signal`]: a signal node's wait for its value, which holds no slot;
 //! - [`persist`]: the records a run writes (the only part that names store records);
-//! - [`distributed`]: a run shared by several processes through the store;
+//! - [`distributed`]: a run shared by several processes through the store, a claimed node's
+//!   end in [`distributed_end`];
 //! - [`distributed_map`]: map nodes in such a run, their items claimed by any process;
 //! - [`explain`]: what a run would do, without running anything.
 
@@ -26,12 +29,14 @@ mod attempt;
 mod check;
 mod condition;
 mod distributed;
+mod distributed_end;
 mod distributed_map;
 mod distributed_signal;
 mod driver;
 mod env;
 mod explain;
 mod inputs;
+mod item_index;
 mod item_keys;
 mod item_log;
 mod iterate;
