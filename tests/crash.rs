@@ -142,13 +142,17 @@ fn child_runtime() -> tokio::runtime::Runtime {
 /// What a child prints for the parent, a line at a time as it happens: `start ID` when a
 /// node (or item) starts, `done ID` once its output is durable.
 fn print_progress(event: &Event<'_>) {
-    let line = match event {
+    match event {
         Event::Started {
             node, attempt: 1, ..
-        } => format!("start {node}"),
-        Event::Completed { node, .. } => format!("done {node}"),
-        _ => return,
-    };
+        } => say(&format!("start {node}")),
+        Event::Completed { node, .. } => say(&format!("done {node}")),
+        _ => {}
+    }
+}
+
+/// Prints a line for the parent at once.
+fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -643,11 +647,7 @@ const LOOP_KILLS: usize = 5;
 /// when the iteration on state N starts, so the parent sees where each child resumed.
 #[task]
 async fn count_to(done: u64, steps: u64) -> Loop<u64, u64> {
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "ran {done}");
-        let _ = out.flush();
-    }
+    say(&format!("ran {done}"));
     tokio::time::sleep(Duration::from_millis(3)).await;
     if done + 1 >= steps {
         Loop::Done(done + 1)
@@ -668,9 +668,7 @@ fn loop_crash_child() {
         .store(EmbeddedStore::open(dir).unwrap())
         .on_event(|event, _| {
             if let Event::Iterated { iteration, .. } = event {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "stored {iteration}");
-                let _ = out.flush();
+                say(&format!("stored {iteration}"));
             }
         });
     let graph = dag! {
@@ -783,9 +781,7 @@ fn signal_crash_child() {
         .store(EmbeddedStore::open(dir).unwrap())
         .on_event(|event, _| {
             if let Event::Waiting { node, .. } = event {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "waiting {node}");
-                let _ = out.flush();
+                say(&format!("waiting {node}"));
             } else {
                 print_progress(event);
             }

@@ -208,39 +208,30 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         };
         let node = &run.nodes[index];
         let (result, write) = match inputs {
-            // Boxed as a trait object: a map node's run is large, and most nodes are not
-            // maps, so none of it is compiled into this loop.
+            // Boxed as trait objects: map, loop and signal nodes are rare, and none of their
+            // code is compiled into this loop every node goes through.
             Ok(inputs) if node.map => {
-                let map: std::pin::Pin<Box<dyn Future<Output = map::MapEnd> + Send + '_>> =
-                    Box::pin(map::run_map(
-                        &run,
-                        index,
-                        inputs,
-                        job.reason,
-                        job.fingerprint.take(),
-                        &alive,
-                    ));
-                map.await
+                let reason = job.reason;
+                let fingerprint = job.fingerprint.take();
+                boxed(map::run_map(
+                    &run,
+                    index,
+                    inputs,
+                    reason,
+                    fingerprint,
+                    &alive,
+                ))
+                .await
             }
-            // Boxed likewise: most nodes are not loops.
             Ok(inputs) if node.meta.looping.is_some() => {
-                let looped: std::pin::Pin<Box<dyn Future<Output = iterate::LoopEnd> + Send + '_>> =
-                    Box::pin(iterate::run_loop(
-                        &run,
-                        index,
-                        inputs,
-                        job.reason,
-                        job.fingerprint.take(),
-                    ));
-                looped.await
+                let reason = job.reason;
+                let fingerprint = job.fingerprint.take();
+                boxed(iterate::run_loop(&run, index, inputs, reason, fingerprint)).await
             }
-            // Boxed likewise: most nodes are not signals. `None`: the run ended while the
-            // signal waited, and there is nothing to record.
+            // `None`: the run ended while the signal waited, and there is nothing to record.
             Ok(_) if node.meta.signal.is_some() => {
-                let received: std::pin::Pin<
-                    Box<dyn Future<Output = Option<signal::Received>> + Send + '_>,
-                > = Box::pin(signal::receive(&run, index, job.reason, &alive));
-                let Some(result) = received.await else {
+                let Some(result) = boxed(signal::receive(&run, index, job.reason, &alive)).await
+                else {
                     return;
                 };
                 record(&run, node, job.fingerprint.take(), job.reason, result)
@@ -354,4 +345,12 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             }
         }
     }
+}
+
+/// A future as a boxed trait object: polled through a pointer, so that its code stays out
+/// of the caller's.
+fn boxed<'a, T>(
+    future: impl Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(future)
 }
