@@ -257,7 +257,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                 let target = handle_local(*j, span);
                 let marker = marker(&dag.nodes[*j], span);
                 reasons.push(quote_spanned! {span=>
-                    #args.#check(__typedag_nodes::#marker {}, &#target)
+                    #args.#check(__typedag_nodes::#marker {}, #target)
                 });
             }
             Arg::List(items, span) => {
@@ -270,12 +270,12 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                     .map(|(j, ident)| handle_local(*j, ident.span()))
                     .collect();
                 statements.push(quote_spanned! {span=>
-                    #args.#check(__typedag::type_of_list(&#local, &[#(__typedag::type_of(&#targets)),*]));
+                    #args.#check(__typedag::type_of_list(&#local, &[#(__typedag::type_of(#targets)),*]));
                 });
                 reasons.extend(
                     targets
                         .iter()
-                        .map(|t| quote_spanned!(span=> __typedag::maybe_of(&#t))),
+                        .map(|t| quote_spanned!(span=> __typedag::maybe_of(#t))),
                 );
             }
             Arg::Each(j, ident) => {
@@ -286,7 +286,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                 let local = each_local(index, i, span);
                 let marker = marker(&dag.nodes[*j], span);
                 reasons.push(quote_spanned! {span=>
-                    #args.#check(__typedag_nodes::#marker {}, &#target, &#local)
+                    #args.#check(__typedag_nodes::#marker {}, #target, &#local)
                 });
             }
             Arg::Value(_) => {}
@@ -306,7 +306,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
         let target = handle_local(*j, span);
         let marker = marker(&dag.nodes[*j], span);
         reasons.push(quote_spanned! {span=>
-            __typedag::condition(__typedag_nodes::#marker {}, &#target)
+            __typedag::condition(__typedag_nodes::#marker {}, #target)
         });
     }
     let maybe = reasons
@@ -329,6 +329,6 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
     };
     quote! {
         #(#statements)*
-        let #handle = #handle_of(&#args, #maybe);
+        let #handle = #handle_of(#args, #maybe);
     }
 }

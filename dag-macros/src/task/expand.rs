@@ -448,9 +448,9 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         });
         methods.push(quote! {
             #vis fn #node_fn<N, T, M: ::typedag::__private::Maybe>(
-                &self,
+                self,
                 _: N,
-                _: &::typedag::__private::Handle<T, M>,
+                _: ::typedag::__private::Handle<T, M>,
             ) -> #maybe
             where
                 ::typedag::__private::Wire: #node_trait<N, T>,
@@ -465,9 +465,9 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
                 ::typedag::__private::value_source(<::typedag::__private::Wire as #value_trait<T>>::convert(value))
             }
             #vis fn #each_fn<N, L, M: ::typedag::__private::Maybe>(
-                &self,
+                self,
                 _: N,
-                _: &::typedag::__private::Handle<L, M>,
+                _: ::typedag::__private::Handle<L, M>,
                 _: &::typedag::__private::EachOf<#input>,
             ) -> M
             where

@@ -71,18 +71,27 @@ pub fn or<A: Maybe, B: Maybe>(_: A, _: B) -> A::Or<B> {
 /// A node in the wiring checks of a `dag!`: its output type, and whether it may not run.
 pub struct Handle<T, M>(PhantomData<fn() -> (T, M)>);
 
+// By value in the checks, so they borrow nothing: a `dag!` of many nodes is then cheap to
+// borrow-check.
+impl<T, M> Clone for Handle<T, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T, M> Copy for Handle<T, M> {}
+
 impl<T, M: Maybe> Produces for Handle<T, M> {
     type Output = M::Field<T>;
 }
 
 /// The handle of the node whose wiring is `args` (whose output it names), and which may not
 /// run as `maybe` says.
-pub fn handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<A::Output, M> {
+pub fn handle_of<A: Produces, M: Maybe>(_args: A, _maybe: M) -> Handle<A::Output, M> {
     Handle(PhantomData)
 }
 
 /// The handle of a map node whose wiring is `args`: its output is the `Vec` of the task's.
-pub fn map_handle_of<A: Produces, M: Maybe>(_args: &A, _maybe: M) -> Handle<Vec<A::Output>, M> {
+pub fn map_handle_of<A: Produces, M: Maybe>(_args: A, _maybe: M) -> Handle<Vec<A::Output>, M> {
     Handle(PhantomData)
 }
 
@@ -93,12 +102,12 @@ pub fn signal_handle<T, M: Maybe>(_maybe: M) -> Handle<T, M> {
 }
 
 /// Whether a node of `handle` may not run, as the value its reader folds in.
-pub fn maybe_of<T, M: Maybe>(_handle: &Handle<T, M>) -> M {
+pub fn maybe_of<T, M: Maybe>(_handle: Handle<T, M>) -> M {
     M::new()
 }
 
 /// The output type of a node, for a list of nodes.
-pub fn type_of<T, M>(_handle: &Handle<T, M>) -> Node<T> {
+pub fn type_of<T, M>(_handle: Handle<T, M>) -> Node<T> {
     Node::new(usize::MAX, 0)
 }
 
@@ -114,7 +123,7 @@ impl<N> Condition<N> for bool {}
 
 /// A node's condition, `if c` or `if !c`: the node `c` (named `N` in messages) must have
 /// a `bool` output, and the node may then not run.
-pub fn condition<N, T: Condition<N>, M>(_name: N, _condition: &Handle<T, M>) -> Yes {
+pub fn condition<N, T: Condition<N>, M>(_name: N, _condition: Handle<T, M>) -> Yes {
     Yes
 }
 
