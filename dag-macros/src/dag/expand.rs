@@ -22,7 +22,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
     };
     let markers = dag.nodes.iter().map(|n| {
         let marker = marker(n, Span::call_site());
-        quote!(pub struct #marker {})
+        quote!(pub struct #marker;)
     });
     let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
     let outputs = outputs_structs(&fields);
@@ -257,7 +257,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                 let target = handle_local(*j, span);
                 let marker = marker(&dag.nodes[*j], span);
                 reasons.push(quote_spanned! {span=>
-                    #args.#check(__typedag_nodes::#marker {}, #target)
+                    #args.#check(__typedag_nodes::#marker, #target)
                 });
             }
             Arg::List(items, span) => {
@@ -286,7 +286,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
                 let local = each_local(index, i, span);
                 let marker = marker(&dag.nodes[*j], span);
                 reasons.push(quote_spanned! {span=>
-                    #args.#check(__typedag_nodes::#marker {}, #target, &#local)
+                    #args.#check(__typedag_nodes::#marker, #target, &#local)
                 });
             }
             Arg::Value(_) => {}
@@ -298,7 +298,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
         let args = args_local(index, span);
         let marker = marker(n, span);
         statements.push(quote_spanned! {span=>
-            __typedag::bounded(__typedag_nodes::#marker {}, &#args);
+            __typedag::bounded(__typedag_nodes::#marker, &#args);
         });
     }
     if let Some((_, j, ident)) = &n.condition {
@@ -306,7 +306,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
         let target = handle_local(*j, span);
         let marker = marker(&dag.nodes[*j], span);
         reasons.push(quote_spanned! {span=>
-            __typedag::condition(__typedag_nodes::#marker {}, #target)
+            __typedag::condition(__typedag_nodes::#marker, #target)
         });
     }
     let maybe = reasons

@@ -97,25 +97,21 @@ impl FromOutputs for Outputs {
     }
 }
 
-/// Declares a `dag!`'s outputs struct (a field per node, each of its own type parameter), the
-/// struct of a partial run (an `Option` per node), and how both are taken from a run's
-/// outputs, by node index. `dag!` writes one line per node (`field Param index`); the rest is
+/// Declares a `dag!`'s outputs struct (a field per node, each of its own type parameter) and
+/// how it is taken from a run's outputs, by node index: whole, or for a partial run with an
+/// `Option` in each field (the same struct, so that a large graph declares one struct and one
+/// `Debug` impl, not two). `dag!` writes one line per node (`field Param index`); the rest is
 /// written here, so the compiler expands it instead of the procedural macro building every
 /// token.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __dag_outputs {
     ($($field:ident $param:ident $index:literal)*) => {
-        /// The outputs of a `dag!` run, one field per node.
+        /// The outputs of a `dag!` run, one field per node; after a partial run, an `Option`
+        /// per node.
         #[allow(non_snake_case, dead_code)]
         struct __TypedagOutputs<$($param),*> {
             $(pub $field: $param,)*
-        }
-
-        /// The outputs of the nodes that completed, one `Option` field per node.
-        #[allow(non_snake_case, dead_code)]
-        struct __TypedagPartial<$($param),*> {
-            $(pub $field: $crate::__private::Option<$param>,)*
         }
 
         // Written out rather than derived: the derived `fmt` coerces every field to
@@ -125,16 +121,6 @@ macro_rules! __dag_outputs {
         {
             fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
                 let mut s = f.debug_struct("Outputs");
-                $(s.field(stringify!($field), &self.$field);)*
-                s.finish()
-            }
-        }
-
-        impl<$($param: $crate::__private::Debug),*> $crate::__private::Debug
-            for __TypedagPartial<$($param),*>
-        {
-            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
-                let mut s = f.debug_struct("Partial");
                 $(s.field(stringify!($field), &self.$field);)*
                 s.finish()
             }
@@ -151,14 +137,14 @@ macro_rules! __dag_outputs {
         impl<$($param: $crate::__private::Output),*> $crate::__private::FromOutputs
             for __TypedagOutputs<$($param),*>
         {
-            type Partial = __TypedagPartial<$($param),*>;
+            type Partial = __TypedagOutputs<$($crate::__private::Option<$param>),*>;
 
             fn take(outputs: &mut $crate::__private::Outputs) -> Self {
                 __TypedagOutputs { $($field: outputs.take_kept_at($index),)* }
             }
 
             fn take_partial(outputs: &mut $crate::__private::Outputs) -> Self::Partial {
-                __TypedagPartial { $($field: outputs.take_at($index),)* }
+                __TypedagOutputs { $($field: outputs.take_at($index),)* }
             }
         }
     };
