@@ -223,3 +223,49 @@ async fn tasks_from_other_modules_keep_their_visibility() {
     };
     assert_eq!(Runner::in_memory().run(graph).await.unwrap().s, "HI");
 }
+
+/// An output without a `Debug` impl.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(crate = "typedag::serde")]
+struct Opaque(u64);
+
+#[task]
+async fn opaque(x: &u64) -> Opaque {
+    Opaque(*x)
+}
+
+#[task]
+async fn is_big(x: &u64) -> bool {
+    *x > 10
+}
+
+#[tokio::test]
+async fn outputs_print_every_field_and_the_value_of_those_that_implement_debug() {
+    let graph = dag! {
+        n = square(3);
+        o = opaque(n);
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    assert_eq!(format!("{out:?}"), "Outputs { n: 9, o: _ }");
+    assert_eq!(out.o.0, 9);
+
+    let graph = dag! {
+        n = square(3);
+        o = opaque(n);
+    };
+    let partial = Runner::in_memory().run_partial(graph).await.unwrap();
+    assert_eq!(
+        format!("{:?}", partial.outputs),
+        "Partial { n: Some(9), o: _ }"
+    );
+
+    // With a condition, the fields' types are inferred, and the outputs implement `Debug`
+    // when every field does.
+    let graph = dag! {
+        n = square(3);
+        big = is_big(n);
+        m = square(4) if big;
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    assert_eq!(format!("{out:?}"), "Outputs { n: 9, big: false, m: None }");
+}

@@ -6,6 +6,7 @@ pub use crate::bounds::{Borrowed, Cacheable, Constant, Output, Owned, TaskError}
 pub use crate::failure::Failure;
 pub use crate::graph::args::{Own, Ref, Wired};
 pub use crate::graph::map::{EachOf, Item, TakesItem};
+pub use crate::graph::outputs::{Show, ShowDebug, ShowOpaque};
 pub use crate::graph::table::{Conditional, GIVEN, ListOf, Row, TaskRef};
 pub use crate::graph::wiring::{
     Condition, Handle, IntoInput, Is, Loops, Maybe, No, OptionOf, Produces, Shape, Wire, Yes,

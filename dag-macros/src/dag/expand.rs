@@ -24,8 +24,21 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let marker = marker(n, Span::call_site());
         quote!(pub struct #marker;)
     });
-    let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
-    let outputs = outputs_structs(&fields);
+    // Without conditions no node may not run, so each field's type is its task's output
+    // (or a `Vec` of it), written out; with conditions, the wiring checks infer them. Only
+    // for tasks named as `#[task]` names them (snake case): a struct that is not a task
+    // (`Double`) would be reported again by every use of a field of its output type, while
+    // the inferred types stop at the one error on its node.
+    let typed = dag
+        .nodes
+        .iter()
+        .all(|n| n.condition.is_none() && (n.signal.is_some() || snake_case(&n.task)));
+    let outputs = if typed {
+        typed_outputs(dag)
+    } else {
+        let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
+        outputs_structs(&fields)
+    };
 
     // At run time: the wiring of the nodes with constants (whose conversion is the check),
     // the lists, and the sources of both, in node and argument order.
@@ -87,6 +100,26 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let (holds, j, _) = n.condition.as_ref()?;
         Some(quote!(__typedag::Conditional(#index, #j, #holds)))
     });
+    // The wiring checks, each on its argument's own tokens (and the outputs' types, when
+    // inferred): in a closure that is type-checked and never called, so they cost the
+    // program no code.
+    let typing = if typed {
+        quote! {
+            let _ = || {
+                #(#checked_args)*
+                #(#handles)*
+            };
+            #graph.typed_as::<__TypedagOutputs>()
+        }
+    } else {
+        quote! {
+            #graph.typed(|| {
+                #(#checked_args)*
+                #(#handles)*
+                __TypedagOutputs { #(#shape),* }
+            })
+        }
+    };
     quote! {{
         use ::typedag::__private as __typedag;
 
@@ -106,13 +139,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
             &[#(#conditions),*],
         );
         #(#settings)*
-        // The wiring checks, each on its argument's own tokens, and the outputs' types: in
-        // a closure that is type-checked and never called, so they cost the program no code.
-        #graph.typed(|| {
-            #(#checked_args)*
-            #(#handles)*
-            __TypedagOutputs { #(#shape),* }
-        })
+        #typing
     }}
 }
 
@@ -125,6 +152,35 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
         quote!(#field #param #index)
     });
     quote!(__typedag::outputs! { #(#lines)* })
+}
+
+/// The outputs struct of a `dag!` without conditions: each field of its node's written
+/// type, the task's output, a `Vec` of it for a map node, the value of a signal.
+fn typed_outputs(dag: &Checked) -> TokenStream {
+    let lines = dag.nodes.iter().enumerate().map(|(i, n)| {
+        let field = &n.name;
+        let task = &n.task;
+        let mut ty = match &n.signal {
+            Some(value) => quote!(#value),
+            None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
+        };
+        if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {
+            ty = quote!(::std::vec::Vec<#ty>);
+        }
+        let index = proc_macro2::Literal::usize_unsuffixed(i);
+        quote!(#field: #ty = #index)
+    });
+    quote!(__typedag::outputs! { typed #(#lines)* })
+}
+
+/// Whether the last segment of a task's path is in snake case, as the names `#[task]`
+/// gives its tasks are.
+fn snake_case(task: &syn::Path) -> bool {
+    task.segments.last().is_some_and(|s| {
+        let name = s.ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name);
+        name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+    })
 }
 
 /// What `dag!` stands for when its statements have a mistake reported beside it: a graph of
