@@ -1,4 +1,5 @@
-//! Every attempt runs in a `typedag.attempt` span carrying the node id, task and attempt.
+//! Every attempt runs in a `typedag.attempt` span carrying the node id, task and attempt,
+//! and for an item of a map node, its position in the list.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,9 @@ struct Fields(String);
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.push_str(&format!(" {}={value}", field.name()));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.push_str(&format!(" {}={value}", field.name()));
@@ -77,6 +81,48 @@ fn each_attempt_has_a_span_with_node_task_and_attempt() {
         [
             "typedag.attempt node=lucky task=second_time_lucky attempt=1",
             "typedag.attempt node=lucky task=second_time_lucky attempt=2",
+        ]
+    );
+}
+
+#[task]
+async fn pages() -> Vec<u32> {
+    vec![10, 20]
+}
+
+#[task]
+async fn fetch(page: &u32) -> u32 {
+    page + 1
+}
+
+#[test]
+fn an_item_of_a_map_node_has_its_position_in_the_span() {
+    let spans = Arc::new(Spans::default());
+    let dispatch = tracing::Dispatch::from(spans.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let out = tracing::dispatcher::with_default(&dispatch, || {
+        rt.block_on(Runner::in_memory().run(dag! {
+            list = pages();
+            fetched = fetch(each list);
+        }))
+    })
+    .unwrap();
+    assert_eq!(out.fetched, [11, 21]);
+    let seen = spans.seen.lock().unwrap();
+    let mut attempts: Vec<&String> = seen
+        .iter()
+        .filter(|s| s.starts_with("typedag.attempt"))
+        .collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [
+            "typedag.attempt node=fetched item=0 task=fetch attempt=1",
+            "typedag.attempt node=fetched item=1 task=fetch attempt=1",
+            "typedag.attempt node=list task=pages attempt=1",
         ]
     );
 }

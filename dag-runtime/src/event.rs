@@ -316,7 +316,22 @@ impl Events {
     }
 }
 
-/// The `tracing` span of one attempt: `typedag.attempt` with the node id, task and attempt.
-pub(crate) fn attempt_span(node: &str, task: &'static str, attempt: u32) -> tracing::Span {
-    tracing::info_span!("typedag.attempt", node, task, attempt)
+/// The `tracing` span of one attempt: `typedag.attempt` with the node id, task and attempt,
+/// and for an item of a map node (whose events name it `node[item]`), the item's position
+/// in the list as `item`.
+pub(crate) fn attempt_span(
+    node: &str,
+    label: &str,
+    task: &'static str,
+    attempt: u32,
+) -> tracing::Span {
+    let item = label
+        .strip_prefix(node)
+        .and_then(|rest| rest.strip_prefix('['))
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|position| position.parse::<u64>().ok());
+    match item {
+        Some(item) => tracing::info_span!("typedag.attempt", node, item, task, attempt),
+        None => tracing::info_span!("typedag.attempt", node, task, attempt),
+    }
 }

@@ -140,7 +140,7 @@ pub(super) async fn attempt<const CALLER: u8>(
             Ok(fut) => {
                 let fut = tracing::Instrument::instrument(
                     fut,
-                    crate::event::attempt_span(id, task, number),
+                    crate::event::attempt_span(&node.id, id, task, number),
                 );
                 let guarded = AssertUnwindSafe(fut).catch_unwind();
                 let caught = match policy.timeout {
