@@ -259,8 +259,7 @@ async fn outputs_print_every_field_and_the_value_of_those_that_implement_debug()
         "Partial { n: Some(9), o: _ }"
     );
 
-    // With a condition, the fields' types are inferred, and the outputs implement `Debug`
-    // when every field does.
+    // A node with a condition is an `Option` field.
     let graph = dag! {
         n = square(3);
         big = is_big(n);
@@ -268,4 +267,19 @@ async fn outputs_print_every_field_and_the_value_of_those_that_implement_debug()
     };
     let out = Runner::in_memory().run(graph).await.unwrap();
     assert_eq!(format!("{out:?}"), "Outputs { n: 9, big: false, m: None }");
+
+    // When a node reads one with a condition, the fields' types are inferred (whether the
+    // reader may not run depends on its parameter's type), and the outputs implement
+    // `Debug` when every field does.
+    let graph = dag! {
+        n = square(3);
+        big = is_big(n);
+        m = square(4) if big;
+        k = total([m, n]);
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    assert_eq!(
+        format!("{out:?}"),
+        "Outputs { n: 9, big: false, m: None, k: None }"
+    );
 }

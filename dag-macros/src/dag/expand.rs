@@ -24,15 +24,17 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let marker = marker(n, Span::call_site());
         quote!(pub struct #marker;)
     });
-    // Without conditions no node may not run, so each field's type is its task's output
-    // (or a `Vec` of it), written out; with conditions, the wiring checks infer them. Only
-    // for tasks named as `#[task]` names them (snake case): a struct that is not a task
+    // When no node reads a node with a condition, exactly the nodes with one may not run,
+    // so each field's type is written out: its task's output, in a `Vec` for a map node,
+    // in an `Option` for a node with a condition. Otherwise whether a node may not run
+    // depends on its parameters' types, and the wiring checks infer the fields. Only for
+    // tasks named as `#[task]` names them (snake case): a struct that is not a task
     // (`Double`) would be reported again by every use of a field of its output type, while
     // the inferred types stop at the one error on its node.
-    let typed = dag
-        .nodes
-        .iter()
-        .all(|n| n.condition.is_none() && (n.signal.is_some() || snake_case(&n.task)));
+    let read = read_nodes(dag);
+    let typed = dag.nodes.iter().enumerate().all(|(i, n)| {
+        (n.condition.is_none() || !read[i]) && (n.signal.is_some() || snake_case(&n.task))
+    });
     let outputs = if typed {
         typed_outputs(dag)
     } else {
@@ -154,8 +156,9 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
     quote!(__typedag::outputs! { #(#lines)* })
 }
 
-/// The outputs struct of a `dag!` without conditions: each field of its node's written
-/// type, the task's output, a `Vec` of it for a map node, the value of a signal.
+/// The outputs struct of a `dag!` whose nodes with a condition are read by none: each field
+/// of its node's written type, the task's output (a signal's value), in a `Vec` for a map
+/// node, in an `Option` for a node with a condition.
 fn typed_outputs(dag: &Checked) -> TokenStream {
     let lines = dag.nodes.iter().enumerate().map(|(i, n)| {
         let field = &n.name;
@@ -167,10 +170,32 @@ fn typed_outputs(dag: &Checked) -> TokenStream {
         if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {
             ty = quote!(::std::vec::Vec<#ty>);
         }
+        if n.condition.is_some() {
+            ty = quote!(::core::option::Option<#ty>);
+        }
         let index = proc_macro2::Literal::usize_unsuffixed(i);
         quote!(#field: #ty = #index)
     });
     quote!(__typedag::outputs! { typed #(#lines)* })
+}
+
+/// For each node, whether another node reads it: as an argument, in a list, with `each`,
+/// or as its condition.
+fn read_nodes(dag: &Checked) -> Vec<bool> {
+    let mut read = vec![false; dag.nodes.len()];
+    for n in &dag.nodes {
+        for arg in &n.args {
+            match arg {
+                Arg::Node(j, _) | Arg::Each(j, _) => read[*j] = true,
+                Arg::List(items, _) => items.iter().for_each(|(j, _)| read[*j] = true),
+                Arg::Value(_) => {}
+            }
+        }
+        if let Some((_, j, _)) = &n.condition {
+            read[*j] = true;
+        }
+    }
+    read
 }
 
 /// Whether the last segment of a task's path is in snake case, as the names `#[task]`
