@@ -302,7 +302,8 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 }
             };
             let mut extra = Vec::new();
-            while state.running < run.limit {
+            // Most often nothing more is ready, and the cancellation was checked just above.
+            while state.running < run.limit && !state.ready.is_empty() {
                 let Some(more) = state.pop_ready(&run) else {
                     break;
                 };
