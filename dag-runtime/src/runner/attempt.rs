@@ -119,22 +119,22 @@ pub(super) async fn attempt<const CALLER: u8>(
         } else {
             events.emit_uncounted(&started);
         }
-        let inputs = Inputs::new(
-            prepared
-                .iter()
-                .map(|p| match p {
-                    Prepared::Shared(v) => Value::Shared(v.clone()),
-                    Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
-                    Prepared::Absent => Value::Absent,
-                    Prepared::Item(item) => Value::Item(Box::new(crate::task::ItemOf {
-                        list: item.list.clone(),
-                        index: item.index,
-                        get: item.get,
-                    })),
-                })
-                .collect(),
-            run.resources.clone(),
-        );
+        // A plain loop: collecting through the iterator adapters costs more than the
+        // copying itself, on every node.
+        let mut values = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            values.push(match p {
+                Prepared::Shared(v) => Value::Shared(v.clone()),
+                Prepared::List(values, collect) => Value::Owned(Some(collect(values))),
+                Prepared::Absent => Value::Absent,
+                Prepared::Item(item) => Value::Item(Box::new(crate::task::ItemOf {
+                    list: item.list.clone(),
+                    index: item.index,
+                    get: item.get,
+                })),
+            });
+        }
+        let inputs = Inputs::new(values, run.resources.clone());
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (call.call)(inputs))) {
             Err(panic) => Err(Failure::panic(&*panic)),
             Ok(fut) => {

@@ -234,12 +234,12 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 else {
                     return;
                 };
-                record(&run, node, job.fingerprint.take(), job.reason, result)
+                record(&run, node, job.fingerprint.as_ref(), job.reason, result)
             }
             Err(failure) => record(
                 &run,
                 node,
-                job.fingerprint.take(),
+                job.fingerprint.as_ref(),
                 job.reason,
                 Some(Err(vec![failure])),
             ),
@@ -253,7 +253,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                     Call::task(&run, index),
                 )
                 .await;
-                record(&run, node, job.fingerprint.take(), job.reason, result)
+                record(&run, node, job.fingerprint.as_ref(), job.reason, result)
             }
         };
         let (id, task) = (&*node.id, node.meta.task);
@@ -283,18 +283,27 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
             Some(Ok(done)) => Some((index, done.duration, done.attempts)),
             _ => None,
         };
-        let (next, extra, skipped, cached, not_run, done) = {
+        let (goes_on, extra, skipped, cached, not_run, done) = {
             let mut state = run.lock();
             if write.is_some() {
                 state.pending += 1;
             }
             let (skipped, cached) = state.finish(&run, index, result, job.reason);
-            let next = state.pop_ready(&run);
-            if next.is_none() {
-                state.running -= 1;
-            }
+            // The next job goes straight where this one was: a job is large, and each move
+            // of it is a copy.
+            let goes_on = match state.pop_ready(&run) {
+                Some(next) => {
+                    job = next;
+                    true
+                }
+                None => {
+                    state.running -= 1;
+                    false
+                }
+            };
             let mut extra = Vec::new();
-            while state.running < run.limit {
+            // Most often nothing more is ready, and the cancellation was checked just above.
+            while state.running < run.limit && !state.ready.is_empty() {
                 let Some(more) = state.pop_ready(&run) else {
                     break;
                 };
@@ -305,7 +314,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
                 state.grow_maps(&run);
             }
             let not_run = std::mem::take(&mut state.not_run);
-            (next, extra, skipped, cached, not_run, state.ended())
+            (goes_on, extra, skipped, cached, not_run, state.ended())
         };
         if let Some(write) = write {
             // Counted as pending above, under the same lock as the node's end.
@@ -330,20 +339,15 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         }
         // The run ends once this is sent: every event is out by then, and a driver that
         // stops lets go of the run first, so nothing of it outlives `run` returning.
-        match next {
-            Some(n) => {
-                done.send();
-                job = n;
-                // A long chain of tasks that never wait must still let tokio run others.
-                tokio::task::consume_budget().await;
-            }
-            None => {
-                drop(run);
-                done.send();
-                drop(alive);
-                return;
-            }
+        if !goes_on {
+            drop(run);
+            done.send();
+            drop(alive);
+            return;
         }
+        done.send();
+        // A long chain of tasks that never wait must still let tokio run others.
+        tokio::task::consume_budget().await;
     }
 }
 

@@ -61,26 +61,34 @@ pub(super) fn assemble(
     spec: &NodeSpec,
     mut upstream: impl Iterator<Item = Held>,
 ) -> Option<Vec<Prepared>> {
-    spec.sources
-        .iter()
-        .map(|source| match source {
+    // A plain loop rather than collecting into `Option<Vec<_>>`: it runs for every node,
+    // and the adapters of that collect cost several times the work itself.
+    let mut inputs = Vec::with_capacity(spec.sources.len());
+    for source in &spec.sources {
+        inputs.push(match source {
             Source::Node(_) | Source::Each(..) => match upstream.next()? {
-                Held::Value(v) => Some(Prepared::Shared(v)),
-                Held::Unneeded => Some(Prepared::Absent),
-                Held::Stored => None,
+                Held::Value(v) => Prepared::Shared(v),
+                Held::Unneeded => Prepared::Absent,
+                Held::Stored => return None,
             },
-            Source::Condition(..) => upstream.next().map(|_| Prepared::Absent),
-            Source::Const(c) => Some(Prepared::Shared(c.value.clone())),
-            Source::List(list, collect) => list
-                .iter()
-                .map(|_| match upstream.next()? {
-                    Held::Value(v) => Some(v),
-                    Held::Stored | Held::Unneeded => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(|values| Prepared::List(values, *collect)),
-        })
-        .collect()
+            Source::Condition(..) => {
+                upstream.next()?;
+                Prepared::Absent
+            }
+            Source::Const(c) => Prepared::Shared(c.value.clone()),
+            Source::List(list, collect) => {
+                let values = list
+                    .iter()
+                    .map(|_| match upstream.next()? {
+                        Held::Value(v) => Some(v),
+                        Held::Stored | Held::Unneeded => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Prepared::List(values, *collect)
+            }
+        });
+    }
+    Some(inputs)
 }
 
 impl Run {

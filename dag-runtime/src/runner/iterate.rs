@@ -62,7 +62,13 @@ pub(super) async fn run_loop(
     let spec = &run.nodes[index];
     let Some(looping) = spec.meta.looping else {
         let failure = Failure::fatal("typedag: not a loop node".into());
-        return record(run, spec, fingerprint, reason, Some(Err(vec![failure])));
+        return record(
+            run,
+            spec,
+            fingerprint.as_ref(),
+            reason,
+            Some(Err(vec![failure])),
+        );
     };
     let max = Effective::max_iterations(&spec.options, &spec.meta.task_options);
     let kept = kept(run, index, &looping, fingerprint);
@@ -143,7 +149,7 @@ pub(super) async fn run_loop(
             resumed,
         },
     );
-    let (result, write) = record(run, spec, fingerprint, reason, end);
+    let (result, write) = record(run, spec, fingerprint.as_ref(), reason, end);
     // Once the output is stored, the iterations are not needed.
     let completed = matches!(result, Some(Ok(_))) && write.is_some();
     if completed && stored {

@@ -19,11 +19,12 @@ use crate::task::Shared;
 pub(super) fn record(
     run: &Run,
     node: &NodeSpec,
-    fingerprint: Option<Fingerprint>,
+    fingerprint: Option<&Fingerprint>,
     reason: Reason,
     result: Option<Result<Success, Vec<Failure>>>,
 ) -> (Option<Result<Success, Vec<Failure>>>, Option<Write>) {
-    let (Some(fingerprint), Some(codec)) = (fingerprint, &node.meta.codec) else {
+    // By reference: most runs have none, and moving an empty one still copies its bytes.
+    let (Some(&fingerprint), Some(codec)) = (fingerprint, &node.meta.codec) else {
         return (result, None);
     };
     if !node.meta.task_options.cache {

@@ -156,10 +156,14 @@ impl State {
                 None => break next.index,
             }
         };
-        let (reason, fingerprint) = self
-            .to_run
-            .remove(&index)
-            .unwrap_or((Reason::NoStore, None));
+        // Without a store the table is empty, and a lookup in it still hashes and probes.
+        let (reason, fingerprint) = match self.to_run.is_empty() {
+            true => (Reason::NoStore, None),
+            false => self
+                .to_run
+                .remove(&index)
+                .unwrap_or((Reason::NoStore, None)),
+        };
         Some(Job {
             index,
             inputs: self.prepare(run, index),
