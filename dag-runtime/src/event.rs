@@ -325,10 +325,15 @@ pub(crate) fn attempt_span(
     task: &'static str,
     attempt: u32,
 ) -> tracing::Span {
-    let item = label
-        .strip_prefix(node)
-        .and_then(|rest| rest.strip_prefix('['))
-        .and_then(|rest| rest.strip_suffix(']'))
+    // A node's own attempt (the label is its id) costs a length comparison.
+    let item = (label.len() > node.len())
+        .then(|| {
+            label
+                .strip_prefix(node)?
+                .strip_prefix('[')?
+                .strip_suffix(']')
+        })
+        .flatten()
         .and_then(|position| position.parse::<u64>().ok());
     match item {
         Some(item) => tracing::info_span!("typedag.attempt", node, item, task, attempt),
