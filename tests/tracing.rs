@@ -58,24 +58,30 @@ async fn second_time_lucky() -> Result<u32, String> {
     }
 }
 
-#[test]
-fn each_attempt_has_a_span_with_node_task_and_attempt() {
+/// Runs `run` on a current-thread runtime under a subscriber that records spans, and hands
+/// back its result with the `typedag.attempt` spans opened, in order.
+fn with_spans<T>(run: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
     let spans = Arc::new(Spans::default());
     let dispatch = tracing::Dispatch::from(spans.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
-    let out = tracing::dispatcher::with_default(&dispatch, || {
-        rt.block_on(Runner::in_memory().run(dag! { lucky = second_time_lucky(); }))
-    })
-    .unwrap();
-    assert_eq!(out.lucky, 7);
+    let out = tracing::dispatcher::with_default(&dispatch, || rt.block_on(run));
     let seen = spans.seen.lock().unwrap();
-    let attempts: Vec<&String> = seen
+    let attempts = seen
         .iter()
         .filter(|s| s.starts_with("typedag.attempt"))
+        .cloned()
         .collect();
+    (out, attempts)
+}
+
+#[test]
+fn each_attempt_has_a_span_with_node_task_and_attempt() {
+    let (out, attempts) =
+        with_spans(Runner::in_memory().run(dag! { lucky = second_time_lucky(); }));
+    assert_eq!(out.unwrap().lucky, 7);
     assert_eq!(
         attempts,
         [
@@ -97,25 +103,11 @@ async fn fetch(page: &u32) -> u32 {
 
 #[test]
 fn an_item_of_a_map_node_has_its_position_in_the_span() {
-    let spans = Arc::new(Spans::default());
-    let dispatch = tracing::Dispatch::from(spans.clone());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let out = tracing::dispatcher::with_default(&dispatch, || {
-        rt.block_on(Runner::in_memory().run(dag! {
-            list = pages();
-            fetched = fetch(each list);
-        }))
-    })
-    .unwrap();
-    assert_eq!(out.fetched, [11, 21]);
-    let seen = spans.seen.lock().unwrap();
-    let mut attempts: Vec<&String> = seen
-        .iter()
-        .filter(|s| s.starts_with("typedag.attempt"))
-        .collect();
+    let (out, mut attempts) = with_spans(Runner::in_memory().run(dag! {
+        list = pages();
+        fetched = fetch(each list);
+    }));
+    assert_eq!(out.unwrap().fetched, [11, 21]);
     attempts.sort();
     assert_eq!(
         attempts,
