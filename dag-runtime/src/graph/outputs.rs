@@ -97,20 +97,17 @@ impl FromOutputs for Outputs {
     }
 }
 
-/// Declares a `dag!`'s outputs struct (a field per node, of its written type, or with
-/// conditions, each of its own type parameter, inferred by the wiring checks) and
-/// how it is taken from a run's outputs, by node index: whole, or for a partial run with an
-/// `Option` in each field (the same struct, so that a large graph declares one struct and one
-/// `Debug` impl, not two). `dag!` writes one line per node (`field Param index`); the rest is
-/// written here, so the compiler expands it instead of the procedural macro building every
-/// token.
+/// Declares a `dag!`'s outputs struct, a field per node, and how it is taken from a run's
+/// outputs by node index, whole or for a partial run (an `Option` per field). `dag!` writes
+/// one line per node; the rest is written here, so the compiler expands it instead of the
+/// procedural macro building every token.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __dag_outputs {
-    // A graph without conditions: every field's type is written (`field: Type = index`), so
-    // the struct and its impls are not generic. A generic impl over a large graph's fields
-    // has a bound per field, and rustc checks each field's bound against all of them: for
-    // 1,000 nodes, 11% of a rebuild.
+    // Every field's type written (`field: Type = index`), when `dag!` knows them all (no
+    // node reads a node with a condition): the structs and their impls are not generic. A
+    // generic impl over a large graph's fields has a bound per field, and rustc checks each
+    // field's bound against all of them: for 1,000 nodes, 11% of a rebuild.
     (typed $($field:ident : $ty:ty = $index:literal)*) => {
         /// The outputs of a `dag!` run, one field per node.
         #[allow(non_snake_case, dead_code)]
@@ -157,6 +154,8 @@ macro_rules! __dag_outputs {
             }
         }
     };
+    // Each field of its own type parameter (`field Param index`), inferred by the wiring
+    // checks; a partial run's outputs are the same struct with an `Option` in each.
     ($($field:ident $param:ident $index:literal)*) => {
         /// The outputs of a `dag!` run, one field per node; after a partial run, an `Option`
         /// per node.
