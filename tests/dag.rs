@@ -283,3 +283,23 @@ async fn outputs_print_every_field_and_the_value_of_those_that_implement_debug()
         "Outputs { n: 9, big: false, m: None, k: None }"
     );
 }
+
+#[task]
+async fn upto(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+#[tokio::test]
+async fn a_map_nodes_item_counts_can_be_named_by_their_type() {
+    let graph = dag! {
+        list = upto(3);
+        squares = square(each list);
+    };
+    let run = Runner::in_memory().run_partial(graph).await.unwrap();
+    let items: Option<typedag::Items> = run.report.node("squares").and_then(|n| n.items);
+    let items = items.expect("a map node reports its items");
+    assert_eq!(
+        (items.total, items.ran, items.cached, items.failed),
+        (3, 3, 0, 0)
+    );
+}

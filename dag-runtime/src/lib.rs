@@ -40,7 +40,7 @@ pub use graph::args::{Arg, Args};
 pub use graph::{Each, FromOutputs, Graph, Kept, Node, Outputs, each};
 pub use looping::Loop;
 pub use policy::{Backoff, DEFAULT_MAX_ITERATIONS, NodeOptions, TaskOptions};
-pub use report::{Iterations, NodeReport, Outcome, Partial, Report};
+pub use report::{Items, Iterations, NodeReport, Outcome, Partial, Report};
 pub use resource::{Res, Resource};
 pub use runner::{DEFAULT_CONCURRENCY, Explanation, ItemsPlan, NodeState, Runner};
 pub use signal::{Signal, SignalValue, Signals};
