@@ -317,24 +317,13 @@ impl Events {
 }
 
 /// The `tracing` span of one attempt: `typedag.attempt` with the node id, task and attempt,
-/// and for an item of a map node (whose events name it `node[item]`), the item's position
-/// in the list as `item`.
+/// and for an item of a map node its position in the list, as `item`.
 pub(crate) fn attempt_span(
     node: &str,
-    label: &str,
+    item: Option<usize>,
     task: &'static str,
     attempt: u32,
 ) -> tracing::Span {
-    // A node's own attempt (the label is its id) costs a length comparison.
-    let item = (label.len() > node.len())
-        .then(|| {
-            label
-                .strip_prefix(node)?
-                .strip_prefix('[')?
-                .strip_suffix(']')
-        })
-        .flatten()
-        .and_then(|position| position.parse::<u64>().ok());
     match item {
         Some(item) => tracing::info_span!("typedag.attempt", node, item, task, attempt),
         None => tracing::info_span!("typedag.attempt", node, task, attempt),

@@ -162,21 +162,33 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
 fn typed_outputs(dag: &Checked) -> TokenStream {
     let lines = dag.nodes.iter().enumerate().map(|(i, n)| {
         let field = &n.name;
-        let task = &n.task;
-        let mut ty = match &n.signal {
-            Some(value) => quote!(#value),
-            None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
-        };
-        if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {
-            ty = quote!(::std::vec::Vec<#ty>);
-        }
-        if n.condition.is_some() {
-            ty = quote!(::core::option::Option<#ty>);
-        }
+        let each = n.args.iter().any(|a| matches!(a, Arg::Each(..)));
+        let ty = field_type(&n.task, n.signal.as_ref(), each, n.condition.is_some());
         let index = proc_macro2::Literal::usize_unsuffixed(i);
         quote!(#field: #ty = #index)
     });
     quote!(__typedag::outputs! { typed #(#lines)* })
+}
+
+/// A node's field in the outputs struct: its task's output (a signal's value), in a `Vec`
+/// for a map node, in an `Option` for a node with a condition.
+fn field_type(
+    task: &syn::Path,
+    signal: Option<&syn::Type>,
+    each: bool,
+    conditional: bool,
+) -> TokenStream {
+    let mut ty = match signal {
+        Some(value) => quote!(#value),
+        None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
+    };
+    if each {
+        ty = quote!(::std::vec::Vec<#ty>);
+    }
+    if conditional {
+        ty = quote!(::core::option::Option<#ty>);
+    }
+    ty
 }
 
 /// For each node, whether another node reads it: as an argument, in a list, with `each`,
@@ -221,18 +233,8 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
         .collect();
     let fields: Vec<_> = nodes.iter().map(|n| &n.name).collect();
     let types = nodes.iter().map(|n| {
-        let task = &n.task;
-        let mut ty = match &n.signal {
-            Some(value) => quote!(#value),
-            None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
-        };
-        if n.each.iter().any(Option::is_some) {
-            ty = quote!(::std::vec::Vec<#ty>);
-        }
-        if n.condition.is_some() {
-            ty = quote!(::core::option::Option<#ty>);
-        }
-        ty
+        let each = n.each.iter().any(Option::is_some);
+        field_type(&n.task, n.signal.as_ref(), each, n.condition.is_some())
     });
     let outputs = outputs_structs(&fields);
     quote! {

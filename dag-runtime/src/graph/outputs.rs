@@ -104,6 +104,18 @@ impl FromOutputs for Outputs {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __dag_outputs {
+    // Every field shown, its value if its type implements `Debug`.
+    (@debug $outputs:ident $name:literal $($field:ident)*) => {
+        impl $crate::__private::Debug for $outputs {
+            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
+                #[allow(unused_imports)]
+                use $crate::__private::{ShowDebug as _, ShowOpaque as _};
+                let mut s = f.debug_struct($name);
+                $((&&$crate::__private::Show(&self.$field)).show(&mut s, stringify!($field));)*
+                s.finish()
+            }
+        }
+    };
     // Every field's type written (`field: Type = index`), when `dag!` knows them all (no
     // node reads a node with a condition): the structs and their impls are not generic. A
     // generic impl over a large graph's fields has a bound per field, and rustc checks each
@@ -121,26 +133,8 @@ macro_rules! __dag_outputs {
             $(pub $field: $crate::__private::Option<$ty>,)*
         }
 
-        // Every field is shown, its value if it implements `Debug`.
-        impl $crate::__private::Debug for __TypedagOutputs {
-            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
-                #[allow(unused_imports)]
-                use $crate::__private::{ShowDebug as _, ShowOpaque as _};
-                let mut s = f.debug_struct("Outputs");
-                $((&&$crate::__private::Show(&self.$field)).show(&mut s, stringify!($field));)*
-                s.finish()
-            }
-        }
-
-        impl $crate::__private::Debug for __TypedagPartial {
-            fn fmt(&self, f: &mut $crate::__private::Formatter<'_>) -> $crate::__private::FmtResult {
-                #[allow(unused_imports)]
-                use $crate::__private::{ShowDebug as _, ShowOpaque as _};
-                let mut s = f.debug_struct("Partial");
-                $((&&$crate::__private::Show(&self.$field)).show(&mut s, stringify!($field));)*
-                s.finish()
-            }
-        }
+        $crate::__dag_outputs! { @debug __TypedagOutputs "Outputs" $($field)* }
+        $crate::__dag_outputs! { @debug __TypedagPartial "Partial" $($field)* }
 
         impl $crate::__private::FromOutputs for __TypedagOutputs {
             type Partial = __TypedagPartial;

@@ -31,6 +31,8 @@ pub(super) struct Call {
     /// Whether its first attempt starts the node (counted as running), rather than going on
     /// with a node already running (a loop's next iteration).
     pub(super) starts: bool,
+    /// For an item of a map node, its position in the list (the attempt's span says it).
+    pub(super) item: Option<usize>,
 }
 
 impl Call {
@@ -39,6 +41,15 @@ impl Call {
         Self {
             call: run.nodes[index].meta.call,
             starts: true,
+            item: None,
+        }
+    }
+
+    /// Node `index`'s task, on the item at `position` of its list.
+    pub(super) fn item(run: &Run, index: usize, position: usize) -> Self {
+        Self {
+            item: Some(position),
+            ..Self::task(run, index)
         }
     }
 }
@@ -140,7 +151,7 @@ pub(super) async fn attempt<const CALLER: u8>(
             Ok(fut) => {
                 let fut = tracing::Instrument::instrument(
                     fut,
-                    crate::event::attempt_span(&node.id, id, task, number),
+                    crate::event::attempt_span(&node.id, call.item, task, number),
                 );
                 let guarded = AssertUnwindSafe(fut).catch_unwind();
                 let caught = match policy.timeout {

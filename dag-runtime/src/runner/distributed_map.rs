@@ -355,7 +355,7 @@ pub(super) async fn run_item(
     let reason = input.as_ref().map_or(Reason::NeverRan, |m| m.reason);
     let result = match &input {
         Ok(input) => {
-            let call = Call::task(run, parent);
+            let call = Call::item(run, parent, position);
             attempt::<FOR_SHARED>(run, parent, &name, input.of_item(position), reason, call).await
         }
         Err(failure) => Err(vec![failure.clone()]),

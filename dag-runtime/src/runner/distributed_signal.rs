@@ -12,19 +12,13 @@ use std::time::{Duration, Instant};
 use super::distributed::{Participant, SharedOutcome, UNFINGERPRINTED};
 use super::distributed_end::{Settling, complete, end, settle_cached, settle_failed, settle_ran};
 use super::persist::encode_output;
-use super::signal::{LOOK_EVERY, decoded, rerun_for_new_value, timed_out};
+use super::signal::{LOOK_EVERY, Taken, decoded, rerun_for_new_value, timed_out};
 use crate::cache::{Digest, Verdict};
 use crate::error::Error;
 use crate::event::Event;
 use crate::signal::Payload;
 use crate::store::shared::{Claim, RowState};
 use crate::store::{Delivery, StoreError, Write};
-
-/// A value signal node has taken: its payload, and its digest if it came from the store.
-struct Taken {
-    payload: Payload,
-    stored: Option<Digest>,
-}
 
 /// How a wait ended.
 enum Waited {

@@ -323,7 +323,7 @@ pub(super) async fn drive_loop(run: Arc<Run>, mut job: Job, alive: Alive) {
         if node.map || node.meta.looping.is_some() || node.meta.signal.is_some() {
             // What must follow a map, loop or signal node's record: the cleanup of its items
             // or iterations, or of the delivery it took from the store.
-            map::send_after(&run, index);
+            run.send_after(index);
         }
         for s in skipped {
             run.events.emit(&Event::Skipped {

@@ -92,6 +92,7 @@ pub(super) async fn run_loop(
         let call = Call {
             call: looping.step,
             starts: iterations == resumed,
+            item: None,
         };
         let attempted = attempt_unless_cancelled::<FOR_ITERATION>(
             run,
@@ -153,16 +154,13 @@ pub(super) async fn run_loop(
     // Once the output is stored, the iterations are not needed.
     let completed = matches!(result, Some(Ok(_))) && write.is_some();
     if completed && stored {
-        // Counted now, so that the run cannot end before it is sent.
-        let mut state = run.lock();
-        state.pending += 1;
-        state.after.push((
+        run.send_after_record(
             index,
             Write::Forget {
                 graph: run.graph.clone(),
                 nodes: Some(vec![loop_id(&spec.id)]),
             },
-        ));
+        );
     }
     (result, write)
 }

@@ -324,36 +324,19 @@ pub(super) async fn run_map(
             doomed.extend(logged.failed.iter().map(|k| item_id(&spec.id, k)));
             doomed.extend(adopted);
             if !doomed.is_empty() {
-                // Counted now, so that the run cannot end before it is sent.
-                let mut state = run.lock();
-                state.pending += 1;
-                state.after.push((
+                run.send_after_record(
                     index,
                     Write::Forget {
                         graph: run.graph.clone(),
                         nodes: Some(doomed),
                     },
-                ));
+                );
             }
             Some(write)
         }
         _ => None,
     };
     (Some(Ok(done)), write)
-}
-
-/// Sends the write that follows map, loop or signal node `index`'s record, once that record
-/// is sent.
-pub(super) fn send_after(run: &Arc<Run>, index: usize) {
-    let after = {
-        let mut state = run.lock();
-        let at = state.after.iter().position(|(i, _)| *i == index);
-        at.map(|at| state.after.swap_remove(at).1)
-    };
-    if let Some(write) = after {
-        // Counted as pending when it was put aside.
-        run.send_counted(write, None);
-    }
 }
 
 /// The items a map node runs, shared by its workers.
@@ -480,7 +463,7 @@ impl Work {
         let spec = &run.nodes[self.index];
         let task = spec.meta.task;
         let name = label(&spec.id, i);
-        let call = Call::task(run, self.index);
+        let call = Call::item(run, self.index, i);
         let result =
             attempt_unless_cancelled::<FOR_ITEM>(run, self.index, &name, inputs, self.reason, call)
                 .await?;

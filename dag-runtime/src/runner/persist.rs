@@ -225,6 +225,28 @@ impl Run {
         store.write(write, self.ack_then(durable));
     }
 
+    /// Holds `write` until map, loop or signal node `index`'s record is sent (it forgets what
+    /// the record makes useless), counting it now so that the run cannot end before it is
+    /// sent.
+    pub(super) fn send_after_record(&self, index: usize, write: Write) {
+        let mut state = self.lock();
+        state.pending += 1;
+        state.after.push((index, write));
+    }
+
+    /// Sends the write held for node `index` by
+    /// [`send_after_record`](Run::send_after_record), once that node's record is sent.
+    pub(super) fn send_after(self: &Arc<Self>, index: usize) {
+        let after = {
+            let mut state = self.lock();
+            let at = state.after.iter().position(|(i, _)| *i == index);
+            at.map(|at| state.after.swap_remove(at).1)
+        };
+        if let Some(write) = after {
+            self.send_counted(write, None);
+        }
+    }
+
     /// [`send`](Run::send) for a write already counted in `State::pending`.
     pub(super) fn send_counted(
         self: &Arc<Self>,

@@ -26,9 +26,9 @@ pub(super) const LOOK_EVERY: Duration = Duration::from_millis(500);
 pub(super) type Received = Option<Result<Success, Vec<Failure>>>;
 
 /// A delivery a signal node has taken: its value, and its digest if it came from the store.
-struct Taken {
-    payload: Payload,
-    stored: Option<Digest>,
+pub(super) struct Taken {
+    pub(super) payload: Payload,
+    pub(super) stored: Option<Digest>,
 }
 
 /// How a wait ended, when the run did not end first.
@@ -122,17 +122,14 @@ pub(super) async fn receive(
         Waited::Took(Taken { payload, stored }) => {
             if let Some(digest) = stored {
                 // Taken from the store: dropped from it once the node's record is written.
-                // Counted now, so that the run cannot end before it is sent.
-                let mut state = run.lock();
-                state.pending += 1;
-                state.after.push((
+                run.send_after_record(
                     index,
                     Write::Taken {
                         graph: run.graph.clone(),
                         signal: node.id.to_string(),
                         digest,
                     },
-                ));
+                );
             }
             Some(decoded(&node.id, signal, payload, start))
         }
