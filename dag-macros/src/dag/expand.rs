@@ -2,9 +2,11 @@
 //! little more than a table:
 //!
 //! - a constant table of nodes (id, task, where each argument comes from) that the runtime
-//!   adds in one call, with the constants and lists evaluated beside it;
+//!   adds in one call, with the constants and lists evaluated beside it; each task is named
+//!   once, by a constant;
 //! - every wiring check, each on the argument's own tokens, in a closure that is
-//!   type-checked and never called, which also gives the outputs struct its types;
+//!   type-checked and never called, which also gives the outputs struct its types; the
+//!   nodes of one task with as many arguments share one wiring, checked for that count once;
 //! - the outputs struct, declared by the runtime's `outputs!` from one line per node.
 
 use proc_macro2::{Span, TokenStream};
@@ -50,11 +52,13 @@ pub fn expand(dag: &Checked) -> TokenStream {
     // In the closure that is type-checked and never run: every other node's wiring, every
     // handle, every node and list check, and the outputs struct.
     let mut checked_args = Vec::new();
+    let wirings = Wirings::of(dag);
     for (index, n) in dag.nodes.iter().enumerate() {
-        // A signal node has no task to call, so no wiring: its handle is all it needs.
-        if n.signal.is_none() {
+        // A signal node has no task to call, so no wiring: its handle is all it needs. Nodes
+        // of one task with as many arguments share the wiring of the first.
+        if n.signal.is_none() && wirings.owner[index] == index {
             let wiring = wiring(index, n);
-            if n.args.iter().any(|a| matches!(a, Arg::Value(_))) {
+            if wirings.at_run_time[index] {
                 runtime_args.push(wiring);
             } else {
                 checked_args.push(wiring);
@@ -79,11 +83,17 @@ pub fn expand(dag: &Checked) -> TokenStream {
                     });
                     given.push(quote_spanned!(span=> #local.source()));
                 }
-                Arg::Value(expr) => given.push(value(index, i, expr)),
+                Arg::Value(expr) => given.push(value(wirings.owner[index], i, expr)),
             }
         }
     }
-    let rows = dag.nodes.iter().map(row);
+    let tasks = Tasks::of(dag);
+    let rows = dag
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, n)| row(&tasks, index, n));
+    let task_refs = tasks.refs(dag);
     let settings =
         dag.nodes.iter().enumerate().map(|(index, n)| {
             crate::options::expand::node_configuration(&n.settings, &graph, index)
@@ -92,7 +102,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
         .nodes
         .iter()
         .enumerate()
-        .map(|(index, n)| node_handle(dag, index, n));
+        .map(|(index, n)| node_handle(dag, &wirings, index, n));
     let shape = dag.nodes.iter().enumerate().map(|(index, n)| {
         let field = &n.name;
         let handle = handle_local(index, Span::call_site());
@@ -122,8 +132,9 @@ pub fn expand(dag: &Checked) -> TokenStream {
             })
         }
     };
+    let imports = imports();
     quote! {{
-        use ::typedag::__private as __typedag;
+        #imports
 
         #[allow(non_camel_case_types, dead_code, unreachable_pub)]
         mod __typedag_nodes {
@@ -134,6 +145,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
 
         #(#runtime_args)*
         #(#lists)*
+        #(#task_refs)*
         let mut #graph = __typedag::Graph::new(#name);
         #graph.add_rows(
             const { &[#(#rows),*] },
@@ -143,6 +155,18 @@ pub fn expand(dag: &Checked) -> TokenStream {
         #(#settings)*
         #typing
     }}
+}
+
+/// The runtime's items the expansion names, each in one token: a name used once per node
+/// costs the build a few tokens more per node when written as a path.
+fn imports() -> TokenStream {
+    quote! {
+        #[allow(unused_imports)]
+        use ::typedag::__private::{
+            self as __typedag, Row as __TypedagRow, Task as __TypedagTask,
+            handle_of as __typedag_handle_of, map_handle_of as __typedag_map_handle_of,
+        };
+    }
 }
 
 /// The outputs struct of a `dag!`, a field per node, with its partial twin and how both
@@ -180,7 +204,7 @@ fn field_type(
 ) -> TokenStream {
     let mut ty = match signal {
         Some(value) => quote!(#value),
-        None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::Output),
+        None => quote_spanned!(task.span()=> <#task as __TypedagTask>::Output),
     };
     if each {
         ty = quote!(::std::vec::Vec<#ty>);
@@ -237,8 +261,9 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
         field_type(&n.task, n.signal.as_ref(), each, n.condition.is_some())
     });
     let outputs = outputs_structs(&fields);
+    let imports = imports();
     quote! {
-        use ::typedag::__private as __typedag;
+        #imports
 
         #outputs
 
@@ -270,37 +295,119 @@ fn list_local(index: usize, i: usize, span: Span) -> syn::Ident {
     format_ident!("__typedag_list{}_{}", index, i, span = span)
 }
 
-/// `let __typedag_args{index} = <task as Task>::WIRING.arity::<K>();`: the node's
-/// wiring, checked for its number of arguments on the call. It also stands for the node in
-/// the wiring checks, and in the outputs struct they build.
+/// `let __typedag_args{index} = <task as Task>::WIRING.arity::<K>();`: the wiring of the
+/// nodes of its task with K arguments, checked for that number on the call of the first.
+/// It also stands for each of these nodes in the wiring checks, and in the outputs struct
+/// they build.
 fn wiring(index: usize, n: &Node) -> TokenStream {
     let task = &n.task;
     let arity = n.args.len();
     let args = args_local(index, Span::call_site());
     let wiring = quote_spanned! {task.span()=>
-        <#task as ::typedag::__private::Task>::WIRING
+        <#task as __TypedagTask>::WIRING
     };
     let arity_call = quote_spanned!(n.call_span=> .arity::<#arity>());
     quote!(let #args = #wiring #arity_call;)
 }
 
+/// For each node of a task, the first node of the same task with as many arguments: its
+/// wiring, checked for that count once, serves them all. A program repeats a task over many
+/// nodes, and a wiring per node costs the build more than anything else per node.
+struct Wirings {
+    owner: Vec<usize>,
+    /// Whether the wiring is needed at run time: a node of it has a constant argument,
+    /// converted by the wiring.
+    at_run_time: Vec<bool>,
+}
+
+impl Wirings {
+    fn of(dag: &Checked) -> Self {
+        let mut first = std::collections::HashMap::new();
+        let mut owner = Vec::with_capacity(dag.nodes.len());
+        let mut at_run_time = vec![false; dag.nodes.len()];
+        for (index, n) in dag.nodes.iter().enumerate() {
+            let task = &n.task;
+            let o = match n.signal {
+                Some(_) => index,
+                None => *first
+                    .entry((quote!(#task).to_string(), n.args.len()))
+                    .or_insert(index),
+            };
+            owner.push(o);
+            if n.args.iter().any(|a| matches!(a, Arg::Value(_))) {
+                at_run_time[o] = true;
+            }
+        }
+        Wirings { owner, at_run_time }
+    }
+}
+
+/// For each node of a task, the first node of the same task: the table names each task
+/// once, by a constant.
+struct Tasks {
+    owner: Vec<usize>,
+}
+
+impl Tasks {
+    fn of(dag: &Checked) -> Self {
+        let mut first = std::collections::HashMap::new();
+        let owner = dag
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(index, n)| {
+                let task = &n.task;
+                match n.signal {
+                    Some(_) => index,
+                    None => *first.entry(quote!(#task).to_string()).or_insert(index),
+                }
+            })
+            .collect();
+        Tasks { owner }
+    }
+
+    /// `const __typedag_task{index}: TaskRef = <task as Task>::ROW;` for each task, on the
+    /// tokens of its first node, where a path that is not a task is reported.
+    fn refs<'a>(&'a self, dag: &'a Checked) -> impl Iterator<Item = TokenStream> + 'a {
+        dag.nodes.iter().enumerate().filter_map(|(index, n)| {
+            if n.signal.is_some() || self.owner[index] != index {
+                return None;
+            }
+            let task = &n.task;
+            let name = task_local(index);
+            let task_ref = quote_spanned!(task.span()=> <#task as __TypedagTask>::ROW);
+            Some(quote! {
+                #[allow(non_upper_case_globals)]
+                const #name: __typedag::TaskRef = #task_ref;
+            })
+        })
+    }
+}
+
+/// The constant naming the task of node `index`, the first node of its task.
+fn task_local(index: usize) -> syn::Ident {
+    format_ident!("__typedag_task{}", index)
+}
+
 /// The node's row of the table: its id, its task, and where each argument comes from. A
 /// signal node's task is `Signal<T>`, named through `signal_row`, whose bound on `T` is
 /// checked here, on `T`.
-fn row(n: &Node) -> TokenStream {
-    let task = &n.task;
+fn row(tasks: &Tasks, index: usize, n: &Node) -> TokenStream {
     let id = n.name.to_string();
     let task_ref = match &n.signal {
         Some(value) => quote_spanned! {value.span()=>
             ::typedag::__private::signal_row::<#value>()
         },
-        None => quote_spanned!(task.span()=> <#task as ::typedag::__private::Task>::ROW),
+        None => {
+            let name = task_local(tasks.owner[index]);
+            quote!(#name)
+        }
     };
     let slots = n.args.iter().map(|arg| match arg {
         Arg::Node(j, _) => quote!(#j),
         Arg::List(..) | Arg::Each(..) | Arg::Value(_) => quote!(__typedag::GIVEN),
     });
-    quote!(__typedag::Row(#id, #task_ref, &[#(#slots),*]))
+    quote!(__TypedagRow(#id, #task_ref, &[#(#slots),*]))
 }
 
 /// A constant argument, converted to the parameter's type by the method whose bounds check
@@ -328,14 +435,15 @@ fn handle_local(index: usize, span: Span) -> syn::Ident {
 
 /// `let __typedag_node{index} = handle_of(&args, maybe);`: every wiring check of the node's
 /// arguments and condition, each on its own tokens, folded into whether it may not run.
-fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
+fn node_handle(dag: &Checked, wirings: &Wirings, index: usize, n: &Node) -> TokenStream {
+    let wiring = wirings.owner[index];
     let mut statements = Vec::new();
     let mut reasons = Vec::new();
     for (i, arg) in n.args.iter().enumerate() {
         match arg {
             Arg::Node(j, ident) => {
                 let span = ident.span();
-                let args = args_local(index, span);
+                let args = args_local(wiring, span);
                 let check = format_ident!("node{}", i, span = span);
                 let target = handle_local(*j, span);
                 let marker = marker(&dag.nodes[*j], span);
@@ -345,7 +453,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
             }
             Arg::List(items, span) => {
                 let span = *span;
-                let args = args_local(index, span);
+                let args = args_local(wiring, span);
                 let check = format_ident!("list{}", i, span = span);
                 let local = list_local(index, i, span);
                 let targets: Vec<_> = items
@@ -363,7 +471,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
             }
             Arg::Each(j, ident) => {
                 let span = ident.span();
-                let args = args_local(index, span);
+                let args = args_local(wiring, span);
                 let check = format_ident!("each{}", i, span = span);
                 let target = handle_local(*j, span);
                 let local = each_local(index, i, span);
@@ -378,7 +486,7 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
     if let Some(max) = &n.settings.max {
         // `max` bounds a loop: the task must be one.
         let span = max.span;
-        let args = args_local(index, span);
+        let args = args_local(wiring, span);
         let marker = marker(n, span);
         statements.push(quote_spanned! {span=>
             __typedag::bounded(__typedag_nodes::#marker, &#args);
@@ -403,12 +511,12 @@ fn node_handle(dag: &Checked, index: usize, n: &Node) -> TokenStream {
             let #handle = __typedag::signal_handle::<#value, _>(#maybe);
         };
     }
-    let args = args_local(index, Span::call_site());
+    let args = args_local(wiring, Span::call_site());
     // A map node's output is the `Vec` of its task's.
     let handle_of = if n.args.iter().any(|a| matches!(a, Arg::Each(..))) {
-        quote!(__typedag::map_handle_of)
+        quote!(__typedag_map_handle_of)
     } else {
-        quote!(__typedag::handle_of)
+        quote!(__typedag_handle_of)
     };
     quote! {
         #(#statements)*
