@@ -37,8 +37,9 @@ pub fn expand(dag: &Checked) -> TokenStream {
     let typed = dag.nodes.iter().enumerate().all(|(i, n)| {
         (n.condition.is_none() || !read[i]) && (n.signal.is_some() || snake_case(&n.task))
     });
+    let tasks = Tasks::of(dag);
     let outputs = if typed {
-        typed_outputs(dag)
+        typed_outputs(dag, &tasks)
     } else {
         let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
         outputs_structs(&fields)
@@ -87,7 +88,6 @@ pub fn expand(dag: &Checked) -> TokenStream {
             }
         }
     }
-    let tasks = Tasks::of(dag);
     let rows = dag
         .nodes
         .iter()
@@ -182,16 +182,48 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
 
 /// The outputs struct of a `dag!` whose nodes with a condition are read by none: each field
 /// of its node's written type, the task's output (a signal's value), in a `Vec` for a map
-/// node, in an `Option` for a node with a condition.
-fn typed_outputs(dag: &Checked) -> TokenStream {
-    let lines = dag.nodes.iter().enumerate().map(|(i, n)| {
+/// node, in an `Option` for a node with a condition. Each task's output type is named once,
+/// by an alias on the task's tokens.
+fn typed_outputs(dag: &Checked, tasks: &Tasks) -> TokenStream {
+    let mut aliases = Vec::new();
+    let mut lines = Vec::new();
+    for (i, n) in dag.nodes.iter().enumerate() {
         let field = &n.name;
         let each = n.args.iter().any(|a| matches!(a, Arg::Each(..)));
-        let ty = field_type(&n.task, n.signal.as_ref(), each, n.condition.is_some());
+        let conditional = n.condition.is_some();
         let index = proc_macro2::Literal::usize_unsuffixed(i);
-        quote!(#field: #ty = #index)
-    });
-    quote!(__typedag::outputs! { typed #(#lines)* })
+        if n.signal.is_some() {
+            let ty = field_type(&n.task, n.signal.as_ref(), each, conditional);
+            lines.push(quote!(#field: #ty = #index));
+            continue;
+        }
+        let owner = tasks.owner[i];
+        let alias = output_alias(owner);
+        if owner == i {
+            let task = &n.task;
+            aliases.push(quote_spanned! {task.span()=>
+                #[allow(non_camel_case_types)]
+                type #alias = <#task as __TypedagTask>::Output;
+            });
+        }
+        let mut ty = quote!(#alias);
+        if each {
+            ty = quote!(::std::vec::Vec<#ty>);
+        }
+        if conditional {
+            ty = quote!(::core::option::Option<#ty>);
+        }
+        lines.push(quote!(#field: #ty = #index));
+    }
+    quote! {
+        #(#aliases)*
+        __typedag::outputs! { typed #(#lines)* }
+    }
+}
+
+/// The alias of the output type of the task of node `index`, the first node of its task.
+fn output_alias(index: usize) -> syn::Ident {
+    format_ident!("__TypedagOut{}", index)
 }
 
 /// A node's field in the outputs struct: its task's output (a signal's value), in a `Vec`

@@ -159,6 +159,11 @@ fn parse_signal(input: ParseStream) -> syn::Result<(Ident, Type)> {
 
 /// One argument: an expression, after `each` when the task runs once per item of it.
 fn argument(input: ParseStream) -> syn::Result<(Option<Ident>, Expr)> {
+    // Most arguments are a node's name alone: read it without the expression parser, which
+    // a `dag!` of a thousand nodes would otherwise run a thousand times.
+    if let Some(name) = lone_name(input) {
+        return Ok((None, name));
+    }
     let fork = input.fork();
     let each = match fork.parse::<Ident>() {
         // `each` is the keyword when what follows starts an expression of its own: a name, a
@@ -176,6 +181,39 @@ fn argument(input: ParseStream) -> syn::Result<(Option<Ident>, Expr)> {
         _ => None,
     };
     Ok((each, input.parse()?))
+}
+
+/// A name alone (`a` followed by `,` or the end), read as the expression it is; `None`,
+/// reading nothing, for anything else, keywords included.
+fn lone_name(input: ParseStream) -> Option<Expr> {
+    // `each` starts an argument; the rest are Rust's keywords and `_`, left to the
+    // expression parser and its messages.
+    const WORDS: &[&str] = &[
+        "each", "_", "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else",
+        "enum", "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match",
+        "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super",
+        "trait", "true", "try", "type", "unsafe", "use", "where", "while", "yield", "abstract",
+        "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized",
+        "virtual",
+    ];
+    // A fragment a `macro_rules!` passed (`$x:expr`) is an invisible group, whose span
+    // the expression keeps: left to the expression parser.
+    if input.cursor().group(proc_macro2::Delimiter::None).is_some() {
+        return None;
+    }
+    let (name, rest) = input.cursor().ident()?;
+    let alone = rest.eof() || rest.punct().is_some_and(|(p, _)| p.as_char() == ',');
+    if !alone || WORDS.contains(&name.to_string().as_str()) {
+        return None;
+    }
+    input
+        .step(|cursor| Ok(((), cursor.ident().map_or(*cursor, |(_, rest)| rest))))
+        .ok()?;
+    Some(Expr::Path(syn::ExprPath {
+        attrs: Vec::new(),
+        qself: None,
+        path: Path::from(name),
+    }))
 }
 
 /// `if c` or `if !c`, where `c` should be a node (checked later, with the names).
