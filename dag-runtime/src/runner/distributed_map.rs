@@ -5,6 +5,9 @@
 //! once; the map node waits for them. Whoever claims it again once the last has ended
 //! gathers it: the `Vec` of the items' outputs in list order, recorded as a local map
 //! records it (with its index of keys), or the node's failure naming the failed items.
+//! A failed item of a run that stops at the first failure stops it, as a failed node does;
+//! a map node the stop caught with items not ended is gathered all the same, once none of
+//! its items is claimed, and fails naming its failed items and those that did not start.
 //!
 //! Each item that runs is recorded at its own id (`pages#<key>`), with a fingerprint that
 //! stands for its key and context, so that a later distributed run finds it whatever became
@@ -29,7 +32,7 @@ use super::item_index::{
 };
 use super::item_keys::{Chunk, Encoded, Key, match_items};
 use super::item_log;
-use super::map::{failed_items_message, label, unserializable};
+use super::map::{failed_items_message, label, stopped_message, unserializable};
 use super::persist::{completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
 use crate::cache::{Digest, FixedParts, InputDigest, Reason, Stamp};
@@ -395,6 +398,8 @@ pub(super) async fn run_item(
             );
             let record = failed_record(spec, fingerprint, reason, &failures, Duration::ZERO);
             e.save = Some((id, record, None));
+            // As a failed node's end: nothing starts after it, in any process.
+            e.stop = run.fail_fast;
             Err(failures)
         }
     };
@@ -436,6 +441,8 @@ struct Gathered {
     duration: Duration,
     /// The failed items: position and the failure that counted.
     failed: Vec<(usize, Failure)>,
+    /// How many items had not ended: the run stopped before they started.
+    unstarted: usize,
 }
 
 /// Reads the ends of every item of a map node, counting them.
@@ -446,7 +453,15 @@ fn tally(rows: Vec<ItemRow>) -> Gathered {
     };
     let mut duration = Duration::ZERO;
     let mut failed = Vec::new();
+    let mut unstarted = 0;
     for row in &rows {
+        if matches!(
+            row.state,
+            Some(RowState::Waiting | RowState::Ready | RowState::Claimed)
+        ) {
+            unstarted += 1;
+            continue;
+        }
         let outcome = row
             .outcome
             .as_deref()
@@ -480,12 +495,14 @@ fn tally(rows: Vec<ItemRow>) -> Gathered {
         items,
         duration,
         failed,
+        unstarted,
     }
 }
 
-/// Ends a map node whose items have all ended: its `Vec` in list order, recorded with its
-/// index of keys, the items' own records then forgotten; or its failure naming the failed
-/// items.
+/// Ends a map node whose items have all ended (or the rest of which the run stopped
+/// before): its `Vec` in list order, recorded with its index of keys, the items' own
+/// records then forgotten; or its failure naming the failed items and those that did not
+/// start.
 async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Result<(), Error> {
     let run = &ctx.run;
     let i = s.index;
@@ -496,17 +513,22 @@ async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Resu
         .await?;
     let gathered = tally(rows);
     let items = Some(gathered.items);
+    let (n, unstarted) = (gathered.rows.len(), gathered.unstarted);
     if !gathered.failed.is_empty() {
-        let n = gathered.rows.len();
+        let failed = &gathered.failed;
         let message = match map_input(ctx, i, digests).await {
-            Ok(input) => failed_items_message(n, &gathered.failed, 0, |k| {
+            Ok(input) => failed_items_message(n, failed, unstarted, |k| {
                 (input.items.show)(&*input.list, k)
             }),
-            Err(_) => failed_items_message(n, &gathered.failed, 0, |k| format!("item {k}")),
+            Err(_) => failed_items_message(n, failed, unstarted, |k| format!("item {k}")),
         };
         return settle_failed(ctx, s, vec![Failure::fatal(message)], items)
             .await
             .map(drop);
+    }
+    if unstarted > 0 {
+        let failure = Failure::fatal(stopped_message(n, unstarted));
+        return settle_failed(ctx, s, vec![failure], items).await.map(drop);
     }
     let value = match assemble(ctx, i, &gathered.rows).await {
         Ok(value) => value,
