@@ -6,8 +6,9 @@
 //! modules are never taken for the same computation; nodes under an `if` condition end
 //! as in a local run, in every process; a map node's items are shared by the
 //! processes, each item running once, cached by its bytes as in a local run, a failed one
-//! stopping the run when it stops at the first failure; and a signal is waited for by one
-//! process, its value taken once, never another graph's.
+//! stopping the run when it stops at the first failure, the node's duration the wall span
+//! of its items; and a signal is waited for by one process, its value taken once, never
+//! another graph's.
 
 #[path = "support/same_name.rs"]
 mod same_name;
@@ -1060,6 +1061,48 @@ async fn with_fail_fast_a_failed_item_stops_the_run_and_the_next_runs_only_what_
     let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
     assert_eq!(x.outputs.ys.as_deref(), Some(plus_one.as_slice()));
     assert_eq!(x.outputs.total, Some(plus_one.iter().sum()));
+}
+
+/// The time every `nap` took, in microseconds, summed.
+static NAPPED_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[task]
+async fn nap(x: &u64) -> u64 {
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let took = u64::try_from(start.elapsed().as_micros()).unwrap();
+    NAPPED_US.fetch_add(took, Ordering::SeqCst);
+    *x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_maps_duration_is_the_wall_span_of_its_items() {
+    let url = Cluster::shared().database("napping");
+    let list: Vec<u64> = (5000..5012).collect();
+    let graph = || {
+        dag! {
+            name = "napping";
+            xs   = listed(list.clone());
+            ys   = nap(each xs);
+        }
+    };
+    let start = Instant::now();
+    let (x, y, _) = by_two!(url, "naps", graph());
+    let wall = start.elapsed();
+    let napped = Duration::from_micros(NAPPED_US.load(Ordering::SeqCst));
+    for report in [&x.report, &y.report] {
+        let Outcome::Ran { duration, .. } = report.node("ys").unwrap().outcome else {
+            panic!("{report}");
+        };
+        // Six items at a time, over two workers: the map took about two items' time, not
+        // the twelve items' summed.
+        assert!(duration >= Duration::from_millis(50), "{duration:?}");
+        assert!(duration <= wall, "{duration:?} of a run of {wall:?}");
+        assert!(
+            duration < napped,
+            "{duration:?}, and the items took {napped:?} in all"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

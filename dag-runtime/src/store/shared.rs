@@ -169,6 +169,9 @@ pub struct ItemRow {
     pub digest: Option<Digest>,
     /// Its encoded outcome, if it ended.
     pub outcome: Option<Vec<u8>>,
+    /// When it was last claimed, in microseconds since the Unix epoch by the store's clock
+    /// (one clock for every process): about when the run that counted started.
+    pub claimed_us: Option<u64>,
 }
 
 /// How a claimed node ended, to record: what [`Coordinator::complete`] takes.

@@ -41,7 +41,7 @@ macro_rules! claim_sql {
              claimed AS (
                  UPDATE typedag_nodes n
                  SET state = {Claimed}, owner = $2, token = nextval('typedag_tokens'),
-                     lease_until = now() + $4 * interval '1 millisecond'
+                     lease_until = now() + $4 * interval '1 millisecond', claimed_at = now()
                  FROM picked p
                  WHERE n.run = $1 AND n.idx = p.idx AND n.state ",
             $claimable,
@@ -268,7 +268,9 @@ impl Coordinator for Inner {
             async move {
                 let select = conn
                     .prepare(
-                        "SELECT item, key, state, digest, outcome FROM typedag_nodes
+                        "SELECT item, key, state, digest, outcome,
+                                (extract(epoch FROM claimed_at) * 1000000)::bigint
+                         FROM typedag_nodes
                          WHERE run = $1 AND parent = $2 ORDER BY item",
                     )
                     .await?;
@@ -284,6 +286,9 @@ impl Coordinator for Inner {
                         state: RowState::from_number(row.get(2)),
                         digest: digest_of(row.get(3)),
                         outcome: row.get(4),
+                        claimed_us: row
+                            .get::<_, Option<i64>>(5)
+                            .and_then(|us| u64::try_from(us).ok()),
                     })
                     .collect())
             }
