@@ -7,7 +7,7 @@
 //! as in a local run, in every process; a map node's items are shared by the
 //! processes, each item running once, cached by its bytes as in a local run, a failed one
 //! stopping the run when it stops at the first failure, the node's duration the wall span
-//! of its items; and a signal is waited for by one process, its value taken once, never
+//! of its items, equal items sharing one record; and a signal is waited for by one process, its value taken once, never
 //! another graph's.
 
 #[path = "support/same_name.rs"]
@@ -964,6 +964,56 @@ async fn a_local_run_finds_the_items_a_distributed_run_stored_before_its_map_fai
     assert_eq!((items.total, items.ran, items.cached), (4, 1, 3));
     let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
     assert_eq!(local.outputs.ys.as_deref(), Some(plus_one.as_slice()));
+}
+
+static WARY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fails on 6013 until `WARY_BREAKS` is turned off.
+#[task]
+async fn wary(x: &u64) -> Result<u64, String> {
+    ITEM_RUNS.lock().unwrap().push(*x);
+    if *x == 6013 && WARY_BREAKS.load(Ordering::SeqCst) {
+        return Err(format!("cannot take {x}"));
+    }
+    Ok(x + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_with_equal_items_finds_them_stored_after_its_map_failed() {
+    let url = Cluster::shared().database("wary");
+    // Equal items share one key, so one record: the lookups ask for it once.
+    let list: Vec<u64> = vec![6000, 6001, 6000, 6013, 6001];
+    let graph = || {
+        dag! {
+            name  = "wary";
+            xs    = listed(list.clone());
+            ys    = wary(each xs);
+        }
+    };
+    let (x, _, _) = by_two!(url, "broken", graph());
+    assert!(!x.report.is_success());
+
+    // A local run on the same store finds the distributed run's items: only 6013 runs.
+    let before = item_runs(&list);
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let local = Runner::new()
+        .store(store)
+        .run_partial(graph())
+        .await
+        .unwrap();
+    assert!(!local.report.is_success());
+    assert_eq!(items_ran_since(&before, &list), [6013]);
+
+    // Fixed, and distributed again: only 6013 runs, once.
+    WARY_BREAKS.store(false, Ordering::SeqCst);
+    let before = item_runs(&list);
+    let (x, _, _) = by_two!(url, "fixed", graph());
+    assert!(x.report.is_success(), "{}", x.report);
+    assert_eq!(items_ran_since(&before, &list), [6013]);
+    let items = x.report.node("ys").unwrap().items.unwrap();
+    assert_eq!((items.total, items.ran, items.cached), (5, 1, 4));
+    let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
+    assert_eq!(x.outputs.ys.as_deref(), Some(plus_one.as_slice()));
 }
 
 /// Whether `brittle` fails on 4000.

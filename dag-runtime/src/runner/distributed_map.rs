@@ -289,21 +289,16 @@ async fn stored_items(
     else {
         return (keys, found);
     };
-    let mut ids = NodeIds::default();
-    for (k, key) in keys.iter().enumerate() {
-        ids.map_mut().insert(Arc::from(item_id(&spec.id, key)), k);
-    }
+    let (ids, at) = NodeIds::distinct(keys.iter().map(|key| item_id(&spec.id, key)));
     if let Ok(stamps) = store.stamps(&run.graph, Arc::new(ids)).await {
-        for (k, stamp) in stamps.stamps.into_iter().enumerate() {
-            if let Some(Stamp::Done {
+        for (k, key) in keys.iter().enumerate() {
+            if let Some(Some(Stamp::Done {
                 fingerprint,
                 digest,
-            }) = stamp
-                && keys
-                    .get(k)
-                    .is_some_and(|key| fingerprint == item_fingerprint(parts, context, key))
+            })) = stamps.stamps.get(at[k])
+                && *fingerprint == item_fingerprint(parts, context, key)
             {
-                found[k] = Some((digest, None));
+                found[k] = Some((*digest, None));
             }
         }
     }
