@@ -5,8 +5,10 @@
 //! computation at the same time do it once; two tasks of the same name in different
 //! modules are never taken for the same computation; nodes under an `if` condition end
 //! as in a local run, in every process; a map node's items are shared by the
-//! processes, each item running once, cached by its bytes as in a local run; and a signal
-//! is waited for by one process, its value taken once, never another graph's.
+//! processes, each item running once, cached by its bytes as in a local run, a failed one
+//! stopping the run when it stops at the first failure, the node's duration the wall span
+//! of its items, equal items sharing one record; and a signal is waited for by one process, its value taken once, never
+//! another graph's.
 
 #[path = "support/same_name.rs"]
 mod same_name;
@@ -701,10 +703,13 @@ macro_rules! mapped {
 
 /// Runs `graph` as run `run` with two workers, each with a store of its own (as two
 /// processes would have), each logging what it ran, found cached and expanded, prefixed
-/// with its name. Both reports must agree, items included; both partial results are
-/// returned with the sorted log.
+/// with its name; `tune`, if given, sets up each worker's runner further. Both reports
+/// must agree, items included; both partial results are returned with the sorted log.
 macro_rules! by_two {
-    ($url:expr, $run:expr, $graph:expr) => {{
+    ($url:expr, $run:expr, $graph:expr) => {
+        by_two!($url, $run, $graph, |runner: Runner| runner)
+    };
+    ($url:expr, $run:expr, $graph:expr, $tune:expr) => {{
         let log = Arc::new(Mutex::new(Vec::<String>::new()));
         let worker = |who: &'static str, retry_s: u64| {
             let log = log.clone();
@@ -713,7 +718,7 @@ macro_rules! by_two {
                 let store = PostgresStore::connect_with(&url, Duration::from_secs(retry_s))
                     .await
                     .unwrap();
-                Runner::new()
+                ($tune)(Runner::new())
                     .store(store)
                     .distributed($run)
                     .concurrency(3)
@@ -959,6 +964,195 @@ async fn a_local_run_finds_the_items_a_distributed_run_stored_before_its_map_fai
     assert_eq!((items.total, items.ran, items.cached), (4, 1, 3));
     let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
     assert_eq!(local.outputs.ys.as_deref(), Some(plus_one.as_slice()));
+}
+
+static WARY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fails on 6013 until `WARY_BREAKS` is turned off.
+#[task]
+async fn wary(x: &u64) -> Result<u64, String> {
+    ITEM_RUNS.lock().unwrap().push(*x);
+    if *x == 6013 && WARY_BREAKS.load(Ordering::SeqCst) {
+        return Err(format!("cannot take {x}"));
+    }
+    Ok(x + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_with_equal_items_finds_them_stored_after_its_map_failed() {
+    let url = Cluster::shared().database("wary");
+    // Equal items share one key, so one record: the lookups ask for it once.
+    let list: Vec<u64> = vec![6000, 6001, 6000, 6013, 6001];
+    let graph = || {
+        dag! {
+            name  = "wary";
+            xs    = listed(list.clone());
+            ys    = wary(each xs);
+        }
+    };
+    let (x, _, _) = by_two!(url, "broken", graph());
+    assert!(!x.report.is_success());
+
+    // A local run on the same store finds the distributed run's items: only 6013 runs.
+    let before = item_runs(&list);
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let local = Runner::new()
+        .store(store)
+        .run_partial(graph())
+        .await
+        .unwrap();
+    assert!(!local.report.is_success());
+    assert_eq!(items_ran_since(&before, &list), [6013]);
+
+    // Fixed, and distributed again: only 6013 runs, once.
+    WARY_BREAKS.store(false, Ordering::SeqCst);
+    let before = item_runs(&list);
+    let (x, _, _) = by_two!(url, "fixed", graph());
+    assert!(x.report.is_success(), "{}", x.report);
+    assert_eq!(items_ran_since(&before, &list), [6013]);
+    let items = x.report.node("ys").unwrap().items.unwrap();
+    assert_eq!((items.total, items.ran, items.cached), (5, 1, 4));
+    let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
+    assert_eq!(x.outputs.ys.as_deref(), Some(plus_one.as_slice()));
+}
+
+/// Whether `brittle` fails on 4000.
+static BRITTLE_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fails at once on 4000 until `BRITTLE_BREAKS` is turned off; takes 100 ms on the others.
+#[task]
+async fn brittle(x: &u64) -> Result<u64, String> {
+    ITEM_RUNS.lock().unwrap().push(*x);
+    if *x == 4000 && BRITTLE_BREAKS.load(Ordering::SeqCst) {
+        return Err(format!("cannot take {x}"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(x + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fail_fast_a_failed_item_stops_the_run_and_the_next_runs_only_what_did_not_succeed() {
+    let url = Cluster::shared().database("brittle");
+    let list: Vec<u64> = (4000..4020).collect();
+    let graph = || {
+        dag! {
+            name  = "brittle";
+            xs    = listed(list.clone());
+            ys    = brittle(each xs);
+            total = add_up(ys);
+        }
+    };
+    let fail_fast = |runner: Runner| runner.fail_fast(true);
+    let before = item_runs(&list);
+    let start = Instant::now();
+    // The failing item is the first, claimed at once; six run at a time, 100 ms each.
+    let (x, _, log) = by_two!(url, "broken", graph(), fail_fast);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let report = &x.report;
+    assert!(!report.is_success(), "{report}");
+    let error = report.node("ys").unwrap().outcome.error().unwrap();
+    assert!(
+        error
+            .message()
+            .contains("1 of 20 items failed (item 0 (4000): cannot take 4000), and "),
+        "{error}"
+    );
+    assert!(
+        error
+            .message()
+            .contains("did not start (the run stops at the first failure)"),
+        "{error}"
+    );
+    assert_eq!(
+        report.node("total").unwrap().outcome,
+        Outcome::Skipped {
+            because: "ys".into()
+        }
+    );
+    assert_eq!(item_lines(&log, "failed", "ys"), ["failed ys[0]"]);
+    // Items started before the stop ran to their end; none started after it.
+    let ran = items_ran_since(&before, &list);
+    assert!(ran.len() < list.len(), "{ran:?}");
+    assert!(item_runs(&list).values().all(|&n| n == 1));
+    let items = report.node("ys").unwrap().items.unwrap();
+    assert_eq!(
+        (items.total, items.ran, items.cached, items.failed),
+        (20, ran.len(), 0, 1)
+    );
+    assert!(
+        error
+            .message()
+            .contains(&format!("and {} did not start", 20 - ran.len())),
+        "{error}"
+    );
+    assert_eq!(x.outputs.ys, None);
+
+    // Fixed: the next run runs the failed item and those that did not start, no other.
+    BRITTLE_BREAKS.store(false, Ordering::SeqCst);
+    let succeeded: Vec<u64> = ran.iter().copied().filter(|&x| x != 4000).collect();
+    let rest: Vec<u64> = list
+        .iter()
+        .copied()
+        .filter(|x| !succeeded.contains(x))
+        .collect();
+    let before = item_runs(&list);
+    let (x, _, _) = by_two!(url, "fixed", graph(), fail_fast);
+    assert!(x.report.is_success(), "{}", x.report);
+    assert_eq!(items_ran_since(&before, &list), rest);
+    let items = x.report.node("ys").unwrap().items.unwrap();
+    assert_eq!(
+        (items.total, items.ran, items.cached, items.failed),
+        (20, rest.len(), succeeded.len(), 0)
+    );
+    let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
+    assert_eq!(x.outputs.ys.as_deref(), Some(plus_one.as_slice()));
+    assert_eq!(x.outputs.total, Some(plus_one.iter().sum()));
+}
+
+/// The time every `nap` took, in microseconds, summed.
+static NAPPED_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[task]
+async fn nap(x: &u64) -> u64 {
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let took = u64::try_from(start.elapsed().as_micros()).unwrap();
+    NAPPED_US.fetch_add(took, Ordering::SeqCst);
+    *x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distributed_maps_duration_is_the_wall_span_of_its_items() {
+    let url = Cluster::shared().database("napping");
+    let list: Vec<u64> = (5000..5012).collect();
+    let graph = || {
+        dag! {
+            name = "napping";
+            xs   = listed(list.clone());
+            ys   = nap(each xs);
+        }
+    };
+    let start = Instant::now();
+    let (x, y, _) = by_two!(url, "naps", graph());
+    let wall = start.elapsed();
+    let napped = Duration::from_micros(NAPPED_US.load(Ordering::SeqCst));
+    for report in [&x.report, &y.report] {
+        let Outcome::Ran { duration, .. } = report.node("ys").unwrap().outcome else {
+            panic!("{report}");
+        };
+        // Six items at a time, over two workers: the map took about two items' time, not
+        // the twelve items' summed.
+        assert!(duration >= Duration::from_millis(50), "{duration:?}");
+        assert!(duration <= wall, "{duration:?} of a run of {wall:?}");
+        assert!(
+            duration < napped,
+            "{duration:?}, and the items took {napped:?} in all"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,21 @@ impl NodeIds {
         self.map.is_empty()
     }
 
+    /// `ids` to look up, each once, at positions from 0 with no gap, and the position of
+    /// each of `ids` among them: equal ids (of equal items of a map) share one. Given each
+    /// its own, equal ids would leave positions past the end of what a store hands back.
+    pub(crate) fn distinct<I: AsRef<str>>(ids: impl IntoIterator<Item = I>) -> (Self, Vec<usize>) {
+        let mut distinct = Self::default();
+        let at = ids
+            .into_iter()
+            .map(|id| {
+                let next = distinct.map.len();
+                *distinct.map.entry(Arc::from(id.as_ref())).or_insert(next)
+            })
+            .collect();
+        (distinct, at)
+    }
+
     /// The map itself, for the graph that fills it.
     pub(crate) fn map_mut(
         &mut self,
@@ -95,5 +110,20 @@ impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
         // The table takes its bucket from the low bits: fold the well-mixed high half in.
         self.0 ^ (self.0 >> 29)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_ids_share_a_position_and_positions_leave_no_gap() {
+        let (ids, at) = NodeIds::distinct(["a", "b", "a", "c", "b"]);
+        assert_eq!(at, [0, 1, 0, 2, 1]);
+        assert_eq!(ids.len(), 3);
+        for (id, position) in [("a", 0), ("b", 1), ("c", 2)] {
+            assert_eq!(ids.position(id), Some(position));
+        }
     }
 }

@@ -99,7 +99,11 @@ pub enum Outcome {
     Ran {
         /// Attempts it took, 1 if it succeeded first time.
         attempts: u32,
-        /// Wall time from its first attempt's start to completion, delays included.
+        /// Wall time from its first attempt's start to completion, delays included. For a
+        /// map node, the wall time of its items: in a local run, from the node's start to
+        /// its `Vec`; in a distributed run, from its first item's start (claimed, by the
+        /// store's clock) to its last item's end, whichever processes ran them side by
+        /// side (zero if every item was found in the store).
         duration: Duration,
         /// Why it ran rather than being loaded from the store.
         reason: Reason,

@@ -338,8 +338,25 @@ async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
         }
         if tasks.is_empty() {
             let progress = ctx.coordinator.progress(ctx.name.clone()).await?;
-            if progress.unfinished == 0 || (progress.stopping && progress.claimed == 0) {
+            if progress.unfinished == 0 {
                 return Ok(false);
+            }
+            if progress.stopping && progress.claimed == 0 && progress.open_maps == 0 {
+                return Ok(false);
+            }
+            if progress.stopping && progress.open_maps > 0 {
+                // Nothing starts any more; a map node the stop caught between its items
+                // still ends, failed as a local one would, before the run does. Another
+                // process may be claiming it: then its end wakes this one.
+                let stopped = ctx
+                    .coordinator
+                    .claim_stopped(ctx.name.clone(), ctx.me.clone(), run.limit, ctx.lease)
+                    .await?;
+                claimed = stopped.len();
+                for claim in stopped {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move { work(&ctx, claim).await });
+                }
             }
             if claimed == 0 {
                 tokio::select! {

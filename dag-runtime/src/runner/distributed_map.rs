@@ -5,6 +5,9 @@
 //! once; the map node waits for them. Whoever claims it again once the last has ended
 //! gathers it: the `Vec` of the items' outputs in list order, recorded as a local map
 //! records it (with its index of keys), or the node's failure naming the failed items.
+//! A failed item of a run that stops at the first failure stops it, as a failed node does;
+//! a map node the stop caught with items not ended is gathered all the same, once none of
+//! its items is claimed, and fails naming its failed items and those that did not start.
 //!
 //! Each item that runs is recorded at its own id (`pages#<key>`), with a fingerprint that
 //! stands for its key and context, so that a later distributed run finds it whatever became
@@ -29,7 +32,7 @@ use super::item_index::{
 };
 use super::item_keys::{Chunk, Encoded, Key, match_items};
 use super::item_log;
-use super::map::{failed_items_message, label, unserializable};
+use super::map::{failed_items_message, label, stopped_message, unserializable};
 use super::persist::{completed_record, encode_output, failed_record};
 use super::plan::upstream_of;
 use crate::cache::{Digest, FixedParts, InputDigest, Reason, Stamp};
@@ -286,21 +289,16 @@ async fn stored_items(
     else {
         return (keys, found);
     };
-    let mut ids = NodeIds::default();
-    for (k, key) in keys.iter().enumerate() {
-        ids.map_mut().insert(Arc::from(item_id(&spec.id, key)), k);
-    }
+    let (ids, at) = NodeIds::distinct(keys.iter().map(|key| item_id(&spec.id, key)));
     if let Ok(stamps) = store.stamps(&run.graph, Arc::new(ids)).await {
-        for (k, stamp) in stamps.stamps.into_iter().enumerate() {
-            if let Some(Stamp::Done {
+        for (k, key) in keys.iter().enumerate() {
+            if let Some(Some(Stamp::Done {
                 fingerprint,
                 digest,
-            }) = stamp
-                && keys
-                    .get(k)
-                    .is_some_and(|key| fingerprint == item_fingerprint(parts, context, key))
+            })) = stamps.stamps.get(at[k])
+                && *fingerprint == item_fingerprint(parts, context, key)
             {
-                found[k] = Some((digest, None));
+                found[k] = Some((*digest, None));
             }
         }
     }
@@ -395,6 +393,8 @@ pub(super) async fn run_item(
             );
             let record = failed_record(spec, fingerprint, reason, &failures, Duration::ZERO);
             e.save = Some((id, record, None));
+            // As a failed node's end: nothing starts after it, in any process.
+            e.stop = run.fail_fast;
             Err(failures)
         }
     };
@@ -432,10 +432,12 @@ fn micros(d: Duration) -> u64 {
 struct Gathered {
     rows: Vec<ItemRow>,
     items: SharedItems,
-    /// The items' time at work, summed: the map node's duration.
+    /// The wall span of the items that ran: the map node's duration.
     duration: Duration,
     /// The failed items: position and the failure that counted.
     failed: Vec<(usize, Failure)>,
+    /// How many items had not ended: the run stopped before they started.
+    unstarted: usize,
 }
 
 /// Reads the ends of every item of a map node, counting them.
@@ -444,9 +446,17 @@ fn tally(rows: Vec<ItemRow>) -> Gathered {
         total: rows.len() as u64,
         ..SharedItems::default()
     };
-    let mut duration = Duration::ZERO;
+    let mut span = Span::default();
     let mut failed = Vec::new();
+    let mut unstarted = 0;
     for row in &rows {
+        if matches!(
+            row.state,
+            Some(RowState::Waiting | RowState::Ready | RowState::Claimed)
+        ) {
+            unstarted += 1;
+            continue;
+        }
         let outcome = row
             .outcome
             .as_deref()
@@ -455,7 +465,7 @@ fn tally(rows: Vec<ItemRow>) -> Gathered {
             Some(SharedOutcome::Cached) => items.cached += 1,
             Some(SharedOutcome::Ran { duration_us, .. }) => {
                 items.ran += 1;
-                duration += Duration::from_micros(duration_us);
+                span.add(row.claimed_us, duration_us);
             }
             Some(SharedOutcome::Failed { attempts }) => {
                 items.ran += 1;
@@ -478,14 +488,46 @@ fn tally(rows: Vec<ItemRow>) -> Gathered {
     Gathered {
         rows,
         items,
-        duration,
+        duration: span.wall(),
         failed,
+        unstarted,
     }
 }
 
-/// Ends a map node whose items have all ended: its `Vec` in list order, recorded with its
-/// index of keys, the items' own records then forgotten; or its failure naming the failed
-/// items.
+/// The wall span of a map node's items, as a local map's duration is the wall time of its
+/// items: from the first one's start to the last one's end, whichever processes ran them
+/// side by side. Each starts when it was claimed, by the store's clock (one for every
+/// process), and ends its own time at work later; the span is at least the longest item's
+/// time, should a row not say when it was claimed.
+#[derive(Default)]
+struct Span {
+    /// The first start and the last end, in microseconds since the Unix epoch.
+    bounds: Option<(u64, u64)>,
+    longest: u64,
+}
+
+impl Span {
+    fn add(&mut self, claimed_us: Option<u64>, duration_us: u64) {
+        self.longest = self.longest.max(duration_us);
+        if let Some(start) = claimed_us {
+            let end = start.saturating_add(duration_us);
+            self.bounds = Some(match self.bounds {
+                Some((first, last)) => (first.min(start), last.max(end)),
+                None => (start, end),
+            });
+        }
+    }
+
+    fn wall(&self) -> Duration {
+        let span = self.bounds.map_or(0, |(first, last)| last - first);
+        Duration::from_micros(span.max(self.longest))
+    }
+}
+
+/// Ends a map node whose items have all ended (or the rest of which the run stopped
+/// before): its `Vec` in list order, recorded with its index of keys, the items' own
+/// records then forgotten; or its failure naming the failed items and those that did not
+/// start.
 async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Result<(), Error> {
     let run = &ctx.run;
     let i = s.index;
@@ -496,17 +538,22 @@ async fn gather(ctx: &Participant, s: &Settling<'_>, digests: &Finished) -> Resu
         .await?;
     let gathered = tally(rows);
     let items = Some(gathered.items);
+    let (n, unstarted) = (gathered.rows.len(), gathered.unstarted);
     if !gathered.failed.is_empty() {
-        let n = gathered.rows.len();
+        let failed = &gathered.failed;
         let message = match map_input(ctx, i, digests).await {
-            Ok(input) => failed_items_message(n, &gathered.failed, 0, |k| {
+            Ok(input) => failed_items_message(n, failed, unstarted, |k| {
                 (input.items.show)(&*input.list, k)
             }),
-            Err(_) => failed_items_message(n, &gathered.failed, 0, |k| format!("item {k}")),
+            Err(_) => failed_items_message(n, failed, unstarted, |k| format!("item {k}")),
         };
         return settle_failed(ctx, s, vec![Failure::fatal(message)], items)
             .await
             .map(drop);
+    }
+    if unstarted > 0 {
+        let failure = Failure::fatal(stopped_message(n, unstarted));
+        return settle_failed(ctx, s, vec![failure], items).await.map(drop);
     }
     let value = match assemble(ctx, i, &gathered.rows).await {
         Ok(value) => value,
@@ -640,4 +687,49 @@ async fn forget_items(ctx: &Participant, i: usize, keys: &[Key], context: &Diges
         },
         |_| {},
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(position: u32, claimed_us: Option<u64>, duration_us: u64) -> ItemRow {
+        let outcome = SharedOutcome::Ran {
+            attempts: 1,
+            duration_us,
+            reason: Reason::NeverRan,
+        };
+        ItemRow {
+            position,
+            key: [0; 16],
+            state: Some(RowState::Done),
+            digest: Some([0; 32]),
+            outcome: Some(outcome.encode()),
+            claimed_us,
+        }
+    }
+
+    #[test]
+    fn a_maps_duration_is_the_wall_span_of_its_items() {
+        let ms = |n: u64| n * 1000;
+        // Two items side by side, a third after the first: 50 + 50 + 30 ms at work, over
+        // 80 ms.
+        let rows = vec![
+            ran(0, Some(ms(1_000)), ms(50)),
+            ran(1, Some(ms(1_010)), ms(50)),
+            ran(2, Some(ms(1_050)), ms(30)),
+        ];
+        assert_eq!(tally(rows).duration, Duration::from_millis(80));
+        // A cached item adds no time; a row that does not say when it was claimed, at least
+        // its own.
+        let mut cached = ran(1, None, 0);
+        cached.outcome = Some(SharedOutcome::Cached.encode());
+        let rows = vec![
+            ran(0, Some(ms(1_000)), ms(20)),
+            cached,
+            ran(2, None, ms(70)),
+        ];
+        assert_eq!(tally(rows).duration, Duration::from_millis(70));
+        assert_eq!(tally(Vec::new()).duration, Duration::ZERO);
+    }
 }

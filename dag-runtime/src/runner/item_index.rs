@@ -79,26 +79,23 @@ pub(super) async fn shared_items(
         return Vec::new();
     }
     let ids: Vec<String> = left.iter().map(|&i| item_id(&spec.id, &keys[i])).collect();
-    let mut positions = NodeIds::default();
-    for (p, id) in ids.iter().enumerate() {
-        positions.map_mut().insert(Arc::from(id.as_str()), p);
-    }
+    let (positions, at) = NodeIds::distinct(&ids);
     let Ok(stamps) = store.stamps(&run.graph, Arc::new(positions)).await else {
         return Vec::new();
     };
     let mut found = Vec::new();
-    for ((&i, id), stamp) in left.iter().zip(ids).zip(stamps.stamps) {
-        let Some(Stamp::Done {
+    for ((&i, id), p) in left.iter().zip(ids).zip(at) {
+        let Some(Some(Stamp::Done {
             fingerprint,
             digest,
-        }) = stamp
+        })) = stamps.stamps.get(p)
         else {
             continue;
         };
-        if fingerprint != item_fingerprint(parts, context, &keys[i]) {
+        if *fingerprint != item_fingerprint(parts, context, &keys[i]) {
             continue;
         }
-        if let Ok(Some(bytes)) = store.output(&run.graph, &id, &digest).await
+        if let Ok(Some(bytes)) = store.output(&run.graph, &id, digest).await
             && let Ok(value) = (codec.decode)(&bytes)
         {
             found.push((i, id, value));

@@ -263,10 +263,13 @@ pub(super) async fn run_map(
         return fail(run, index, fingerprint, reason, message);
     }
     if unstarted > 0 {
-        let message = format!(
-            "the run stopped before {unstarted} of its {n} items started; the others are stored, and the next run runs the rest"
+        return fail(
+            run,
+            index,
+            fingerprint,
+            reason,
+            stopped_message(n, unstarted),
         );
-        return fail(run, index, fingerprint, reason, message);
     }
 
     // Every item is in: the node's `Vec`, in item order, and its bytes.
@@ -573,6 +576,14 @@ pub(super) fn failed_items_message(
             shown.join("; ")
         )
     }
+}
+
+/// The map node's error when the run stopped (at a failure elsewhere) before `unstarted`
+/// of its `n` items started, and none failed.
+pub(super) fn stopped_message(n: usize, unstarted: usize) -> String {
+    format!(
+        "the run stopped before {unstarted} of its {n} items started; the others are stored, and the next run runs the rest"
+    )
 }
 
 /// The map node's error when item `i` cannot be serialized (`e`, why).

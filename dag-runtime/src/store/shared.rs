@@ -117,7 +117,8 @@ pub struct Claim {
 pub enum ClaimKind {
     /// A node of the graph, to run (or, for a map node, to expand into items).
     Node,
-    /// A map node expanded into this many items, every one of which has ended: to gather.
+    /// A map node expanded into this many items, every one of which has ended (or the
+    /// rest of which the run stopped before): to gather.
     Expanded(u32),
     /// An item of a map node.
     Item {
@@ -168,6 +169,9 @@ pub struct ItemRow {
     pub digest: Option<Digest>,
     /// Its encoded outcome, if it ended.
     pub outcome: Option<Vec<u8>>,
+    /// When it was last claimed, in microseconds since the Unix epoch by the store's clock
+    /// (one clock for every process): about when the run that counted started.
+    pub claimed_us: Option<u64>,
 }
 
 /// How a claimed node ended, to record: what [`Coordinator::complete`] takes.
@@ -217,6 +221,9 @@ pub struct Progress {
     pub claimed: u64,
     /// Whether the run was stopped (fail fast).
     pub stopping: bool,
+    /// Map nodes expanded into items and not ended: in a stopping run, still to gather
+    /// ([`Coordinator::claim_stopped`]) before the run ends.
+    pub open_maps: u64,
 }
 
 /// A node's row as a run ends: what [`Coordinator::nodes`] reads back.
@@ -270,6 +277,16 @@ pub trait Coordinator: Send + Sync {
         n: usize,
         lease: Duration,
         search: bool,
+    ) -> StoreFuture<'_, Vec<Claim>>;
+    /// In a run that stopped (fail fast), claims up to `n` map nodes the stop caught
+    /// expanded but not ended, none of whose items is claimed: to gather what their items
+    /// came to, the rest not started.
+    fn claim_stopped(
+        &self,
+        run: String,
+        me: String,
+        n: usize,
+        lease: Duration,
     ) -> StoreFuture<'_, Vec<Claim>>;
     /// Adds a claimed map node's items to the run, if the claim still holds: `None` if it
     /// was lost (nothing was written), else the rows of the items left to run, which this

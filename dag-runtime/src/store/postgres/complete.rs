@@ -2,6 +2,7 @@
 //! run stores the outputs and records, readies the dependents and lets the fingerprints go,
 //! fenced by each claim's token.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -89,8 +90,9 @@ async fn apply(
             .collect();
         at += group.len();
         let mut a = Arrays::default();
+        let mut saved = HashSet::new();
         for (pos, &i) in (1i32..).zip(&group) {
-            a.push(pos, &ends[i].2);
+            a.push(pos, &ends[i].2, &mut saved);
         }
         let row = conn
             .client
@@ -151,7 +153,12 @@ struct Arrays<'a> {
 }
 
 impl<'a> Arrays<'a> {
-    fn push(&mut self, pos: i32, end: &'a Completion) {
+    /// Adds `end`; its record only if no end before it in the call (`saved`) saves one at
+    /// the same id: the statement may write a row once. Two such ends are equal items of a
+    /// map, which compute the same record, and each keeps its output bytes. (Should the
+    /// first one's claim have been lost, the record is missing: the next run runs the item
+    /// again.)
+    fn push(&mut self, pos: i32, end: &'a Completion, saved: &mut HashSet<&'a str>) {
         let int = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
         self.idx.push(int(end.index));
         self.token.push(end.token);
@@ -160,17 +167,18 @@ impl<'a> Arrays<'a> {
             .push(end.digest.as_ref().map(<[u8; 32]>::as_slice));
         self.outcome.push(&end.outcome);
         match &end.save {
-            Some((node, record, bytes)) => {
+            Some((node, record, bytes)) if saved.insert(node) => {
                 self.node.push(Some(node));
                 self.record.push(Some(envelope::seal_record(record)));
                 self.key.push(Some(record.fingerprint.key().to_vec()));
                 self.bytes.push(bytes.as_deref());
             }
-            None => {
+            other => {
                 self.node.push(None);
                 self.record.push(None);
                 self.key.push(None);
-                self.bytes.push(None);
+                self.bytes
+                    .push(other.as_ref().and_then(|(_, _, bytes)| bytes.as_deref()));
             }
         }
         self.fp

@@ -31,7 +31,7 @@ use self::link::{Conn, Link, PgError};
 use self::listen::Wakes;
 use self::sql::sql;
 use super::address::hide_password;
-use super::contract::{Ack, Delivery, Snapshot, Store, StoreFuture, Write};
+use super::contract::{Ack, Delivery, Snapshot, Stamps, Store, StoreFuture, Write};
 use super::envelope;
 use super::error::StoreError;
 use super::manifest::Manifest;
@@ -40,6 +40,7 @@ use super::record::{Loaded, Record};
 use super::registry::Registry;
 use super::shared::Coordinator;
 use crate::cache::Digest;
+use crate::ids::NodeIds;
 
 /// How long an operation keeps retrying a lost connection by default.
 const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -430,6 +431,18 @@ async fn save(conn: &Conn, saves: &[Save<'_>]) -> Result<(), PgError> {
     Ok(())
 }
 
+/// The digest of `graph`'s shape as last saved.
+async fn shape(conn: &Conn, graph: &str) -> Result<Option<Digest>, PgError> {
+    let select = conn
+        .prepare("SELECT shape FROM typedag_graphs WHERE graph = $1")
+        .await?;
+    Ok(conn
+        .client
+        .query_opt(&select, &[&graph])
+        .await?
+        .and_then(|row| <Digest>::try_from(row.get::<_, &[u8]>(0)).ok()))
+}
+
 /// Output bytes by digest, each checked against it.
 async fn outputs(conn: &Conn, digests: &[Digest]) -> Result<Vec<Option<Vec<u8>>>, PgError> {
     let select = conn
@@ -443,12 +456,26 @@ async fn outputs(conn: &Conn, digests: &[Digest]) -> Result<Vec<Option<Vec<u8>>>
         .into_iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
+    // A digest asked for more than once (equal items of a map) gets its bytes each time:
+    // copied for all but the last.
+    let mut asked: HashMap<&[u8], usize> = HashMap::with_capacity(digests.len());
+    for d in digests {
+        *asked.entry(d.as_slice()).or_default() += 1;
+    }
     Ok(digests
         .iter()
         .map(|d| {
-            found
-                .remove(d.as_slice())
-                .filter(|b| blake3::hash(b).as_bytes() == d)
+            let key = d.as_slice();
+            let again = asked.get_mut(key).is_some_and(|n| {
+                *n -= 1;
+                *n > 0
+            });
+            let bytes = if again {
+                found.get(key).cloned()
+            } else {
+                found.remove(key)
+            };
+            bytes.filter(|b| blake3::hash(b).as_bytes() == d)
         })
         .collect())
 }
@@ -476,15 +503,38 @@ impl Store for PostgresStore {
                     };
                     records.insert(node, loaded);
                 }
-                let manifest = conn
-                    .client
-                    .query_opt(
-                        "SELECT shape FROM typedag_graphs WHERE graph = $1",
-                        &[&graph],
-                    )
-                    .await?
-                    .and_then(|row| <Digest>::try_from(row.get::<_, &[u8]>(0)).ok());
+                let manifest = shape(&conn, &graph).await?;
                 Ok(Snapshot { records, manifest })
+            }
+        })
+    }
+
+    /// Reads the records of `nodes` alone, by key: a lookup of one item of a map, or of a
+    /// map's index, does not read the thousands of other records its graph may have.
+    fn stamps(&self, graph: &str, nodes: Arc<NodeIds>) -> StoreFuture<'_, Stamps> {
+        let graph = graph.to_owned();
+        self.inner.read(move |conn| {
+            let (graph, nodes) = (graph.clone(), nodes.clone());
+            async move {
+                let select = conn
+                    .prepare(
+                        "SELECT node, record FROM typedag_records
+                         WHERE graph = $1 AND node = ANY($2)",
+                    )
+                    .await?;
+                let ids: Vec<&str> = nodes.iter().map(|(id, _)| id).collect();
+                let rows = conn.client.query(&select, &[&graph, &ids]).await?;
+                let mut stamps = vec![None; nodes.len()];
+                for row in rows {
+                    if let Some(stamp) = nodes
+                        .position(row.get(0))
+                        .and_then(|position| stamps.get_mut(position))
+                    {
+                        *stamp = Some(envelope::open_stamp(row.get(1)));
+                    }
+                }
+                let manifest = shape(&conn, &graph).await?;
+                Ok(Stamps { stamps, manifest })
             }
         })
     }

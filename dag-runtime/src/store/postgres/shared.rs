@@ -22,30 +22,30 @@ use crate::store::shared::{
     RowState, RunSummary,
 };
 
-/// The claim statement: ready nodes of run $1 (unless the run is stopping) that match
-/// `$filter`, in `$order`, at most $3, skipping those another process is claiming
-/// right now; each returned with its inputs' digests, and what it is (a node, an item,
-/// an expanded map node). The rows are picked once, in a materialized step: as a subquery
-/// of the update, the planner may scan the pick again for each row it updates, each scan
-/// skipping the rows locked by the last and so claiming past the limit (seen when a map's
-/// items are all ready at once).
+/// The claim statement: nodes of run $1 that match `$pick` (with its order), at most $3,
+/// skipping those another process is claiming right now, and claimed if their state still
+/// matches `$claimable`; each returned with its inputs' digests, and what it is (a node, an
+/// item, an expanded map node). The rows are picked once, in a materialized step: as a
+/// subquery of the update, the planner may scan the pick again for each row it updates,
+/// each scan skipping the rows locked by the last and so claiming past the limit (seen when
+/// a map's items are all ready at once).
 macro_rules! claim_sql {
-    ($filter:literal, $order:literal) => {
+    ($pick:literal, $claimable:literal) => {
         concat!(
             "WITH picked AS MATERIALIZED (
                  SELECT idx FROM typedag_nodes
-                 WHERE run = $1
-                   AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) ",
-            $filter,
-            $order,
+                 WHERE run = $1 ",
+            $pick,
             " LIMIT $3
                  FOR UPDATE SKIP LOCKED),
              claimed AS (
                  UPDATE typedag_nodes n
                  SET state = {Claimed}, owner = $2, token = nextval('typedag_tokens'),
-                     lease_until = now() + $4 * interval '1 millisecond'
+                     lease_until = now() + $4 * interval '1 millisecond', claimed_at = now()
                  FROM picked p
-                 WHERE n.run = $1 AND n.idx = p.idx AND n.state = {Ready}
+                 WHERE n.run = $1 AND n.idx = p.idx AND n.state ",
+            $claimable,
+            "
                  RETURNING n.idx, n.token, n.inputs, n.parent, n.item, n.key, n.items)
              SELECT c.idx, c.token,
                     ARRAY(SELECT u.digest
@@ -58,11 +58,30 @@ macro_rules! claim_sql {
     };
 }
 
-/// Claims among the nodes this process readied: found by key (the primary key; the index
-/// of ready nodes is full of entries for nodes claimed since, until a vacuum).
-const CLAIM_HINTED: &str = claim_sql!("AND idx = ANY($5)", "");
-/// Claims among every ready node, best priority first.
-const CLAIM_ANY: &str = claim_sql!("AND state = {Ready} ", "ORDER BY priority DESC, idx");
+/// Claims among the nodes this process readied, unless the run is stopping: found by key
+/// (the primary key; the index of ready nodes is full of entries for nodes claimed since,
+/// until a vacuum).
+const CLAIM_HINTED: &str = claim_sql!(
+    "AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) AND idx = ANY($5)",
+    "= {Ready}"
+);
+/// Claims among every ready node, best priority first, unless the run is stopping.
+const CLAIM_ANY: &str = claim_sql!(
+    "AND NOT (SELECT stopping FROM typedag_runs WHERE run = $1) AND state = {Ready}
+     ORDER BY priority DESC, idx",
+    "= {Ready}"
+);
+/// Claims, in a stopping run, the expanded map nodes that have not ended (waiting for items
+/// that will not start now, or ready to gather), none of whose items is claimed.
+const CLAIM_STOPPED: &str = claim_sql!(
+    "AND (SELECT stopping FROM typedag_runs WHERE run = $1)
+     AND parent IS NULL AND items IS NOT NULL AND state IN ({Waiting}, {Ready})
+     AND NOT EXISTS (SELECT 1 FROM typedag_nodes i
+                     WHERE i.run = $1 AND i.parent = typedag_nodes.idx
+                       AND i.state = {Claimed})
+     ORDER BY idx",
+    "IN ({Waiting}, {Ready})"
+);
 
 fn claim_of(row: &tokio_postgres::Row) -> Claim {
     let number = |i: Option<i32>| i.map(|i| u32::try_from(i).unwrap_or(u32::MAX));
@@ -196,6 +215,34 @@ impl Coordinator for Inner {
         })
     }
 
+    fn claim_stopped(
+        &self,
+        run: String,
+        me: String,
+        n: usize,
+        lease: Duration,
+    ) -> StoreFuture<'_, Vec<Claim>> {
+        self.read(move |conn| {
+            let (run, me) = (run.clone(), me.clone());
+            async move {
+                let stopped = conn.prepare(sql!(CLAIM_STOPPED)).await?;
+                let rows = conn
+                    .client
+                    .query(
+                        &stopped,
+                        &[
+                            &run,
+                            &me,
+                            &i64::try_from(n).unwrap_or(i64::MAX),
+                            &millis(lease),
+                        ],
+                    )
+                    .await?;
+                Ok(rows.iter().map(claim_of).collect())
+            }
+        })
+    }
+
     fn expand(&self, run: String, expansion: Expansion) -> StoreFuture<'_, Option<Vec<u32>>> {
         let (hints, origin) = (self.hints.clone(), self.wakes.origin.clone());
         let expansion = Arc::new(expansion);
@@ -221,7 +268,9 @@ impl Coordinator for Inner {
             async move {
                 let select = conn
                     .prepare(
-                        "SELECT item, key, state, digest, outcome FROM typedag_nodes
+                        "SELECT item, key, state, digest, outcome,
+                                (extract(epoch FROM claimed_at) * 1000000)::bigint
+                         FROM typedag_nodes
                          WHERE run = $1 AND parent = $2 ORDER BY item",
                     )
                     .await?;
@@ -237,6 +286,9 @@ impl Coordinator for Inner {
                         state: RowState::from_number(row.get(2)),
                         digest: digest_of(row.get(3)),
                         outcome: row.get(4),
+                        claimed_us: row
+                            .get::<_, Option<i64>>(5)
+                            .and_then(|us| u64::try_from(us).ok()),
                     })
                     .collect())
             }
@@ -397,7 +449,9 @@ impl Coordinator for Inner {
                     .prepare(sql!(
                         "SELECT count(*) FILTER (WHERE state IN ({Waiting}, {Ready}, {Claimed})),
                                 count(*) FILTER (WHERE state = {Claimed}),
-                                (SELECT stopping FROM typedag_runs WHERE run = $1)
+                                (SELECT stopping FROM typedag_runs WHERE run = $1),
+                                count(*) FILTER (WHERE parent IS NULL AND items IS NOT NULL
+                                                   AND state IN ({Waiting}, {Ready}))
                          FROM typedag_nodes WHERE run = $1"
                     ))
                     .await?;
@@ -407,6 +461,7 @@ impl Coordinator for Inner {
                     unfinished: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
                     claimed: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
                     stopping: row.get::<_, Option<bool>>(2).unwrap_or(false),
+                    open_maps: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
                 })
             }
         })
