@@ -89,6 +89,7 @@ pub struct SignalFns {
     pub(crate) decode: fn(&str, Payload) -> Result<Shared, String>,
     /// A value sent with [`Signals::send`] as JSON, to pass to another process; `None` if
     /// it is not of the signal's type.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) json: fn(&(dyn Any + Send + Sync)) -> Option<String>,
 }
 
@@ -217,6 +218,7 @@ impl Signals {
     }
 
     /// Puts back a value received from `name` and not used, unless another was sent since.
+    #[cfg(feature = "postgres")]
     pub(crate) fn restore(&self, name: &str, payload: Payload) {
         self.lock().entry(name.to_owned()).or_insert(payload);
     }

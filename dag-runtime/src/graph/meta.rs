@@ -46,6 +46,7 @@ pub(crate) struct TaskMeta {
     /// [`Output::assemble_shared`](crate::bounds::Output::assemble_shared)).
     pub assemble: Assemble,
     /// A map node's `Vec`, held by no one else, as its items' outputs.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub split: fn(Shared) -> Option<Vec<Shared>>,
     /// For a loop task: how its node runs, one iteration at a time.
     pub looping: Option<crate::looping::Looping>,

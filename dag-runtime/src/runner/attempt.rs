@@ -63,6 +63,7 @@ pub(super) const FOR_ITEM: u8 = 1;
 /// See [`FOR_NODE`].
 pub(super) const FOR_ITERATION: u8 = 2;
 /// See [`FOR_NODE`]: a node or an item in a distributed run.
+#[cfg(feature = "postgres")]
 pub(super) const FOR_SHARED: u8 = 3;
 
 /// [`attempt`] of `call`, raced against the run's cancellation when something can cancel

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::attempt::{Call, FOR_NODE, attempt_unless_cancelled};
+#[cfg(feature = "postgres")]
+use super::distributed;
 use super::inputs::load_inputs;
 use super::persist::record;
 use super::schedule::Job;
 use super::state::Run;
-use super::{Runner, distributed, iterate, map, signal};
+use super::{Runner, iterate, map, signal};
 use crate::error::Error;
 use crate::event::Event;
 use crate::graph::Untyped;
@@ -70,11 +72,19 @@ impl Runner {
                 }
             })
         });
+        // Only a store processes share has a coordinator, and the one there is is
+        // PostgreSQL's: without it, a program has no distributed runner to carry.
+        #[cfg(feature = "postgres")]
         let driven = match (&self.shared_run, coordinator) {
             (Some(name), Some(coordinator)) => {
                 distributed::drive(&run, coordinator, name, self.lease, done).await
             }
             _ => Self::drive_local(&run, done).await,
+        };
+        #[cfg(not(feature = "postgres"))]
+        let driven = {
+            let _ = coordinator;
+            Self::drive_local(&run, done).await
         };
         if let Some(listener) = ctrl_c {
             listener.abort();

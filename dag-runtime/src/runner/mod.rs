@@ -28,9 +28,13 @@
 mod attempt;
 mod check;
 mod condition;
+#[cfg(feature = "postgres")]
 mod distributed;
+#[cfg(feature = "postgres")]
 mod distributed_end;
+#[cfg(feature = "postgres")]
 mod distributed_map;
+#[cfg(feature = "postgres")]
 mod distributed_signal;
 mod driver;
 mod env;

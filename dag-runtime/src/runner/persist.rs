@@ -148,6 +148,7 @@ pub(super) fn failed_record(
 }
 
 /// A record another graph made for the same fingerprint, taken over by `node`.
+#[cfg(feature = "postgres")]
 pub(super) fn adopted_record(
     node: &NodeSpec,
     fingerprint: Fingerprint,

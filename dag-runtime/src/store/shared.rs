@@ -14,6 +14,7 @@ use crate::cache::Digest;
 
 /// A random hex string (from the clock, the thread and the process), to tell processes
 /// and stores apart in a shared database.
+#[cfg(feature = "postgres")]
 pub(crate) fn nonce() -> String {
     blake3::hash(
         format!(
