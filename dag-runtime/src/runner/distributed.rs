@@ -17,8 +17,9 @@ use super::condition::{self, not_run_digest};
 use super::distributed_end::{
     Adopted, Finished, Settling, complete, end, finished, settle_cached, settle_failed, settle_ran,
 };
-use super::distributed_map::{self, Maps, SharedItems};
+use super::distributed_map::{self, Maps};
 use super::distributed_signal::{forward, forward_sent, run_signal};
+use super::distributed_tally::SharedItems;
 use super::inputs::{Held, Prepared, assemble};
 use super::persist::{adopted_record, encode_output};
 use super::plan::upstream_of;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::attempt::Success;
 use super::condition::{bool_of_digest, not_run_digest};
 use super::distributed::{Participant, SharedOutcome};
-use super::distributed_map::SharedItems;
+use super::distributed_tally::SharedItems;
 use super::persist::{completed_record, failed_record};
 use crate::cache::{Digest, Fingerprint, Reason};
 use crate::error::Error;

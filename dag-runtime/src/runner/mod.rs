@@ -22,7 +22,8 @@
 //! - [`persist`]: the records a run writes (the only part that names store records);
 //! - [`distributed`]: a run shared by several processes through the store, a claimed node's
 //!   end in [`distributed_end`];
-//! - [`distributed_map`]: map nodes in such a run, their items claimed by any process;
+//! - [`distributed_map`]: map nodes in such a run, their items claimed by any process, and
+//!   how they ended, in [`distributed_tally`];
 //! - [`explain`]: what a run would do, without running anything.
 
 mod attempt;
@@ -36,6 +37,8 @@ mod distributed_end;
 mod distributed_map;
 #[cfg(feature = "postgres")]
 mod distributed_signal;
+#[cfg(feature = "postgres")]
+mod distributed_tally;
 mod driver;
 mod env;
 mod explain;
