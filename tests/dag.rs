@@ -303,3 +303,30 @@ async fn a_map_nodes_item_counts_can_be_named_by_their_type() {
         (3, 3, 0, 0)
     );
 }
+
+/// A `dag!` a `macro_rules!` writes, with the node names and a constant it was given.
+macro_rules! named_by_a_macro {
+    ($first:ident, $list:ident, $big:ident, $value:literal) => {
+        dag! {
+            $first = square($value);
+            $list = upto($first);
+            both = total([$first, $first]);
+            squares = square(each $list);
+            $big = is_big($first);
+            shown = total_ref(squares) if $big;
+        }
+    };
+}
+
+#[tokio::test]
+async fn a_dag_written_by_a_macro_may_name_its_nodes_with_the_macros_tokens() {
+    let out = Runner::in_memory()
+        .run(named_by_a_macro!(three, list, big, 2))
+        .await
+        .unwrap();
+    assert_eq!((out.three, out.both), (4, 8));
+    assert_eq!(out.list, [0, 1, 2, 3]);
+    assert_eq!(out.squares, [0, 1, 4, 9]);
+    assert!(!out.big);
+    assert_eq!(out.shown, None);
+}

@@ -303,28 +303,36 @@ pub fn placeholder(dag: &Dag) -> TokenStream {
     }
 }
 
-// Locals carry a `__typedag_` prefix and plain call-site hygiene rather than mixed-site:
-// a wiring check must be made of tokens of one hygiene context, or rustc cannot join their
-// spans and reports the error on the whole `dag!` instead of on the argument.
+// Locals carry a `__typedag_` prefix and call-site hygiene rather than mixed-site, placed at
+// the argument they stand for. A check is a method call on the argument's own tokens (where
+// rustc reports it even when its receiver is of another hygiene context); the two checks
+// that are function calls, a condition and `max`, are made of tokens of one context, or
+// rustc could not join their spans and would report them on the whole `dag!`.
 
 /// The zero-sized type whose name is the node's name, so wiring errors can print it.
 fn marker(n: &Node, span: Span) -> syn::Ident {
     syn::Ident::new(&n.name.to_string(), span)
 }
 
+/// `span`'s place, resolved where `dag!` is: its locals are declared there, and a token
+/// that names one may come from elsewhere (a name a `macro_rules!` passed to `dag!`).
+fn resolved_here(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
+
 /// The local holding node `index`'s wiring, whose methods check and convert its arguments.
 fn args_local(index: usize, span: Span) -> syn::Ident {
-    format_ident!("__typedag_args{}", index, span = span)
+    format_ident!("__typedag_args{}", index, span = resolved_here(span))
 }
 
 /// The local holding the `each` argument `i` of node `index`.
 fn each_local(index: usize, i: usize, span: Span) -> syn::Ident {
-    format_ident!("__typedag_each{}_{}", index, i, span = span)
+    format_ident!("__typedag_each{}_{}", index, i, span = resolved_here(span))
 }
 
 /// The local holding the list given to argument `i` of node `index`.
 fn list_local(index: usize, i: usize, span: Span) -> syn::Ident {
-    format_ident!("__typedag_list{}_{}", index, i, span = span)
+    format_ident!("__typedag_list{}_{}", index, i, span = resolved_here(span))
 }
 
 /// `let __typedag_args{index} = <task as Task>::WIRING.arity::<K>();`: the wiring of the
@@ -462,7 +470,7 @@ fn value(index: usize, i: usize, expr: &syn::Expr) -> TokenStream {
 /// The local holding node `index`'s handle in the wiring checks: its output type, and
 /// whether it may not run.
 fn handle_local(index: usize, span: Span) -> syn::Ident {
-    format_ident!("__typedag_node{}", index, span = span)
+    format_ident!("__typedag_node{}", index, span = resolved_here(span))
 }
 
 /// `let __typedag_node{index} = handle_of(&args, maybe);`: every wiring check of the node's
@@ -517,7 +525,7 @@ fn node_handle(dag: &Checked, wirings: &Wirings, index: usize, n: &Node) -> Toke
     }
     if let Some(max) = &n.settings.max {
         // `max` bounds a loop: the task must be one.
-        let span = max.span;
+        let span = resolved_here(max.span);
         let args = args_local(wiring, span);
         let marker = marker(n, span);
         statements.push(quote_spanned! {span=>
@@ -525,7 +533,7 @@ fn node_handle(dag: &Checked, wirings: &Wirings, index: usize, n: &Node) -> Toke
         });
     }
     if let Some((_, j, ident)) = &n.condition {
-        let span = ident.span();
+        let span = resolved_here(ident.span());
         let target = handle_local(*j, span);
         let marker = marker(&dag.nodes[*j], span);
         reasons.push(quote_spanned! {span=>
