@@ -2,4 +2,5 @@
 
 pub mod items;
 pub mod postgres;
+pub mod report;
 pub mod temp_dir;
