@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use support::postgres::Cluster;
 use support::report::outcomes;
-use typedag::PostgresStore;
 use typedag::prelude::*;
+use typedag::{PostgresStore, Store as _};
 
 #[task]
 async fn listed(xs: Vec<u64>) -> Vec<u64> {
@@ -459,6 +459,23 @@ async fn with_fail_fast_a_failed_item_stops_the_run_and_the_next_runs_only_what_
         "{error}"
     );
     assert_eq!(x.outputs.ys, None);
+
+    // The items that did not start, and `total`, stay waiting or ready for good, nothing
+    // claimed: the run has ended, and forgetting it drops it (its records stay).
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let coordinator = store.coordinator().unwrap();
+    let progress = coordinator.progress("broken".into()).await.unwrap();
+    assert!(progress.unfinished > 0, "{progress:?}");
+    assert_eq!((progress.claimed, progress.stopping), (0, true));
+    let runs = coordinator.runs().await.unwrap();
+    let broken = runs.iter().find(|r| r.run == "broken").unwrap();
+    assert!(broken.ended, "{broken:?}");
+    coordinator
+        .forget_runs(vec!["broken".into()])
+        .await
+        .unwrap();
+    let runs = coordinator.runs().await.unwrap();
+    assert!(runs.iter().all(|r| r.run != "broken"), "{runs:?}");
 
     // Fixed: the next run runs the failed item and those that did not start, no other.
     BRITTLE_BREAKS.store(false, Ordering::SeqCst);

@@ -1,5 +1,5 @@
 //! `typedag gc`: drop records that no run will read, and optionally old ones (with the
-//! finished shared runs of a PostgreSQL store that started before then).
+//! ended shared runs of a PostgreSQL store that started before then).
 
 use std::time::Duration;
 
@@ -94,17 +94,17 @@ pub fn run(session: &Session, options: &Options) -> Result<String, Error> {
     Ok(out)
 }
 
-/// With `--older-than`, the finished shared runs that started longer ago, each said in `out`.
+/// With `--older-than`, the ended shared runs that started longer ago, each said in `out`:
+/// finished, or stopped at a failure with nothing left in flight.
 fn old_runs(session: &Session, options: &Options, out: &mut String) -> Result<Vec<String>, Error> {
     let Some(limit) = options.older_than else {
         return Ok(Vec::new());
     };
     let mut old = Vec::new();
     for run in session.runs()? {
-        let finished = run.done + run.failed + run.skipped == run.nodes && run.claimed == 0;
         let started = std::time::UNIX_EPOCH + Duration::from_millis(run.started_ms);
         let age = started.elapsed().unwrap_or_default();
-        if finished && age > limit {
+        if run.ended && age > limit {
             out.push_str(&format!(
                 "run `{}` (graph `{}`, {} old): {}\n",
                 run.run,

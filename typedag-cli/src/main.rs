@@ -80,7 +80,8 @@ enum Command {
     /// Drop the records of nodes that are no longer in their graph
     Gc {
         /// Also drop every record that finished longer ago than AGE (like 7d, 12h, 30m, 45s
-        /// or 1.5h), and the finished distributed runs that started before then
+        /// or 1.5h), and the distributed runs that started before then and have ended
+        /// (finished, or stopped at a failure)
         #[arg(long, value_name = "AGE", value_parser = dag_duration::parse)]
         older_than: Option<Duration>,
         /// Print what would be dropped, and drop nothing

@@ -44,7 +44,7 @@ impl Session {
         }
     }
 
-    /// Drops finished shared runs.
+    /// Drops shared runs that have ended.
     pub fn forget_runs(&self, runs: Vec<String>) -> Result<(), Error> {
         if let Some(c) = self.store.coordinator() {
             self.runtime.block_on(c.forget_runs(runs))?;

@@ -35,7 +35,7 @@ fn run_table(runs: &[RunSummary]) -> String {
     ]);
     for r in runs {
         let finished = r.done + r.failed + r.skipped;
-        let state = if r.stopping && r.claimed == 0 {
+        let state = if r.stopping && r.ended {
             "stopped after a failure".to_owned()
         } else if r.stopping {
             "stopping after a failure".to_owned()

@@ -782,3 +782,91 @@ fn a_postgres_store_reads_like_an_embedded_one() {
         "{err}"
     );
 }
+
+/// A distributed run stopped at a failure (`fail_fast`) keeps the rows of the nodes and
+/// items that never started, waiting or ready for good: `gc --older-than` still drops it,
+/// as it has ended, and keeps every run that may still go on: one with a claim, one stopping
+/// whose map node is yet to gather, one not stopping with nodes left (its processes may be
+/// started again under its name).
+#[test]
+fn gc_drops_a_run_stopped_at_a_failure_and_keeps_those_still_going() {
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("stopped");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let postgres = runtime
+        .block_on(dag_runtime::PostgresStore::connect(&url))
+        .unwrap();
+    cluster.sql(
+        &url,
+        "INSERT INTO typedag_runs (run, graph, shape, stopping, started_at)
+         VALUES ('stopped', 'pipeline', '\\x00', true, now() - interval '2 days'),
+                ('claimed', 'pipeline', '\\x00', true, now() - interval '2 days'),
+                ('gathering', 'pipeline', '\\x00', true, now() - interval '2 days'),
+                ('killed', 'pipeline', '\\x00', false, now() - interval '2 days');
+         INSERT INTO typedag_nodes
+                (run, idx, node, priority, inputs, waiting, state, owner, parent, item, items)
+         VALUES ('stopped', 0, 'xs', 0, '{}', 0, 3, NULL, NULL, NULL, NULL),
+                ('stopped', 1, 'ys', 0, '{0}', 0, 4, NULL, NULL, NULL, 4),
+                ('stopped', 2, 'total', 0, '{1}', 1, 0, NULL, NULL, NULL, NULL),
+                ('stopped', 3, 'side', 0, '{}', 0, 1, NULL, NULL, NULL, NULL),
+                ('stopped', 4, 'ys', 0, '{0}', 0, 4, NULL, 1, 0, NULL),
+                ('stopped', 5, 'ys', 0, '{0}', 0, 3, NULL, 1, 1, NULL),
+                ('stopped', 6, 'ys', 0, '{0}', 0, 1, NULL, 1, 2, NULL),
+                ('stopped', 7, 'ys', 0, '{0}', 0, 1, NULL, 1, 3, NULL),
+                ('claimed', 0, 'a', 0, '{}', 0, 4, NULL, NULL, NULL, NULL),
+                ('claimed', 1, 'b', 0, '{}', 0, 2, 'box-b:7:1c', NULL, NULL, NULL),
+                ('claimed', 2, 'c', 0, '{}', 0, 1, NULL, NULL, NULL, NULL),
+                ('gathering', 0, 'xs', 0, '{}', 0, 3, NULL, NULL, NULL, NULL),
+                ('gathering', 1, 'ys', 0, '{0}', 1, 0, NULL, NULL, NULL, 2),
+                ('gathering', 2, 'ys', 0, '{0}', 0, 4, NULL, 1, 0, NULL),
+                ('gathering', 3, 'ys', 0, '{0}', 0, 1, NULL, 1, 1, NULL),
+                ('killed', 0, 'a', 0, '{}', 0, 3, NULL, NULL, NULL, NULL),
+                ('killed', 1, 'b', 0, '{0}', 0, 1, NULL, NULL, NULL, NULL),
+                ('killed', 2, 'c', 0, '{1}', 1, 0, NULL, NULL, NULL, NULL)",
+    );
+    let state = |status: &str, run: &str| row(status, run).last().unwrap().clone();
+    let status = ok(&url, &["status"]);
+    assert_eq!(
+        state(&status, "stopped"),
+        "stopped after a failure",
+        "{status}"
+    );
+    assert_eq!(
+        state(&status, "claimed"),
+        "stopping after a failure",
+        "{status}"
+    );
+    assert_eq!(
+        state(&status, "gathering"),
+        "stopping after a failure",
+        "{status}"
+    );
+    assert_eq!(state(&status, "killed"), "waiting for a worker", "{status}");
+
+    let dry = ok(&url, &["gc", "--older-than", "0s", "--dry-run"]);
+    assert_eq!(
+        dry, "run `stopped` (graph `pipeline`, 2d old): would drop\n",
+        "{dry}"
+    );
+    let done = ok(&url, &["gc", "--older-than", "0s"]);
+    assert_eq!(done, "run `stopped` (graph `pipeline`, 2d old): dropped\n");
+    let status = ok(&url, &["status"]);
+    assert!(
+        !status.lines().any(|l| l.starts_with("stopped ")),
+        "{status}"
+    );
+    let left = "SELECT string_agg(run, ' ' ORDER BY run) FROM typedag_runs";
+    assert_eq!(cluster.sql(&url, left).trim(), "claimed gathering killed");
+    let rows = "SELECT count(*) FROM typedag_nodes WHERE run = 'stopped'";
+    assert_eq!(cluster.sql(&url, rows).trim(), "0");
+
+    // Asked to, the store itself keeps them too: another process may have taken a claim
+    // since `gc` looked.
+    let coordinator = postgres.coordinator().unwrap();
+    let runs = vec!["claimed".into(), "gathering".into(), "killed".into()];
+    runtime.block_on(coordinator.forget_runs(runs)).unwrap();
+    assert_eq!(cluster.sql(&url, left).trim(), "claimed gathering killed");
+}

@@ -263,6 +263,10 @@ pub struct RunSummary {
     pub workers: Vec<String>,
     /// Whether it was stopped (fail fast).
     pub stopping: bool,
+    /// Whether it has ended, as [`Coordinator::forget_runs`] tells: no row of it is claimed,
+    /// and none that has not ended may still start or end (in a stopping run, only a map
+    /// node to gather may).
+    pub ended: bool,
 }
 
 /// The operations of a shared run. Every method retries lost connections itself.
@@ -321,7 +325,12 @@ pub trait Coordinator: Send + Sync {
     /// Every run the store knows, oldest first.
     fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>>;
     /// Drops these runs (their nodes' rows; outputs no record uses any more go too),
-    /// unless one is still going.
+    /// keeping each one still going: with a row claimed; or, if it is not stopping, with a
+    /// row waiting or ready (its processes may come back under its name and go on); or, if
+    /// it is stopping (where nothing new starts, so rows that never started stay waiting or
+    /// ready for good), with an expanded map node not yet gathered
+    /// ([`claim_stopped`](Self::claim_stopped)). A run stopped at a failure thus goes once
+    /// its processes have gathered what was in flight, as they do before they end.
     fn forget_runs(&self, runs: Vec<String>) -> StoreFuture<'_, ()>;
     /// How many wake-ups from other processes have arrived so far.
     fn wakes(&self) -> u64;

@@ -29,7 +29,7 @@ use tokio_postgres::Config;
 
 use self::link::{Conn, Link, PgError};
 use self::listen::Wakes;
-use self::sql::sql;
+use self::sql::{sql, still_going};
 use super::address::hide_password;
 use super::contract::{Ack, Delivery, Snapshot, Stamps, Store, StoreFuture, Write};
 use super::envelope;
@@ -331,14 +331,13 @@ async fn commit(conn: &Conn, batch: &[Write]) -> Result<(), PgError> {
                 client
                     .execute("DELETE FROM typedag_signals WHERE graph = $1", &[graph])
                     .await?;
-                // Its finished shared runs go too; a run in progress stays.
+                // Its shared runs that ended go too; a run still going stays.
                 client
                     .execute(
-                        sql!(
-                            "DELETE FROM typedag_runs r WHERE graph = $1 AND NOT EXISTS
-                             (SELECT 1 FROM typedag_nodes n
-                              WHERE n.run = r.run AND n.state IN ({Waiting}, {Ready}, {Claimed}))"
-                        ),
+                        sql!(concat!(
+                            "DELETE FROM typedag_runs r WHERE graph = $1 AND NOT ",
+                            still_going!()
+                        )),
                         &[graph],
                     )
                     .await?;

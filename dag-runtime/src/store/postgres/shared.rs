@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::complete::Pending;
 use super::link::{Conn, PgError};
-use super::sql::sql;
+use super::sql::{sql, still_going};
 use super::{Inner, outputs, sweep};
 use crate::cache::Digest;
 use crate::store::contract::StoreFuture;
@@ -500,7 +500,7 @@ impl Coordinator for Inner {
             let rows = conn
                 .client
                 .query(
-                    sql!(
+                    sql!(concat!(
                         "SELECT r.run, r.graph, r.stopping,
                                 (extract(epoch FROM r.started_at) * 1000)::bigint,
                                 count(n.idx) FILTER (WHERE n.parent IS NULL),
@@ -508,10 +508,13 @@ impl Coordinator for Inner {
                                 count(*) FILTER (WHERE n.state = {Failed} AND n.parent IS NULL),
                                 count(*) FILTER (WHERE n.state = {Skipped} AND n.parent IS NULL),
                                 count(*) FILTER (WHERE n.state = {Claimed}),
-                                array_agg(DISTINCT n.owner) FILTER (WHERE n.state = {Claimed})
+                                array_agg(DISTINCT n.owner) FILTER (WHERE n.state = {Claimed}),
+                                NOT ",
+                        still_going!(),
+                        "
                          FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
                          GROUP BY r.run ORDER BY min(r.started_at), r.run"
-                    ),
+                    )),
                     &[],
                 )
                 .await?;
@@ -536,6 +539,7 @@ impl Coordinator for Inner {
                         .into_iter()
                         .flatten()
                         .collect(),
+                    ended: row.get(10),
                 })
                 .collect())
         })
@@ -548,12 +552,10 @@ impl Coordinator for Inner {
                 conn.transaction(async {
                     conn.client
                         .execute(
-                            sql!(
-                                "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT EXISTS
-                                 (SELECT 1 FROM typedag_nodes n
-                                  WHERE n.run = r.run
-                                    AND n.state IN ({Waiting}, {Ready}, {Claimed}))"
-                            ),
+                            sql!(concat!(
+                                "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT ",
+                                still_going!()
+                            )),
                             &[&runs],
                         )
                         .await?;

@@ -25,6 +25,23 @@ macro_rules! sql {
 }
 pub(super) use sql;
 
+/// A condition, true while run `r` (a `typedag_runs` row) is still going: a row of it is
+/// claimed, or a row that has not ended may yet start or end. In a run that is not stopping
+/// that is any waiting or ready row (its processes may come back under its name and go on).
+/// In a stopping run nothing new starts, so rows that never started stay waiting or ready
+/// for good; only an expanded map node not yet gathered will still end, as the run's
+/// processes wait for it before they end. The one rule for which runs may be dropped.
+macro_rules! still_going {
+    () => {
+        "EXISTS (SELECT 1 FROM typedag_nodes g
+                 WHERE g.run = r.run
+                   AND (g.state = {Claimed}
+                        OR g.state IN ({Waiting}, {Ready})
+                           AND (NOT r.stopping OR g.parent IS NULL AND g.items IS NOT NULL)))"
+    };
+}
+pub(super) use still_going;
+
 #[cfg(test)]
 mod tests {
     use super::*;
