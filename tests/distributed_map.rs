@@ -221,17 +221,40 @@ async fn two_workers_share_a_maps_items_each_running_once_and_a_rerun_runs_only_
     assert_eq!(x.outputs.ys.as_deref(), Some(doubled(&last).as_slice()));
 }
 
-/// Whether `picky` fails on 2013.
-static PICKY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// Declares `$name`, a task over a map's items that records each item it runs, waits
+/// `$before` ms, fails on `$bad` while `$flag` is on, and waits `$after` ms on the others.
+macro_rules! fails_on {
+    ($name:ident, $flag:ident, $bad:literal, $before:literal, $after:literal) => {
+        /// Whether the task fails on its item.
+        static $flag: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-#[task]
-async fn picky(x: &u64) -> Result<u64, String> {
-    ITEM_RUNS.lock().unwrap().push(*x);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    if *x == 2013 && PICKY_BREAKS.load(Ordering::SeqCst) {
-        return Err(format!("cannot take {x}"));
-    }
-    Ok(x + 1)
+        #[task]
+        async fn $name(x: &u64) -> Result<u64, String> {
+            ITEM_RUNS.lock().unwrap().push(*x);
+            tokio::time::sleep(Duration::from_millis($before)).await;
+            if *x == $bad && $flag.load(Ordering::SeqCst) {
+                return Err(format!("cannot take {x}"));
+            }
+            tokio::time::sleep(Duration::from_millis($after)).await;
+            Ok(x + 1)
+        }
+    };
+}
+
+fails_on!(picky, PICKY_BREAKS, 2013, 20, 0);
+fails_on!(fussy, FUSSY_BREAKS, 3013, 0, 0);
+fails_on!(wary, WARY_BREAKS, 6013, 0, 0);
+fails_on!(brittle, BRITTLE_BREAKS, 4000, 0, 100);
+
+/// Runs `$graph` in this process alone, on the store at `$url`.
+macro_rules! in_one_process {
+    ($url:expr, $graph:expr) => {
+        Runner::new()
+            .store(PostgresStore::connect(&$url).await.unwrap())
+            .run_partial($graph)
+            .await
+            .unwrap()
+    };
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,18 +315,6 @@ async fn a_failed_item_fails_the_map_in_every_worker_and_the_next_run_runs_only_
     );
 }
 
-static FUSSY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Fails on 3013 until `FUSSY_BREAKS` is turned off.
-#[task]
-async fn fussy(x: &u64) -> Result<u64, String> {
-    ITEM_RUNS.lock().unwrap().push(*x);
-    if *x == 3013 && FUSSY_BREAKS.load(Ordering::SeqCst) {
-        return Err(format!("cannot take {x}"));
-    }
-    Ok(x + 1)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_run_finds_the_items_a_distributed_run_stored_before_its_map_failed() {
     let url = Cluster::shared().database("fussy");
@@ -321,30 +332,13 @@ async fn a_local_run_finds_the_items_a_distributed_run_stored_before_its_map_fai
     // Fixed, and run in one process on the same store: only the failed item runs.
     FUSSY_BREAKS.store(false, Ordering::SeqCst);
     let before = item_runs(&list);
-    let store = PostgresStore::connect(&url).await.unwrap();
-    let local = Runner::new()
-        .store(store)
-        .run_partial(graph())
-        .await
-        .unwrap();
+    let local = in_one_process!(url, graph());
     assert!(local.report.is_success(), "{}", local.report);
     assert_eq!(items_ran_since(&before, &list), [3013]);
     let items = local.report.node("ys").unwrap().items.unwrap();
     assert_eq!((items.total, items.ran, items.cached), (4, 1, 3));
     let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
     assert_eq!(local.outputs.ys.as_deref(), Some(plus_one.as_slice()));
-}
-
-static WARY_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Fails on 6013 until `WARY_BREAKS` is turned off.
-#[task]
-async fn wary(x: &u64) -> Result<u64, String> {
-    ITEM_RUNS.lock().unwrap().push(*x);
-    if *x == 6013 && WARY_BREAKS.load(Ordering::SeqCst) {
-        return Err(format!("cannot take {x}"));
-    }
-    Ok(x + 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,12 +358,7 @@ async fn a_list_with_equal_items_finds_them_stored_after_its_map_failed() {
 
     // A local run on the same store finds the distributed run's items: only 6013 runs.
     let before = item_runs(&list);
-    let store = PostgresStore::connect(&url).await.unwrap();
-    let local = Runner::new()
-        .store(store)
-        .run_partial(graph())
-        .await
-        .unwrap();
+    let local = in_one_process!(url, graph());
     assert!(!local.report.is_success());
     assert_eq!(items_ran_since(&before, &list), [6013]);
 
@@ -383,20 +372,6 @@ async fn a_list_with_equal_items_finds_them_stored_after_its_map_failed() {
     assert_eq!((items.total, items.ran, items.cached), (5, 1, 4));
     let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
     assert_eq!(x.outputs.ys.as_deref(), Some(plus_one.as_slice()));
-}
-
-/// Whether `brittle` fails on 4000.
-static BRITTLE_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Fails at once on 4000 until `BRITTLE_BREAKS` is turned off; takes 100 ms on the others.
-#[task]
-async fn brittle(x: &u64) -> Result<u64, String> {
-    ITEM_RUNS.lock().unwrap().push(*x);
-    if *x == 4000 && BRITTLE_BREAKS.load(Ordering::SeqCst) {
-        return Err(format!("cannot take {x}"));
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    Ok(x + 1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
