@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -555,4 +555,93 @@ async fn measure(n: u64) -> u64 {
 #[task]
 async fn is_big(x: &u64) -> bool {
     *x > 100
+}
+
+/// Items of `steady` that have ended, for `boom` to fail after some.
+static STEADY_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes 100 ms on each item.
+#[task]
+async fn steady(x: &u64) -> u64 {
+    ITEM_RUNS.lock().unwrap().push(*x);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    STEADY_DONE.fetch_add(1, Ordering::SeqCst);
+    x + 1
+}
+
+/// Whether `boom` fails.
+static BOOM_BREAKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Fails, once `after` items of `steady` have ended, until `BOOM_BREAKS` is turned off.
+#[task]
+async fn boom(after: usize) -> Result<u64, String> {
+    let start = Instant::now();
+    while BOOM_BREAKS.load(Ordering::SeqCst)
+        && STEADY_DONE.load(Ordering::SeqCst) < after
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if BOOM_BREAKS.load(Ordering::SeqCst) {
+        return Err("the disk is full".into());
+    }
+    Ok(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fail_fast_a_node_failing_beside_a_map_stops_it_midway_and_the_next_run_runs_the_rest()
+{
+    let url = Cluster::shared().database("steady");
+    let list: Vec<u64> = (5000..5020).collect();
+    let graph = || {
+        dag! {
+            name  = "steady";
+            xs    = listed(list.clone());
+            ys    = steady(each xs);
+            total = add_up(ys);
+            b     = boom(3);
+        }
+    };
+    let fail_fast = |runner: Runner| runner.fail_fast(true);
+    let before = item_runs(&list);
+    // `b` fails once 3 items have ended, while about 5 others run (six at a time, `b`
+    // holding one): the items not started by then do not start.
+    let (x, _, _) = by_two!(url, "broken", graph(), fail_fast);
+    let report = &x.report;
+    assert!(!report.is_success(), "{report}");
+    assert_eq!(
+        report.node("b").unwrap().outcome.error().unwrap().message(),
+        "the disk is full"
+    );
+    let ran = items_ran_since(&before, &list);
+    assert!((3..list.len()).contains(&ran.len()), "{ran:?}");
+    let unstarted = list.len() - ran.len();
+    let error = report.node("ys").unwrap().outcome.error().unwrap();
+    assert_eq!(
+        error.message(),
+        format!(
+            "the run stopped before {unstarted} of its 20 items started; the others are stored, and the next run runs the rest"
+        )
+    );
+    let items = report.node("ys").unwrap().items.unwrap();
+    assert_eq!(
+        (items.total, items.ran, items.cached, items.failed),
+        (20, ran.len(), 0, 0)
+    );
+    assert_eq!(
+        report.node("total").unwrap().outcome,
+        Outcome::Skipped {
+            because: "ys".into()
+        }
+    );
+
+    // Fixed: the next run runs `b` and the items that did not start, no other.
+    BOOM_BREAKS.store(false, Ordering::SeqCst);
+    let rest: Vec<u64> = list.iter().copied().filter(|x| !ran.contains(x)).collect();
+    let before = item_runs(&list);
+    let (x, _, _) = by_two!(url, "fixed", graph(), fail_fast);
+    assert!(x.report.is_success(), "{}", x.report);
+    assert_eq!(items_ran_since(&before, &list), rest);
+    let plus_one: Vec<u64> = list.iter().map(|x| x + 1).collect();
+    assert_eq!(x.outputs.total, Some(plus_one.iter().sum()));
 }
