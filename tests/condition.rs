@@ -285,3 +285,121 @@ async fn an_owned_option_parameter_gets_none_from_a_node_that_did_not_run() {
         assert_eq!(out.named, named);
     }
 }
+
+/// Fields of nodes that may not run, whatever reads what: a node with a condition, a `&T`
+/// reader of it and a reader of that reader, an `Option<&T>` reader, a list holding it, a
+/// map over a list that may not be made; and a chain too long to write its types out
+/// (`dag!` then lets the wiring checks infer them), whose last node is an `Option` too.
+#[tokio::test]
+async fn fields_of_nodes_that_may_not_run_are_options_however_they_are_read() {
+    let _serial = SERIAL.lock().await;
+    let graph = dag! {
+        name   = "fields";
+        s      = stats(1);
+        big    = is_big(s);
+        alert  = notify(s) if !big;
+        loud   = shout(alert);
+        louder = shout(loud);
+        digest = summary(s, alert);
+        both   = shout_all([alert, loud]);
+        list   = digits(s) if big;
+        each   = double(each list);
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    let alert: Option<String> = out.alert;
+    let louder: Option<String> = out.louder;
+    let digest: String = out.digest;
+    let both: Option<String> = out.both;
+    let each: Option<Vec<u64>> = out.each;
+    assert_eq!(alert.as_deref(), Some("alert 10"));
+    assert_eq!(louder.as_deref(), Some("ALERT 10"));
+    assert_eq!(digest, "10: alert 10");
+    assert_eq!(both.as_deref(), Some("alert 10 ALERT 10"));
+    assert_eq!(each, None);
+
+    let graph = dag! {
+        name = "long";
+        s    = stats(1);
+        big  = is_big(s);
+        c0   = notify(s) if big;
+            c1 = shout(c0);
+            c2 = shout(c1);
+            c3 = shout(c2);
+            c4 = shout(c3);
+            c5 = shout(c4);
+            c6 = shout(c5);
+            c7 = shout(c6);
+            c8 = shout(c7);
+            c9 = shout(c8);
+            c10 = shout(c9);
+            c11 = shout(c10);
+            c12 = shout(c11);
+            c13 = shout(c12);
+            c14 = shout(c13);
+            c15 = shout(c14);
+            c16 = shout(c15);
+            c17 = shout(c16);
+            c18 = shout(c17);
+            c19 = shout(c18);
+            c20 = shout(c19);
+            c21 = shout(c20);
+            c22 = shout(c21);
+            c23 = shout(c22);
+            c24 = shout(c23);
+            c25 = shout(c24);
+            c26 = shout(c25);
+            c27 = shout(c26);
+            c28 = shout(c27);
+            c29 = shout(c28);
+            c30 = shout(c29);
+            c31 = shout(c30);
+            c32 = shout(c31);
+            c33 = shout(c32);
+            c34 = shout(c33);
+            c35 = shout(c34);
+            c36 = shout(c35);
+            c37 = shout(c36);
+            c38 = shout(c37);
+            c39 = shout(c38);
+            c40 = shout(c39);
+            c41 = shout(c40);
+            c42 = shout(c41);
+            c43 = shout(c42);
+            c44 = shout(c43);
+            c45 = shout(c44);
+            c46 = shout(c45);
+            c47 = shout(c46);
+            c48 = shout(c47);
+            c49 = shout(c48);
+            c50 = shout(c49);
+            c51 = shout(c50);
+            c52 = shout(c51);
+            c53 = shout(c52);
+            c54 = shout(c53);
+            c55 = shout(c54);
+            c56 = shout(c55);
+            c57 = shout(c56);
+            c58 = shout(c57);
+            c59 = shout(c58);
+            c60 = shout(c59);
+            c61 = shout(c60);
+            c62 = shout(c61);
+            c63 = shout(c62);
+            c64 = shout(c63);
+            c65 = shout(c64);
+            c66 = shout(c65);
+            c67 = shout(c66);
+            c68 = shout(c67);
+            c69 = shout(c68);
+    };
+    let out = Runner::in_memory().run_partial(graph).await.unwrap();
+    assert!(out.report.is_success(), "{}", out.report);
+    let outputs = out.outputs;
+    let last: Option<Option<String>> = outputs.c69;
+    assert_eq!(last, Some(None));
+}
+
+#[task]
+async fn shout_all(texts: Vec<String>) -> String {
+    texts.join(" ")
+}

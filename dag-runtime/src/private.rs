@@ -9,9 +9,9 @@ pub use crate::graph::map::{EachOf, Item, TakesItem};
 pub use crate::graph::outputs::{Show, ShowDebug, ShowOpaque};
 pub use crate::graph::table::{Conditional, GIVEN, ListOf, Row, TaskRef};
 pub use crate::graph::wiring::{
-    Condition, Handle, IntoInput, Is, Loops, Maybe, No, OptionOf, Produces, Shape, Wire, Yes,
-    bounded, condition, handle, handle_of, map_handle_of, maybe_of, or, signal_handle, sources,
-    type_of, type_of_list, value_source,
+    Absorb, At, Condition, Handle, IntoInput, Is, Kind, Loops, Maybe, No, OptionOf, Pass, Passing,
+    Produces, S, Shape, Wire, Yes, Z, bounded, condition, handle, handle_of, map_handle_of,
+    maybe_of, or, signal_handle, sources, type_of, type_of_list, value_source,
 };
 pub use crate::graph::{FromOutputs, Graph, Node, Outputs};
 pub use crate::looping::{Loop, LoopState, Looping, StateCodec, by_iteration, turn};

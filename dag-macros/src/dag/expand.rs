@@ -26,17 +26,17 @@ pub fn expand(dag: &Checked) -> TokenStream {
         let marker = marker(n, Span::call_site());
         quote!(pub struct #marker;)
     });
-    // When no node reads a node with a condition, exactly the nodes with one may not run,
-    // so each field's type is written out: its task's output, in a `Vec` for a map node,
-    // in an `Option` for a node with a condition. Otherwise whether a node may not run
-    // depends on its parameters' types, and the wiring checks infer the fields. Only for
-    // tasks named as `#[task]` names them (snake case): a struct that is not a task
-    // (`Double`) would be reported again by every use of a field of its output type, while
-    // the inferred types stop at the one error on its node.
-    let read = read_nodes(dag);
-    let typed = dag.nodes.iter().enumerate().all(|(i, n)| {
-        (n.condition.is_none() || !read[i]) && (n.signal.is_some() || snake_case(&n.task))
-    });
+    // Each field's type is written out: its task's output, in a `Vec` for a map node, in
+    // an `Option` for a node that may not run (its condition, or what its parameters make
+    // of the nodes it reads that may not, computed by the compiler). Only for tasks named
+    // as `#[task]` names them (snake case): a struct that is not a task (`Double`) would be
+    // reported again by every use of a field of its output type, while the types inferred
+    // in the wiring checks stop at the one error on its node.
+    let typed = dag
+        .nodes
+        .iter()
+        .all(|n| n.signal.is_some() || snake_case(&n.task))
+        && maybe_sizes(dag).iter().all(|&size| size <= MAYBE_SIZE);
     let tasks = Tasks::of(dag);
     let outputs = if typed {
         typed_outputs(dag, &tasks)
@@ -180,45 +180,166 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
     quote!(__typedag::outputs! { #(#lines)* })
 }
 
-/// The outputs struct of a `dag!` whose nodes with a condition are read by none: each field
-/// of its node's written type, the task's output (a signal's value), in a `Vec` for a map
-/// node, in an `Option` for a node with a condition. Each task's output type is named once,
-/// by an alias on the task's tokens.
+/// The outputs struct of a `dag!` with each field of its node's written type: the task's
+/// output (a signal's value), in a `Vec` for a map node, in an `Option` for a node that may
+/// not run (its condition, or what its parameters make of a node it reads that may not: an
+/// alias `__TypedagMaybe{index}` the compiler folds to `Yes` or `No`). Each task's output
+/// type is named once, by an alias on the task's tokens.
 fn typed_outputs(dag: &Checked, tasks: &Tasks) -> TokenStream {
     let mut aliases = Vec::new();
     let mut lines = Vec::new();
+    let mut may = Vec::with_capacity(dag.nodes.len());
     for (i, n) in dag.nodes.iter().enumerate() {
         let field = &n.name;
         let each = n.args.iter().any(|a| matches!(a, Arg::Each(..)));
-        let conditional = n.condition.is_some();
         let index = proc_macro2::Literal::usize_unsuffixed(i);
-        if n.signal.is_some() {
-            let ty = field_type(&n.task, n.signal.as_ref(), each, conditional);
-            lines.push(quote!(#field: #ty = #index));
-            continue;
-        }
         let owner = tasks.owner[i];
-        let alias = output_alias(owner);
-        if owner == i {
-            let task = &n.task;
-            aliases.push(quote_spanned! {task.span()=>
-                #[allow(non_camel_case_types)]
-                type #alias = <#task as __TypedagTask>::Output;
-            });
+        let maybe = maybe_of(&may, n);
+        if let Some(reason) = maybe.alias() {
+            let alias = maybe_alias(i);
+            aliases.push(quote!(type #alias = #reason;));
         }
-        let mut ty = quote!(#alias);
-        if each {
-            ty = quote!(::std::vec::Vec<#ty>);
-        }
-        if conditional {
-            ty = quote!(::core::option::Option<#ty>);
-        }
+        let ty = if n.signal.is_some() {
+            let value = n.signal.as_ref().map(|v| quote!(#v));
+            maybe.field(i, quote!(#value))
+        } else {
+            let alias = output_alias(owner);
+            if owner == i {
+                let task = &n.task;
+                aliases.push(quote_spanned! {task.span()=>
+                    #[allow(non_camel_case_types)]
+                    type #alias = <#task as __TypedagTask>::Output;
+                });
+            }
+            let mut ty = quote!(#alias);
+            if each {
+                ty = quote!(::std::vec::Vec<#ty>);
+            }
+            maybe.field(i, ty)
+        };
         lines.push(quote!(#field: #ty = #index));
+        may.push(maybe);
     }
     quote! {
         #(#aliases)*
         __typedag::outputs! { typed #(#lines)* }
     }
+}
+
+/// Whether a node may not run, as `dag!` writes its field: never, always (its condition),
+/// or as its parameters make of the nodes it reads that may not run (an `Option` parameter
+/// receives `None` and runs), computed by the compiler from the kinds of the task's
+/// parameters (`Passing`).
+enum May {
+    No,
+    Yes,
+    /// The reasons folded with `Maybe::Or`.
+    Computed(TokenStream),
+}
+
+impl May {
+    /// The type the node's `__TypedagMaybe{index}` alias stands for, when another node may
+    /// read it.
+    fn alias(&self) -> Option<TokenStream> {
+        match self {
+            May::No => None,
+            May::Yes => Some(quote!(__typedag::Yes)),
+            May::Computed(reasons) => Some(reasons.clone()),
+        }
+    }
+
+    /// The field of node `index`, of output `ty`.
+    fn field(&self, index: usize, ty: TokenStream) -> TokenStream {
+        match self {
+            May::No => ty,
+            May::Yes => quote!(::core::option::Option<#ty>),
+            May::Computed(_) => {
+                let alias = maybe_alias(index);
+                quote!(<#alias as __typedag::Maybe>::Field<#ty>)
+            }
+        }
+    }
+}
+
+/// Whether node `n` may not run, from its condition and what its parameters make of the
+/// nodes it reads (`may`, the nodes above it).
+fn maybe_of(may: &[May], n: &Node) -> May {
+    if n.condition.is_some() {
+        return May::Yes;
+    }
+    let mut reasons = Vec::new();
+    for (k, arg) in n.args.iter().enumerate() {
+        match arg {
+            Arg::Node(j, _) if !matches!(may[*j], May::No) => {
+                let task = &n.task;
+                let read = maybe_alias(*j);
+                let at = (0..k).fold(quote!(__typedag::Z), |n, _| quote!(__typedag::S<#n>));
+                reasons.push(quote! {
+                    <<<<#task as __TypedagTask>::Wiring as __typedag::Passing>::Kinds
+                        as __typedag::At<#at>>::Kind as __typedag::Kind>::Maybe<#read>
+                });
+            }
+            Arg::Each(j, _) if !matches!(may[*j], May::No) => {
+                let read = maybe_alias(*j);
+                reasons.push(quote!(#read));
+            }
+            Arg::List(items, _) => {
+                for (j, _) in items {
+                    if !matches!(may[*j], May::No) {
+                        let read = maybe_alias(*j);
+                        reasons.push(quote!(#read));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    match reasons
+        .into_iter()
+        .reduce(|a, b| quote!(<#a as __typedag::Maybe>::Or<#b>))
+    {
+        Some(reasons) => May::Computed(reasons),
+        None => May::No,
+    }
+}
+
+/// The largest a node's written `May::Computed` type may be. The compiler expands a node's
+/// reasons into those of the nodes it reads, and so on, for every use of its field: past
+/// this, a long chain of nodes that may not run costs more than the inferred struct.
+const MAYBE_SIZE: usize = 64;
+
+/// For each node, how large its written type would be once the compiler expands it: 0 for
+/// a node that always runs, 1 for one with a condition.
+fn maybe_sizes(dag: &Checked) -> Vec<usize> {
+    let mut sizes: Vec<usize> = Vec::with_capacity(dag.nodes.len());
+    for n in &dag.nodes {
+        let size = if n.condition.is_some() {
+            1
+        } else {
+            // Each reason read through a parameter is wrapped in the parameter's kind, and
+            // every two reasons in an `Or`.
+            let mut parts: Vec<usize> = Vec::new();
+            for arg in &n.args {
+                match arg {
+                    Arg::Node(j, _) if sizes[*j] > 0 => parts.push(sizes[*j] + 1),
+                    Arg::Each(j, _) if sizes[*j] > 0 => parts.push(sizes[*j]),
+                    Arg::List(items, _) => {
+                        parts.extend(items.iter().map(|(j, _)| sizes[*j]).filter(|&s| s > 0));
+                    }
+                    _ => {}
+                }
+            }
+            let ors = parts.len().saturating_sub(1);
+            parts.into_iter().fold(ors, usize::saturating_add)
+        };
+        sizes.push(size);
+    }
+    sizes
+}
+
+/// The alias of whether node `index` may not run: `Yes` or `No`.
+fn maybe_alias(index: usize) -> syn::Ident {
+    format_ident!("__TypedagMaybe{}", index)
 }
 
 /// The alias of the output type of the task of node `index`, the first node of its task.
@@ -245,25 +366,6 @@ fn field_type(
         ty = quote!(::core::option::Option<#ty>);
     }
     ty
-}
-
-/// For each node, whether another node reads it: as an argument, in a list, with `each`,
-/// or as its condition.
-fn read_nodes(dag: &Checked) -> Vec<bool> {
-    let mut read = vec![false; dag.nodes.len()];
-    for n in &dag.nodes {
-        for arg in &n.args {
-            match arg {
-                Arg::Node(j, _) | Arg::Each(j, _) => read[*j] = true,
-                Arg::List(items, _) => items.iter().for_each(|(j, _)| read[*j] = true),
-                Arg::Value(_) => {}
-            }
-        }
-        if let Some((_, j, _)) = &n.condition {
-            read[*j] = true;
-        }
-    }
-    read
 }
 
 /// Whether the last segment of a task's path is in snake case, as the names `#[task]`

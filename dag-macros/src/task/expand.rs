@@ -407,6 +407,7 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             None => quote!(::typedag::__private::Is<#input>),
         };
         items.push(quote! {
+
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
@@ -482,10 +483,22 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             }
         });
     }
+    // What each parameter makes of a node that may not run, for `dag!`'s outputs struct.
+    let kinds = task.params.iter().rev().fold(quote!(()), |rest, p| {
+        let kind = if p.takes_none() {
+            quote!(::typedag::__private::Absorb)
+        } else {
+            quote!(::typedag::__private::Pass)
+        };
+        quote!((#kind, #rest))
+    });
     quote! {
         #(#items)*
         impl __TypedagArgs {
             #(#methods)*
+        }
+        impl ::typedag::__private::Passing for __TypedagWiring {
+            type Kinds = #kinds;
         }
     }
 }

@@ -63,6 +63,59 @@ impl Maybe for No {
     }
 }
 
+/// What a task's parameters make of a node they read that may not run, at the type level:
+/// `#[task]` implements it on the task's wiring, with one [`Kind`] per parameter in a list
+/// `(K0, (K1, ()))`, for the outputs struct of a `dag!`, which types its fields with it.
+pub trait Passing {
+    /// The parameters' kinds, first to last.
+    type Kinds;
+}
+
+/// What a parameter makes of a node it reads that may not run.
+pub trait Kind {
+    /// The reader's reason, from the read node's `M`.
+    type Maybe<M: Maybe>: Maybe;
+}
+
+/// A parameter whose node, not run, leaves its reader not run.
+pub struct Pass;
+
+/// An `Option` parameter: a node not run gives it `None`, and its reader runs.
+pub struct Absorb;
+
+impl Kind for Pass {
+    type Maybe<M: Maybe> = M;
+}
+
+impl Kind for Absorb {
+    type Maybe<M: Maybe> = No;
+}
+
+/// The first position in a list of kinds.
+pub struct Z;
+
+/// The position after `N`.
+pub struct S<N>(PhantomData<N>);
+
+/// The kind at position `N` of a list of kinds; [`Pass`] past its end, where `dag!` was
+/// given more arguments than the task takes (an error reported on the call, not here).
+pub trait At<N> {
+    /// The kind.
+    type Kind: Kind;
+}
+
+impl<H: Kind, T> At<Z> for (H, T) {
+    type Kind = H;
+}
+
+impl<H, T: At<N>, N> At<S<N>> for (H, T) {
+    type Kind = T::Kind;
+}
+
+impl<N> At<N> for () {
+    type Kind = Pass;
+}
+
 /// Either reason.
 pub fn or<A: Maybe, B: Maybe>(_: A, _: B) -> A::Or<B> {
     Maybe::new()
