@@ -31,7 +31,8 @@ pub fn expand(dag: &Checked) -> TokenStream {
     // of the nodes it reads that may not, computed by the compiler). Only for tasks named
     // as `#[task]` names them (snake case): a struct that is not a task (`Double`) would be
     // reported again by every use of a field of its output type, while the types inferred
-    // in the wiring checks stop at the one error on its node.
+    // in the wiring checks stop at the one error on its node. And not past a long chain of
+    // nodes that may not run, whose written types would grow with it (`MAYBE_SIZE`).
     let typed = dag
         .nodes
         .iter()
