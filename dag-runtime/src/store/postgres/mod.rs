@@ -14,6 +14,7 @@
 mod complete;
 mod link;
 mod listen;
+mod runs;
 mod schema;
 mod shared;
 mod sql;

@@ -11,8 +11,8 @@ use tokio::sync::oneshot;
 
 use super::complete::Pending;
 use super::link::{Conn, PgError};
-use super::sql::{sql, still_going};
-use super::{Inner, outputs, sweep};
+use super::sql::sql;
+use super::{Inner, outputs, runs};
 use crate::cache::Digest;
 use crate::store::contract::StoreFuture;
 use crate::store::envelope;
@@ -496,73 +496,13 @@ impl Coordinator for Inner {
     }
 
     fn runs(&self) -> StoreFuture<'_, Vec<RunSummary>> {
-        self.read(|conn| async move {
-            let rows = conn
-                .client
-                .query(
-                    sql!(concat!(
-                        "SELECT r.run, r.graph, r.stopping,
-                                (extract(epoch FROM r.started_at) * 1000)::bigint,
-                                count(n.idx) FILTER (WHERE n.parent IS NULL),
-                                count(*) FILTER (WHERE n.state = {Done} AND n.parent IS NULL),
-                                count(*) FILTER (WHERE n.state = {Failed} AND n.parent IS NULL),
-                                count(*) FILTER (WHERE n.state = {Skipped} AND n.parent IS NULL),
-                                count(*) FILTER (WHERE n.state = {Claimed}),
-                                array_agg(DISTINCT n.owner) FILTER (WHERE n.state = {Claimed}),
-                                NOT ",
-                        still_going!(),
-                        "
-                         FROM typedag_runs r LEFT JOIN typedag_nodes n ON n.run = r.run
-                         GROUP BY r.run ORDER BY min(r.started_at), r.run"
-                    )),
-                    &[],
-                )
-                .await?;
-            let count = |row: &tokio_postgres::Row, i: usize| {
-                u64::try_from(row.get::<_, i64>(i)).unwrap_or(0)
-            };
-            Ok(rows
-                .iter()
-                .map(|row| RunSummary {
-                    run: row.get(0),
-                    graph: row.get(1),
-                    stopping: row.get(2),
-                    started_ms: count(row, 3),
-                    nodes: count(row, 4),
-                    done: count(row, 5),
-                    failed: count(row, 6),
-                    skipped: count(row, 7),
-                    claimed: count(row, 8),
-                    workers: row
-                        .get::<_, Option<Vec<Option<String>>>>(9)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .flatten()
-                        .collect(),
-                    ended: row.get(10),
-                })
-                .collect())
-        })
+        self.read(|conn| async move { runs::list(&conn).await })
     }
 
     fn forget_runs(&self, runs: Vec<String>) -> StoreFuture<'_, ()> {
         self.read(move |conn| {
             let runs = runs.clone();
-            async move {
-                conn.transaction(async {
-                    conn.client
-                        .execute(
-                            sql!(concat!(
-                                "DELETE FROM typedag_runs r WHERE run = ANY($1) AND NOT ",
-                                still_going!()
-                            )),
-                            &[&runs],
-                        )
-                        .await?;
-                    sweep(&conn).await
-                })
-                .await
-            }
+            async move { runs::forget(&conn, &runs).await }
         })
     }
 
