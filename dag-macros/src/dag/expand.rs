@@ -33,14 +33,15 @@ pub fn expand(dag: &Checked) -> TokenStream {
     // reported again by every use of a field of its output type, while the types inferred
     // in the wiring checks stop at the one error on its node. And not past a long chain of
     // nodes that may not run, whose written types would grow with it (`MAYBE_SIZE`).
+    let mays = mays(dag);
     let typed = dag
         .nodes
         .iter()
         .all(|n| n.signal.is_some() || snake_case(&n.task))
-        && maybe_sizes(dag).iter().all(|&size| size <= MAYBE_SIZE);
+        && mays.iter().all(|m| m.size() <= MAYBE_SIZE);
     let tasks = Tasks::of(dag);
     let outputs = if typed {
-        typed_outputs(dag, &tasks)
+        typed_outputs(dag, &tasks, &mays)
     } else {
         let fields: Vec<_> = dag.nodes.iter().map(|n| &n.name).collect();
         outputs_structs(&fields)
@@ -54,7 +55,7 @@ pub fn expand(dag: &Checked) -> TokenStream {
     // In the closure that is type-checked and never run: every other node's wiring, every
     // handle, every node and list check, and the outputs struct.
     let mut checked_args = Vec::new();
-    let wirings = Wirings::of(dag);
+    let wirings = Wirings::of(dag, &tasks);
     for (index, n) in dag.nodes.iter().enumerate() {
         // A signal node has no task to call, so no wiring: its handle is all it needs. Nodes
         // of one task with as many arguments share the wiring of the first.
@@ -186,17 +187,15 @@ fn outputs_structs(fields: &[&syn::Ident]) -> TokenStream {
 /// not run (its condition, or what its parameters make of a node it reads that may not: an
 /// alias `__TypedagMaybe{index}` the compiler folds to `Yes` or `No`). Each task's output
 /// type is named once, by an alias on the task's tokens.
-fn typed_outputs(dag: &Checked, tasks: &Tasks) -> TokenStream {
+fn typed_outputs(dag: &Checked, tasks: &Tasks, mays: &[May]) -> TokenStream {
     let mut aliases = Vec::new();
     let mut lines = Vec::new();
-    let mut may = Vec::with_capacity(dag.nodes.len());
-    for (i, n) in dag.nodes.iter().enumerate() {
+    for ((i, n), maybe) in dag.nodes.iter().enumerate().zip(mays) {
         let field = &n.name;
         let each = n.args.iter().any(|a| matches!(a, Arg::Each(..)));
         let index = proc_macro2::Literal::usize_unsuffixed(i);
         let owner = tasks.owner[i];
-        let maybe = maybe_of(&may, n);
-        if let Some(reason) = maybe.alias() {
+        if let Some(reason) = maybe.alias(n) {
             let alias = maybe_alias(i);
             aliases.push(quote!(type #alias = #reason;));
         }
@@ -219,7 +218,6 @@ fn typed_outputs(dag: &Checked, tasks: &Tasks) -> TokenStream {
             maybe.field(i, ty)
         };
         lines.push(quote!(#field: #ty = #index));
-        may.push(maybe);
     }
     quote! {
         #(#aliases)*
@@ -234,18 +232,54 @@ fn typed_outputs(dag: &Checked, tasks: &Tasks) -> TokenStream {
 enum May {
     No,
     Yes,
-    /// The reasons folded with `Maybe::Or`.
-    Computed(TokenStream),
+    /// The nodes it reads that may not run (each through its parameter's position, or
+    /// directly for an `each` or a list), and how large its written type is once the
+    /// compiler expands the nodes' aliases in it.
+    Computed(Vec<Read>, usize),
+}
+
+/// A node read that may not run.
+enum Read {
+    /// Through parameter `k`, whose kind says what the reader makes of it.
+    Param(usize, usize),
+    /// Directly: the reader may not run when it does not.
+    Direct(usize),
 }
 
 impl May {
+    /// How large the written type is once expanded: 0 for a node that always runs.
+    fn size(&self) -> usize {
+        match self {
+            May::No => 0,
+            May::Yes => 1,
+            May::Computed(_, size) => *size,
+        }
+    }
+
     /// The type the node's `__TypedagMaybe{index}` alias stands for, when another node may
     /// read it.
-    fn alias(&self) -> Option<TokenStream> {
+    fn alias(&self, n: &Node) -> Option<TokenStream> {
+        let task = &n.task;
         match self {
             May::No => None,
             May::Yes => Some(quote!(__typedag::Yes)),
-            May::Computed(reasons) => Some(reasons.clone()),
+            May::Computed(reads, _) => reads
+                .iter()
+                .map(|read| match *read {
+                    Read::Param(k, j) => {
+                        let read = maybe_alias(j);
+                        let at = (0..k).fold(quote!(__typedag::Z), |n, _| quote!(__typedag::S<#n>));
+                        quote! {
+                            <<<<#task as __TypedagTask>::Wiring as __typedag::Passing>::Kinds
+                                as __typedag::At<#at>>::Kind as __typedag::Kind>::Maybe<#read>
+                        }
+                    }
+                    Read::Direct(j) => {
+                        let read = maybe_alias(j);
+                        quote!(#read)
+                    }
+                })
+                .reduce(|a, b| quote!(<#a as __typedag::Maybe>::Or<#b>)),
         }
     }
 
@@ -254,7 +288,7 @@ impl May {
         match self {
             May::No => ty,
             May::Yes => quote!(::core::option::Option<#ty>),
-            May::Computed(_) => {
+            May::Computed(..) => {
                 let alias = maybe_alias(index);
                 quote!(<#alias as __typedag::Maybe>::Field<#ty>)
             }
@@ -262,81 +296,57 @@ impl May {
     }
 }
 
+/// For each node, whether it may not run: from its condition and what its parameters make
+/// of the nodes it reads, in order, each from those above it.
+fn mays(dag: &Checked) -> Vec<May> {
+    let mut mays: Vec<May> = Vec::with_capacity(dag.nodes.len());
+    for n in &dag.nodes {
+        let may = maybe_of(&mays, n);
+        mays.push(may);
+    }
+    mays
+}
+
 /// Whether node `n` may not run, from its condition and what its parameters make of the
-/// nodes it reads (`may`, the nodes above it).
+/// nodes it reads (`may`, the nodes above it). Each reason read through a parameter is
+/// wrapped in the parameter's kind, and every two reasons in an `Or`: the size counts both.
 fn maybe_of(may: &[May], n: &Node) -> May {
     if n.condition.is_some() {
         return May::Yes;
     }
-    let mut reasons = Vec::new();
+    let mut reads = Vec::new();
+    let mut sizes = Vec::new();
     for (k, arg) in n.args.iter().enumerate() {
         match arg {
-            Arg::Node(j, _) if !matches!(may[*j], May::No) => {
-                let task = &n.task;
-                let read = maybe_alias(*j);
-                let at = (0..k).fold(quote!(__typedag::Z), |n, _| quote!(__typedag::S<#n>));
-                reasons.push(quote! {
-                    <<<<#task as __TypedagTask>::Wiring as __typedag::Passing>::Kinds
-                        as __typedag::At<#at>>::Kind as __typedag::Kind>::Maybe<#read>
-                });
+            Arg::Node(j, _) if may[*j].size() > 0 => {
+                reads.push(Read::Param(k, *j));
+                sizes.push(may[*j].size() + 1);
             }
-            Arg::Each(j, _) if !matches!(may[*j], May::No) => {
-                let read = maybe_alias(*j);
-                reasons.push(quote!(#read));
+            Arg::Each(j, _) if may[*j].size() > 0 => {
+                reads.push(Read::Direct(*j));
+                sizes.push(may[*j].size());
             }
             Arg::List(items, _) => {
-                for (j, _) in items {
-                    if !matches!(may[*j], May::No) {
-                        let read = maybe_alias(*j);
-                        reasons.push(quote!(#read));
-                    }
+                for (j, _) in items.iter().filter(|(j, _)| may[*j].size() > 0) {
+                    reads.push(Read::Direct(*j));
+                    sizes.push(may[*j].size());
                 }
             }
             _ => {}
         }
     }
-    match reasons
-        .into_iter()
-        .reduce(|a, b| quote!(<#a as __typedag::Maybe>::Or<#b>))
-    {
-        Some(reasons) => May::Computed(reasons),
-        None => May::No,
+    if reads.is_empty() {
+        return May::No;
     }
+    let ors = reads.len() - 1;
+    let size = sizes.into_iter().fold(ors, usize::saturating_add);
+    May::Computed(reads, size)
 }
 
 /// The largest a node's written `May::Computed` type may be. The compiler expands a node's
 /// reasons into those of the nodes it reads, and so on, for every use of its field: past
 /// this, a long chain of nodes that may not run costs more than the inferred struct.
 const MAYBE_SIZE: usize = 64;
-
-/// For each node, how large its written type would be once the compiler expands it: 0 for
-/// a node that always runs, 1 for one with a condition.
-fn maybe_sizes(dag: &Checked) -> Vec<usize> {
-    let mut sizes: Vec<usize> = Vec::with_capacity(dag.nodes.len());
-    for n in &dag.nodes {
-        let size = if n.condition.is_some() {
-            1
-        } else {
-            // Each reason read through a parameter is wrapped in the parameter's kind, and
-            // every two reasons in an `Or`.
-            let mut parts: Vec<usize> = Vec::new();
-            for arg in &n.args {
-                match arg {
-                    Arg::Node(j, _) if sizes[*j] > 0 => parts.push(sizes[*j] + 1),
-                    Arg::Each(j, _) if sizes[*j] > 0 => parts.push(sizes[*j]),
-                    Arg::List(items, _) => {
-                        parts.extend(items.iter().map(|(j, _)| sizes[*j]).filter(|&s| s > 0));
-                    }
-                    _ => {}
-                }
-            }
-            let ors = parts.len().saturating_sub(1);
-            parts.into_iter().fold(ors, usize::saturating_add)
-        };
-        sizes.push(size);
-    }
-    sizes
-}
 
 /// The alias of whether node `index` may not run: `Yes` or `No`.
 fn maybe_alias(index: usize) -> syn::Ident {
@@ -464,16 +474,15 @@ struct Wirings {
 }
 
 impl Wirings {
-    fn of(dag: &Checked) -> Self {
+    fn of(dag: &Checked, tasks: &Tasks) -> Self {
         let mut first = std::collections::HashMap::new();
         let mut owner = Vec::with_capacity(dag.nodes.len());
         let mut at_run_time = vec![false; dag.nodes.len()];
         for (index, n) in dag.nodes.iter().enumerate() {
-            let task = &n.task;
             let o = match n.signal {
                 Some(_) => index,
                 None => *first
-                    .entry((quote!(#task).to_string(), n.args.len()))
+                    .entry((tasks.owner[index], n.args.len()))
                     .or_insert(index),
             };
             owner.push(o);
