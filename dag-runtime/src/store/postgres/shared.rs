@@ -131,6 +131,28 @@ async fn requeue(conn: &Conn, run: &str) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Runs one of the claim statements for `me` in `run`: at most `n` rows, under `lease`, of
+/// the `hinted` nodes for the statement that takes them.
+async fn claim_rows(
+    conn: &Conn,
+    statement: &'static str,
+    run: &str,
+    me: &str,
+    n: usize,
+    lease: Duration,
+    hinted: Option<&[i32]>,
+) -> Result<Vec<Claim>, PgError> {
+    let statement = conn.prepare(statement).await?;
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    let lease = millis(lease);
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&run, &me, &n, &lease];
+    if let Some(hinted) = &hinted {
+        params.push(hinted);
+    }
+    let rows = conn.client.query(&statement, &params).await?;
+    Ok(rows.iter().map(claim_of).collect())
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -177,38 +199,13 @@ impl Coordinator for Inner {
                 };
                 let mut claims = Vec::new();
                 if !hinted.is_empty() {
-                    let by_id = conn.prepare(sql!(CLAIM_HINTED)).await?;
-                    let rows = conn
-                        .client
-                        .query(
-                            &by_id,
-                            &[
-                                &run,
-                                &me,
-                                &i64::try_from(n).unwrap_or(i64::MAX),
-                                &millis(lease),
-                                &hinted,
-                            ],
-                        )
-                        .await?;
-                    claims.extend(rows.iter().map(claim_of));
+                    let by_id = sql!(CLAIM_HINTED);
+                    claims = claim_rows(&conn, by_id, &run, &me, n, lease, Some(&hinted)).await?;
                 }
                 let room = n.saturating_sub(claims.len());
                 if search && room > 0 {
-                    let any = conn.prepare(sql!(CLAIM_ANY)).await?;
-                    let rows = conn
-                        .client
-                        .query(
-                            &any,
-                            &[
-                                &run,
-                                &me,
-                                &i64::try_from(room).unwrap_or(i64::MAX),
-                                &millis(lease),
-                            ],
-                        )
-                        .await?;
-                    claims.extend(rows.iter().map(claim_of));
+                    let any = sql!(CLAIM_ANY);
+                    claims.extend(claim_rows(&conn, any, &run, &me, room, lease, None).await?);
                 }
                 Ok(claims)
             }
@@ -225,20 +222,8 @@ impl Coordinator for Inner {
         self.read(move |conn| {
             let (run, me) = (run.clone(), me.clone());
             async move {
-                let stopped = conn.prepare(sql!(CLAIM_STOPPED)).await?;
-                let rows = conn
-                    .client
-                    .query(
-                        &stopped,
-                        &[
-                            &run,
-                            &me,
-                            &i64::try_from(n).unwrap_or(i64::MAX),
-                            &millis(lease),
-                        ],
-                    )
-                    .await?;
-                Ok(rows.iter().map(claim_of).collect())
+                let stopped = sql!(CLAIM_STOPPED);
+                claim_rows(&conn, stopped, &run, &me, n, lease, None).await
             }
         })
     }
