@@ -19,7 +19,7 @@ pub use crate::policy::{Backoff, TaskOptions};
 pub use crate::resource::{Need, Res, Resource};
 pub use crate::signal::{Signal, signal_row};
 pub use crate::task::{
-    BoxFuture, Codec, CodecIfSerde, Inputs, NoCodec, Probe, Task, codec, from_result,
+    BoxFuture, Codec, CodecIfSerde, Gate, Gated, Inputs, NoCodec, Probe, Task, codec, from_result,
 };
 pub use ::core;
 pub use ::core::fmt::{Debug, Formatter, Result as FmtResult};

@@ -85,6 +85,10 @@ pub trait Task: Sized + Send + Sync + 'static {
     #[doc(hidden)]
     const WIRING: Self::Wiring;
 
+    /// `true` for every task: the constant `dag!` gates a task's types on ([`Gate`]).
+    #[doc(hidden)]
+    const IS_TASK: bool = true;
+
     /// The task as a row of a `dag!`'s table names it.
     #[doc(hidden)]
     const ROW: crate::graph::table::TaskRef = crate::graph::table::TaskRef::of::<Self>();
@@ -98,6 +102,29 @@ pub trait Task: Sized + Send + Sync + 'static {
     fn signal() -> Option<crate::signal::SignalFns> {
         None
     }
+}
+
+/// A task's types as a `dag!`'s outputs struct names them, behind the task's own constant:
+/// `<Gated<(T,), { <T as Task>::IS_TASK }> as Gate>::Output` (`T` in a tuple, where a
+/// function is reported as not a type, as on the node, rather than as a misplaced constant). Where `T` is not a task, the
+/// constant is the one error ("`T` is not a task", on the node's task), and the types it
+/// gates are errors that every field using them passes in silence, where
+/// `<T as Task>::Output` would report `T` again at each.
+#[doc(hidden)]
+pub struct Gated<T, const IS_TASK: bool>(PhantomData<T>);
+
+/// The types of a task [`Gated`] by its constant.
+#[doc(hidden)]
+pub trait Gate {
+    /// The task's output.
+    type Output;
+    /// The task's wiring.
+    type Wiring;
+}
+
+impl<T: Task> Gate for Gated<(T,), true> {
+    type Output = T::Output;
+    type Wiring = T::Wiring;
 }
 
 /// Encodes and decodes a task's output for the cache (postcard).

@@ -28,17 +28,12 @@ pub fn expand(dag: &Checked) -> TokenStream {
     });
     // Each field's type is written out: its task's output, in a `Vec` for a map node, in
     // an `Option` for a node that may not run (its condition, or what its parameters make
-    // of the nodes it reads that may not, computed by the compiler). Only for tasks named
-    // as `#[task]` names them (snake case): a struct that is not a task (`Double`) would be
-    // reported again by every use of a field of its output type, while the types inferred
-    // in the wiring checks stop at the one error on its node. And not past a long chain of
-    // nodes that may not run, whose written types would grow with it (`MAYBE_SIZE`).
+    // of the nodes it reads that may not, computed by the compiler), named through the
+    // task's gate (`Gated`), so that a name that is not a task is reported once, on its
+    // node. Not past a long chain of nodes that may not run, whose written types would grow
+    // with it (`MAYBE_SIZE`).
     let mays = mays(dag);
-    let typed = dag
-        .nodes
-        .iter()
-        .all(|n| n.signal.is_some() || snake_case(&n.task))
-        && mays.iter().all(|m| m.size() <= MAYBE_SIZE);
+    let typed = mays.iter().all(|m| m.size() <= MAYBE_SIZE);
     let tasks = Tasks::of(dag);
     let outputs = if typed {
         typed_outputs(dag, &tasks, &mays)
@@ -195,7 +190,7 @@ fn typed_outputs(dag: &Checked, tasks: &Tasks, mays: &[May]) -> TokenStream {
         let each = n.args.iter().any(|a| matches!(a, Arg::Each(..)));
         let index = proc_macro2::Literal::usize_unsuffixed(i);
         let owner = tasks.owner[i];
-        if let Some(reason) = maybe.alias(n) {
+        if let Some(reason) = maybe.alias(owner) {
             let alias = maybe_alias(i);
             aliases.push(quote!(type #alias = #reason;));
         }
@@ -206,9 +201,12 @@ fn typed_outputs(dag: &Checked, tasks: &Tasks, mays: &[May]) -> TokenStream {
             let alias = output_alias(owner);
             if owner == i {
                 let task = &n.task;
+                let gated = gated_alias(i);
                 aliases.push(quote_spanned! {task.span()=>
                     #[allow(non_camel_case_types)]
-                    type #alias = <#task as __TypedagTask>::Output;
+                    type #gated = __typedag::Gated<(#task,), { <#task as __TypedagTask>::IS_TASK }>;
+                    #[allow(non_camel_case_types)]
+                    type #alias = <#gated as __typedag::Gate>::Output;
                 });
             }
             let mut ty = quote!(#alias);
@@ -257,9 +255,9 @@ impl May {
     }
 
     /// The type the node's `__TypedagMaybe{index}` alias stands for, when another node may
-    /// read it.
-    fn alias(&self, n: &Node) -> Option<TokenStream> {
-        let task = &n.task;
+    /// read it; `owner` is the first node of its task.
+    fn alias(&self, owner: usize) -> Option<TokenStream> {
+        let gated = gated_alias(owner);
         match self {
             May::No => None,
             May::Yes => Some(quote!(__typedag::Yes)),
@@ -270,7 +268,7 @@ impl May {
                         let read = maybe_alias(j);
                         let at = (0..k).fold(quote!(__typedag::Z), |n, _| quote!(__typedag::S<#n>));
                         quote! {
-                            <<<<#task as __TypedagTask>::Wiring as __typedag::Passing>::Kinds
+                            <<<<#gated as __typedag::Gate>::Wiring as __typedag::Passing>::Kinds
                                 as __typedag::At<#at>>::Kind as __typedag::Kind>::Maybe<#read>
                         }
                     }
@@ -358,6 +356,13 @@ fn output_alias(index: usize) -> syn::Ident {
     format_ident!("__TypedagOut{}", index)
 }
 
+/// The alias of the task of node `index`, the first node of its task, gated by its
+/// constant (`Gated`): the types named through it are errors where it is not a task, which
+/// its one error covers.
+fn gated_alias(index: usize) -> syn::Ident {
+    format_ident!("__TypedagGated{}", index)
+}
+
 /// A node's field in the outputs struct: its task's output (a signal's value), in a `Vec`
 /// for a map node, in an `Option` for a node with a condition.
 fn field_type(
@@ -377,16 +382,6 @@ fn field_type(
         ty = quote!(::core::option::Option<#ty>);
     }
     ty
-}
-
-/// Whether the last segment of a task's path is in snake case, as the names `#[task]`
-/// gives its tasks are.
-fn snake_case(task: &syn::Path) -> bool {
-    task.segments.last().is_some_and(|s| {
-        let name = s.ident.to_string();
-        let name = name.strip_prefix("r#").unwrap_or(&name);
-        name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-    })
 }
 
 /// What `dag!` stands for when its statements have a mistake reported beside it: a graph of
