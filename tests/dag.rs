@@ -194,6 +194,34 @@ async fn constants_are_evaluated_once_when_the_graph_is_built() {
 }
 
 #[task]
+async fn add(x: &u64, k: u64) -> u64 {
+    x + k
+}
+
+#[tokio::test]
+async fn many_nodes_of_one_task_take_their_own_constants_and_nodes() {
+    // More nodes of `add` than have a wiring of their own: the later ones share the first's,
+    // and still take their own arguments.
+    let graph = dag! {
+        n0 = square(1);
+        n1 = add(n0, 1);
+        n2 = add(n1, 2);
+        n3 = add(n2, 3);
+        n4 = add(n3, 4);
+        n5 = add(n4, 5);
+        n6 = add(n5, 6);
+        n7 = add(n6, 7);
+        n8 = add(n7, 8);
+        n9 = add(n8, 9);
+        n10 = add(n9, 10);
+        n11 = add(n10, 11);
+        other = add(n3, 100);
+    };
+    let out = Runner::in_memory().run(graph).await.unwrap();
+    assert_eq!((out.n8, out.n11, out.other), (37, 67, 107));
+}
+
+#[task]
 async fn greet(name: String, file: std::path::PathBuf) -> String {
     format!("hello {name} from {}", file.display())
 }

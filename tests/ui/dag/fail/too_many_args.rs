@@ -8,5 +8,6 @@ async fn double(x: &u64) -> u64 {
 fn main() {
     let _ = dag! {
         a = double(1, 2);
+        b = double(a, 3);
     };
 }
