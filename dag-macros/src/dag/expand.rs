@@ -6,8 +6,11 @@
 //!   once, by a constant;
 //! - every wiring check, each on the argument's own tokens, in a closure that is
 //!   type-checked and never called, which also gives the outputs struct its types; the
-//!   nodes of one task with as many arguments share one wiring, checked for that count once;
-//! - the outputs struct, declared by the runtime's `outputs!` from one line per node.
+//!   nodes of one task with as many arguments past the first few share one wiring, checked
+//!   for that count once;
+//! - the outputs struct, declared by the runtime's `outputs!` from one line per node, its
+//!   field types named through each task's gate (`Gated`), so that a name that is not a task
+//!   is one error.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
