@@ -106,10 +106,10 @@ pub trait Task: Sized + Send + Sync + 'static {
 
 /// A task's types as a `dag!`'s outputs struct names them, behind the task's own constant:
 /// `<Gated<(T,), { <T as Task>::IS_TASK }> as Gate>::Output` (`T` in a tuple, where a
-/// function is reported as not a type, as on the node, rather than as a misplaced constant). Where `T` is not a task, the
-/// constant is the one error ("`T` is not a task", on the node's task), and the types it
-/// gates are errors that every field using them passes in silence, where
-/// `<T as Task>::Output` would report `T` again at each.
+/// function is reported as not a type, as on the node, rather than as a misplaced
+/// constant). Where `T` is not a task, the constant is the one error ("`T` is not a task",
+/// on the node's task), and the types it gates are errors that every field using them
+/// passes in silence, where `<T as Task>::Output` would report `T` again at each.
 #[doc(hidden)]
 pub struct Gated<T, const IS_TASK: bool>(PhantomData<T>);
 
