@@ -522,6 +522,18 @@ fn release(dir: &Path) {
     );
 }
 
+/// A PostgreSQL store at `url`, with the runtime its calls run on.
+fn postgres_store(url: &str) -> (tokio::runtime::Runtime, dag_runtime::PostgresStore) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let postgres = runtime
+        .block_on(dag_runtime::PostgresStore::connect(url))
+        .unwrap();
+    (runtime, postgres)
+}
+
 /// The values waiting in the store for the signals of `graph`, as (signal, JSON).
 fn deliveries(dir: &Path, graph: &str) -> Vec<(String, String)> {
     let store = EmbeddedStore::open(dir).unwrap();
@@ -680,13 +692,7 @@ fn a_postgres_store_reads_like_an_embedded_one() {
     let cluster = pg::Cluster::start();
     let url = cluster.database("cli");
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let postgres = runtime
-            .block_on(dag_runtime::PostgresStore::connect(&url))
-            .unwrap();
+        let (_runtime, postgres) = postgres_store(&url);
         let embedded = EmbeddedStore::open(&tmp.0).unwrap();
         fill(&[&embedded, &postgres]);
     }
@@ -713,13 +719,7 @@ fn a_postgres_store_reads_like_an_embedded_one() {
 
     // A value for a signal goes into PostgreSQL at any time, for a run waiting for it.
     {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let postgres = runtime
-            .block_on(dag_runtime::PostgresStore::connect(&url))
-            .unwrap();
+        let (_runtime, postgres) = postgres_store(&url);
         graph(
             &[&postgres],
             "release",
@@ -792,13 +792,7 @@ fn a_postgres_store_reads_like_an_embedded_one() {
 fn gc_drops_a_run_stopped_at_a_failure_and_keeps_those_still_going() {
     let cluster = pg::Cluster::start();
     let url = cluster.database("stopped");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let postgres = runtime
-        .block_on(dag_runtime::PostgresStore::connect(&url))
-        .unwrap();
+    let (runtime, postgres) = postgres_store(&url);
     cluster.sql(
         &url,
         "INSERT INTO typedag_runs (run, graph, shape, stopping, started_at)

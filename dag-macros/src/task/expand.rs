@@ -354,6 +354,7 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
     let name = task.name.to_string();
     let mut items = Vec::new();
     let mut methods = Vec::new();
+    let mut kinds = Vec::new();
     for (i, p) in task.params.iter().enumerate() {
         let input = &p.input;
         let shown = escape(&p.shown);
@@ -395,19 +396,23 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
         let each_label = format!("expected a node of output `Vec<{shown}>`");
         let note = format!("the task is `{signature}`");
         // What the node's output contributes to whether this node may not run: nothing for
-        // an `Option<&T>`, which receives `None`; otherwise, whatever it may not.
-        let maybe = if p.takes_none() {
-            quote!(::typedag::__private::No)
+        // an `Option<&T>`, which receives `None`; otherwise, whatever it may not. The same,
+        // as the parameter's kind, for `dag!`'s outputs struct.
+        let (maybe, kind) = if p.takes_none() {
+            (
+                quote!(::typedag::__private::No),
+                quote!(::typedag::__private::Absorb),
+            )
         } else {
-            quote!(M)
+            (quote!(M), quote!(::typedag::__private::Pass))
         };
+        kinds.push(kind);
         // What a node's output must be: the input's type; for `Option<T>`, `T` too.
         let fits = match &p.option_of {
             Some(inner) => quote!(::typedag::__private::OptionOf<#inner>),
             None => quote!(::typedag::__private::Is<#input>),
         };
         items.push(quote! {
-
             #[diagnostic::on_unimplemented(message = #node_msg, label = #node_label, note = #note)]
             #[doc(hidden)]
             #[allow(non_camel_case_types)]
@@ -483,15 +488,11 @@ fn parameter_checks(task: &Task, signature: &str, vis: &syn::Visibility) -> Toke
             }
         });
     }
-    // What each parameter makes of a node that may not run, for `dag!`'s outputs struct.
-    let kinds = task.params.iter().rev().fold(quote!(()), |rest, p| {
-        let kind = if p.takes_none() {
-            quote!(::typedag::__private::Absorb)
-        } else {
-            quote!(::typedag::__private::Pass)
-        };
-        quote!((#kind, #rest))
-    });
+    // The parameters' kinds as a list `(K0, (K1, ()))`.
+    let kinds = kinds
+        .into_iter()
+        .rev()
+        .fold(quote!(()), |rest, kind| quote!((#kind, #rest)));
     quote! {
         #(#items)*
         impl __TypedagArgs {
