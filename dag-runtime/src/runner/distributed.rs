@@ -339,10 +339,7 @@ async fn claim_and_run(ctx: &Arc<Participant>) -> Result<bool, Error> {
         }
         if tasks.is_empty() {
             let progress = ctx.coordinator.progress(ctx.name.clone()).await?;
-            if progress.unfinished == 0 {
-                return Ok(false);
-            }
-            if progress.stopping && progress.claimed == 0 && progress.open_maps == 0 {
+            if progress.ended {
                 return Ok(false);
             }
             if progress.stopping && progress.open_maps > 0 {

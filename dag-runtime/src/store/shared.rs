@@ -222,6 +222,9 @@ pub struct Progress {
     pub claimed: u64,
     /// Whether the run was stopped (fail fast).
     pub stopping: bool,
+    /// Whether the run has ended, by the rule [`Coordinator::forget_runs`] keeps runs by:
+    /// no row of it is claimed, and none that has not ended may still start or end.
+    pub ended: bool,
     /// Map nodes expanded into items and not ended: in a stopping run, still to gather
     /// ([`Coordinator::claim_stopped`]) before the run ends.
     pub open_maps: u64,

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::complete::Pending;
 use super::link::{Conn, PgError};
-use super::sql::sql;
+use super::sql::{sql, still_going};
 use super::{Inner, outputs, runs};
 use crate::cache::Digest;
 use crate::store::contract::StoreFuture;
@@ -431,14 +431,17 @@ impl Coordinator for Inner {
             let run = run.clone();
             async move {
                 let select = conn
-                    .prepare(sql!(
+                    .prepare(sql!(concat!(
                         "SELECT count(*) FILTER (WHERE state IN ({Waiting}, {Ready}, {Claimed})),
                                 count(*) FILTER (WHERE state = {Claimed}),
                                 (SELECT stopping FROM typedag_runs WHERE run = $1),
                                 count(*) FILTER (WHERE parent IS NULL AND items IS NOT NULL
-                                                   AND state IN ({Waiting}, {Ready}))
+                                                   AND state IN ({Waiting}, {Ready})),
+                                (SELECT NOT ",
+                        still_going!(),
+                        " FROM typedag_runs r WHERE r.run = $1)
                          FROM typedag_nodes WHERE run = $1"
-                    ))
+                    )))
                     .await?;
                 requeue(&conn, &run).await?;
                 let row = conn.client.query_one(&select, &[&run]).await?;
@@ -447,6 +450,8 @@ impl Coordinator for Inner {
                     claimed: u64::try_from(row.get::<_, i64>(1)).unwrap_or(0),
                     stopping: row.get::<_, Option<bool>>(2).unwrap_or(false),
                     open_maps: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+                    // A run that is not there (forgotten) has ended.
+                    ended: row.get::<_, Option<bool>>(4).unwrap_or(true),
                 })
             }
         })
